@@ -1,0 +1,23 @@
+"""visrecur: multi-state fully recurrent networks (Liao & Poggio 2016) as time-resolved models of the
+ventral visual stream: build them from a spec, train them, record every state at every time step."""
+from .errors import CheckpointError, InputError, SpecError, TimeStepError, VisrecurError
+from .graph import Graph, ModelSpec, State, Transition
+
+__version__ = "0.1.0"
+
+__all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec", "list_models",
+           "load", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
+
+
+def __getattr__(name):
+    # torch-dependent parts load on first use, so the graph formalism imports without torch
+    if name == "FRNN":
+        from .model import FRNN
+        return FRNN
+    if name in ("build", "spec", "list_models"):
+        from . import zoo
+        return getattr(zoo, name)
+    if name == "load":
+        from .checkpoint import load
+        return load
+    raise AttributeError(f"module 'visrecur' has no attribute {name!r}")
