@@ -212,7 +212,7 @@ class Graph:
     # --- lookup -------------------------------------------------------------------------------
     def state_index(self, name: str, where: str = "") -> int:
         if name not in self._index:
-            close = difflib.get_close_matches(str(name), list(self._index), n=1)
+            close = difflib.get_close_matches(str(name), list(self._index), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"known states: {list(self._index)}"
             prefix = f"{where}: " if where else ""
             raise SpecError(f"{prefix}unknown state {name!r}; {hint}")

@@ -72,7 +72,9 @@ class FRNN(nn.Module):
             self._observers.remove(fn)
 
     def forward(self, images, readout_time: int | Sequence[int] | None = None, *,
-                observer: Observer | None = None):
+                observer: Observer | None = None, until: int | None = None):
+        """Logits at ``readout_time`` (an int) or ``{T: logits}`` (a list). ``until``: also run the
+        states through this step (for observers), even past the last readout time."""
         single = readout_time is None or not isinstance(readout_time, (list, tuple, range))
         times = [self.spec.readout_time if readout_time is None else readout_time] if single \
             else sorted(set(readout_time))
@@ -85,7 +87,8 @@ class FRNN(nn.Module):
         wanted, last = set(times), len(self._state_names) - 1
         states: list[torch.Tensor | None] = [None] * len(self._state_names)
         logits = {}
-        for t in range(max(times)):
+        steps = max(max(times), (until or 0) + 1)
+        for t in range(steps):
             if t == 0:
                 states[0] = self.prenet(frames[0])
             else:

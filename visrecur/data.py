@@ -1,0 +1,164 @@
+"""Training data: CIFAR-10 (torchvision's layout) and ImageFolder trees, with the paper's augmentation.
+
+Small images (CIFAR) are decoded once into one uint8 tensor and augmented a batch at a time, which is
+several times faster on a CPU than a per-image DataLoader; large images (ImageNet) stream from disk
+through a DataLoader.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+VAL_SPLIT_NAMES = ("test", "val", "validation")
+
+
+def find_split(root: str | Path, split: str) -> Path:
+    """``root/train`` for split "train"; ``root/test`` (or val, validation) for split "val"."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"data root {str(root)!r} does not exist; pass --data-root with the folder that "
+                         "holds train/ and test/ (or val/) class folders")
+    names = ("train",) if split == "train" else VAL_SPLIT_NAMES
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    raise InputError(f"{str(root)!r} has no {' or '.join(n + '/' for n in names)} folder; an image-folder "
+                     "data root needs train/<class>/*.jpg and test/<class>/*.jpg (or val/)")
+
+
+def folder_samples(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(path, class index) for every image under ``folder/<class>/``, classes sorted by name."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise InputError(f"{str(folder)!r} has no class folders; expected {folder}/<class>/<image files>")
+    samples = [(path, k) for k, c in enumerate(classes) for path in sorted((folder / c).rglob("*"))
+               if path.suffix.lower() in IMAGE_SUFFIXES]
+    if not samples:
+        raise InputError(f"{str(folder)!r} has class folders but no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return samples, classes
+
+
+def decode_folder(folder: Path, limit: int | None = None, seed: int = 0, progress: bool = True):
+    """Decode an ImageFolder split into (uint8 tensor N x 3 x H x W, int64 labels, class names).
+    ``limit`` keeps a class-balanced random subset (for quick runs and tests)."""
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    samples, classes = folder_samples(folder)
+    if limit is not None and limit < len(samples):
+        order = np.random.default_rng(seed).permutation(len(samples))[:limit]
+        samples = [samples[k] for k in sorted(order)]
+    images, labels = [], []
+    for path, label in tqdm(samples, desc=f"decoding {folder.name}", disable=not progress, leave=False):
+        with Image.open(path) as img:
+            images.append(np.asarray(img.convert("RGB")))
+        labels.append(label)
+    sizes = {im.shape for im in images}
+    if len(sizes) > 1:
+        raise InputError(f"images in {str(folder)!r} have different sizes {sorted(sizes)[:3]}...; in-memory "
+                         "loading needs one size: use an imagenet preset (random resized crops) instead")
+    array = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return array, torch.tensor(labels, dtype=torch.int64), classes
+
+
+def load_cifar10_pickles(root: str | Path, train: bool, download: bool = False):
+    """CIFAR-10 in torchvision's layout (cifar-10-batches-py/ under ``root``) as uint8 tensors."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        ds = CIFAR10(str(root), train=train, download=download)
+    except RuntimeError as err:
+        raise InputError(f"CIFAR-10 not found under {str(root)!r} ({err}); pass --download where there is "
+                         "a network, or point --data-root at the folder holding cifar-10-batches-py/") from None
+    return (torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
+            torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
+
+
+def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
+    x = images_uint8.float().div_(255)
+    mean = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def cifar_augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """He et al. (2015) CIFAR augmentation on a uint8 batch: zero-pad ``pad`` pixels, random crop
+    back to size, random horizontal flip. Randomness comes only from ``generator`` (exact resume)."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # n x h
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # n x w
+    cols = torch.where(flip.view(n, 1), cols.flip(1), cols)
+    index = torch.arange(n).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[index, rows.view(n, h, 1), cols.view(n, 1, w)]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass
+class TensorBatches:
+    """Shuffled, augmented, normalised batches from in-memory uint8 images; one rank's share of them
+    when ``world_size > 1``. The order of epoch ``e`` depends only on ``seed`` and ``e``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    batch_size: int
+    mean: tuple
+    std: tuple
+    train: bool = True
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    drop_last: bool = False
+
+    def batches(self, epoch: int = 0):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        n = len(self.images)
+        order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
+        order = order[self.rank::self.world_size]
+        stop = len(order) - (len(order) % self.batch_size if self.drop_last else 0)
+        for start in range(0, stop, self.batch_size):
+            index = order[start:start + self.batch_size]
+            images = self.images[index]
+            if self.train:
+                images = cifar_augment(images, generator)
+            yield normalize(images, self.mean, self.std), self.labels[index]
+
+    def __len__(self):
+        share = len(range(self.rank, len(self.images), self.world_size))
+        return share // self.batch_size if self.drop_last else -(-share // self.batch_size)
+
+
+def imagenet_loader(folder: Path, batch_size: int, train: bool, workers: int, seed: int,
+                    rank: int = 0, world_size: int = 1, size: int = 224):
+    """A DataLoader over an ImageFolder split with the ImageNet augmentation (random resized crop and
+    flip for training; resize 256 and centre crop for validation)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+    from torchvision import datasets, transforms
+
+    folder_samples(folder)  # clear errors for empty or wrongly laid out folders
+    if train:
+        tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                                 transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    else:
+        tf = transforms.Compose([transforms.Resize(int(size * 256 / 224)), transforms.CenterCrop(size),
+                                 transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    dataset = datasets.ImageFolder(str(folder), transform=tf)
+    sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed) if world_size > 1 else None
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+                      num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=train,
+                      generator=generator, persistent_workers=workers > 0)

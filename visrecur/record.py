@@ -1,0 +1,466 @@
+"""Record what every state did at every time step: ``python -m visrecur.record``.
+
+The recording is an xarray Dataset with one variable per state (dims ``stimulus, time`` then the
+state's own ``<state>_channel, <state>_y, <state>_x``, or fewer after a reduction), logits and class
+probabilities at every step where the post-net can read out, and provenance in ``attrs``. It is
+written batch by batch into a zarr store (``<output>.partial.zarr``), so memory is bounded by the
+batch size and an interrupted run continues with ``--resume``; the finished store is renamed to the
+``.zarr`` output or converted to the ``.nc`` output, which therefore never exists half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from . import __version__
+from .checkpoint import DEFAULT_CHECKPOINT, load as load_checkpoint, sha256
+from .data import CIFAR10_MEAN, CIFAR10_STD
+from .errors import InputError, TimeStepError, VisrecurError
+from .reductions import Reduction
+from .stimuli import StimulusSet, describe_preprocessing, preprocess, resolve
+from .timing import DEFAULT_MS_PER_STEP, latency_ms
+
+UNTRAINED_WARNING = ("UNTRAINED: random weights, not a trained model; its activity says nothing about "
+                     "vision. Train one with python -m visrecur.train or use a checkpoint.")
+
+
+@dataclass
+class ModelSource:
+    """A model with what a recording must say about it."""
+
+    model: torch.nn.Module
+    name: str
+    checkpoint: str = ""
+    checkpoint_sha256: str = ""
+    trained: bool = False
+    mean: tuple = CIFAR10_MEAN
+    std: tuple = CIFAR10_STD
+    classes: tuple = ()
+
+
+def load_model(name_or_path: str | None = None) -> ModelSource:
+    """A checkpoint path, a zoo name (untrained), or None: the pretrained default shipped with visrecur
+    (an untrained default model, flagged loudly, when no checkpoint is shipped)."""
+    from . import zoo
+
+    if name_or_path is None:
+        if DEFAULT_CHECKPOINT.is_file():
+            return load_model(str(DEFAULT_CHECKPOINT))
+        name_or_path = "frnn_4state_shared"
+    if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
+        model, payload = load_checkpoint(name_or_path, with_payload=True)
+        norm = payload.get("normalization", {})
+        return ModelSource(model, model.spec.name, str(name_or_path), sha256(name_or_path), True,
+                           tuple(norm.get("mean", CIFAR10_MEAN)), tuple(norm.get("std", CIFAR10_STD)),
+                           tuple(payload.get("classes", ())))
+    model = zoo.build(name_or_path).eval()
+    return ModelSource(model, name_or_path)
+
+
+# --- the recording plan and its template ---------------------------------------------------------
+def _plan(model, states, times, readout_time):
+    spec = model.spec
+    names = [s.name for s in spec.graph.states]
+    states = list(states) if states else names
+    for s in states:
+        spec.graph.state_index(s, "--states")
+    readout_time = readout_time or spec.readout_time
+    times = sorted(set(times)) if times is not None else list(range(readout_time + 1))
+    if not times or min(times) < 0:
+        raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
+    earliest = spec.graph.earliest_readout
+    readouts = [t for t in times if t >= earliest]
+    if spec.graph.weight_sharing == "unshared" and max(times) > spec.time_steps:
+        raise TimeStepError(f"this time-variant model has weights for steps up to {spec.time_steps - 1} "
+                            f"(readout up to {spec.time_steps}); --times goes to {max(times)}")
+    return states, times, readouts
+
+
+def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts, reduction: Reduction,
+              chunk: int, ms_per_step, extra_attrs: dict) -> xr.Dataset:
+    """The full dataset with NaN data (lazy dask arrays), coordinates and attrs."""
+    import dask.array as da
+
+    spec = source.model.spec
+    n, nt = len(stimuli), len(times)
+    scale = spec.input_size[0] / spec.graph.first.size[0] * 1.0
+    data_vars = {}
+    for name in states:
+        state = spec.graph.state(name)
+        dims = reduction.dims(name, state.channels, state.size[0], state.size[1])
+        shape = (n, nt) + tuple(size for _, size in dims)
+        arrival = spec.graph.arrival_time(name)
+        data_vars[name] = xr.Variable(
+            ("stimulus", "time") + tuple(d for d, _ in dims),
+            da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]),
+            attrs={"arrival_time": arrival, "channels": state.channels,
+                   "height_at_reference_input": state.size[0], "width_at_reference_input": state.size[1],
+                   "description": f"activity of state {name}; NaN at steps before its arrival (t < {arrival})"})
+    n_classes = spec.num_classes
+    for var in ("logits", "probabilities"):
+        data_vars[var] = xr.Variable(("stimulus", "time", "class"),
+                                     da.full((n, nt, n_classes), np.nan, dtype=np.float32,
+                                             chunks=(chunk, nt, n_classes)),
+                                     attrs={"description": f"post-net {var} at readout time t (reading the last "
+                                                           f"state at t-1); NaN for t < {spec.graph.earliest_readout}"})
+    data_vars["recorded"] = xr.Variable(("stimulus",), da.zeros(n, dtype=bool, chunks=chunk),
+                                        attrs={"description": "True once this stimulus has been recorded"})
+    low, high = latency_ms(times, ms_per_step)
+    meta = stimuli.metadata
+    coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=str)),
+              "time": ("time", np.array(times, dtype=np.int64), {"units": "model step"}),
+              "latency_min_ms": ("time", low, {"units": "ms", "description": f"{ms_per_step[0]} ms per step"}),
+              "latency_max_ms": ("time", high, {"units": "ms", "description": f"{ms_per_step[1]} ms per step"}),
+              "class": ("class", np.array(source.classes or [str(k) for k in range(n_classes)], dtype=str))}
+    for column in meta.columns:
+        if column == "stimulus_id":
+            continue
+        values = meta[column].to_numpy()
+        coords[f"stimulus_{column}"] = ("stimulus", values.astype(str) if values.dtype == object else values)
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update({
+        "title": f"visrecur recording of {source.name} on {stimuli.name}",
+        "model": source.name,
+        "model_spec": json.dumps(spec.to_dict()),
+        "trained": "yes" if source.trained else "NO",
+        "warning": "" if source.trained else UNTRAINED_WARNING,
+        "checkpoint": source.checkpoint,
+        "checkpoint_sha256": source.checkpoint_sha256,
+        "readout_time": int(spec.readout_time),
+        "model_time_steps": int(spec.time_steps),
+        "time_specific_bn_past_trained_steps": (f"steps past {spec.time_steps} reuse step {spec.time_steps}'s "
+                                                "statistics" if max(times) > spec.time_steps else "not used"),
+        "ms_per_step": list(ms_per_step),
+        "stimulus_set": stimuli.name,
+        "stimulus_set_description": stimuli.description,
+        "preprocessing": describe_preprocessing(spec.input_size, source.mean, source.std),
+        "reduction": reduction.describe(),
+        "reduction_spec": f"{reduction.kind}:{reduction.size}" if reduction.size else reduction.kind,
+        "states": list(states),
+        "visrecur_version": __version__,
+        "torch_version": torch.__version__,
+        **extra_attrs,
+    })
+    return ds
+
+
+# --- computing one batch --------------------------------------------------------------------------
+def _batch_arrays(model, images, states, times, readouts, reduction):
+    """{variable: numpy array (batch, time, ...)} for one batch of preprocessed images."""
+    index = {t: k for k, t in enumerate(times)}
+    wanted = set(states)
+    captured: dict[tuple[str, int], np.ndarray] = {}
+
+    def observer(name, t, value):
+        if name in wanted and t in index:
+            captured[(name, t)] = reduction(name, value)
+
+    with torch.no_grad():
+        logits = model(images, readout_time=readouts or [model.spec.graph.earliest_readout],
+                       observer=observer, until=max(times))
+    b = images.shape[0]
+    out = {}
+    for name in states:
+        sample = next(v for (s, _), v in captured.items() if s == name)
+        array = np.full((b, len(times)) + sample.shape[1:], np.nan, dtype=np.float32)
+        for (s, t), value in captured.items():
+            if s == name:
+                array[:, index[t]] = value
+        out[name] = array
+    n_classes = model.spec.num_classes
+    out["logits"] = np.full((b, len(times), n_classes), np.nan, dtype=np.float32)
+    out["probabilities"] = np.full_like(out["logits"], np.nan)
+    for t in readouts:
+        out["logits"][:, index[t]] = logits[t].float().cpu().numpy()
+        out["probabilities"][:, index[t]] = torch.softmax(logits[t].float(), 1).cpu().numpy()
+    return out
+
+
+def _images(stimuli, indices, source, device):
+    size = source.model.spec.input_size
+    batch = torch.stack([preprocess(stimuli.image(i), size, source.mean, source.std) for i in indices])
+    return batch.to(device)
+
+
+# --- public API -----------------------------------------------------------------------------------
+def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: str | Path | None = None, *,
+           states: Sequence[str] | None = None, times: Sequence[int] | None = None,
+           readout_time: int | None = None, reduction: Reduction | str | None = None,
+           batch_size: int = 64, device: str = "cpu", overwrite: bool = False, resume: bool = False,
+           ms_per_step=DEFAULT_MS_PER_STEP, pca_fit: StimulusSet | None = None, progress: bool = True,
+           stop_after_batches: int | None = None):
+    """Record ``stimuli`` through the model. Without ``output``, return the Dataset in memory; with it,
+    stream to ``output`` (.nc or .zarr) and return its path."""
+    if isinstance(source, torch.nn.Module):
+        source = ModelSource(source, getattr(source.spec, "name", "model"))
+    reduction = reduction if isinstance(reduction, Reduction) else Reduction.parse(reduction)
+    model = source.model.to(device).eval()
+    states, times, readouts = _plan(model, states, times, readout_time)
+    if batch_size < 1:
+        raise InputError(f"batch size {batch_size} must be at least 1")
+    if reduction.kind == "pca":
+        _fit_pca(source, pca_fit or stimuli, states, times, reduction, batch_size, device)
+    rank, world = _dist_info()
+    extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
+             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    template = _template(source, stimuli, states, times, readouts, reduction, batch_size, ms_per_step, extra)
+    if output is None:
+        return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
+                                 device, progress)
+    return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
+                            batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches)
+
+
+def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
+                      progress):
+    from tqdm.auto import tqdm
+
+    ds = template.copy()
+    arrays = {name: np.full(ds[name].shape, np.nan, dtype=np.float32) for name in states + ["logits", "probabilities"]}
+    for start in tqdm(range(0, len(stimuli), batch_size), disable=not progress, desc="recording", leave=False):
+        indices = range(start, min(start + batch_size, len(stimuli)))
+        batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times, readouts,
+                              reduction)
+        for name, values in batch.items():
+            arrays[name][start:start + len(indices)] = values
+    for name, values in arrays.items():
+        ds[name] = (ds[name].dims, values, ds[name].attrs)
+    ds["recorded"] = ("stimulus", np.ones(len(stimuli), dtype=bool), ds["recorded"].attrs)
+    return ds
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.name + ".partial.zarr")
+
+
+def _record_to_store(source, stimuli, output, template, states, times, readouts, reduction, batch_size,
+                     device, overwrite, resume, progress, rank, world, stop_after_batches):
+    from tqdm.auto import tqdm
+
+    if output.suffix not in (".nc", ".zarr"):
+        raise InputError(f"output {str(output)!r} must end in .nc (netCDF) or .zarr")
+    partial = partial_path(output)
+    if rank == 0:
+        _check_output(output, partial, overwrite, resume)
+    done = np.zeros(len(stimuli), dtype=bool)
+    if resume and partial.exists():
+        done = _check_resumable(partial, template)
+    elif rank == 0:
+        if partial.exists():
+            shutil.rmtree(partial)
+        template.to_zarr(partial, mode="w", compute=False, **_zarr_kwargs())
+    _barrier(world)
+    done = done if not (resume and partial.exists()) else _check_resumable(partial, template)
+    starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
+    mine = starts[rank::world]
+    writable = [v for v in template.data_vars if "stimulus" in template[v].dims]
+    for k, start in enumerate(tqdm(mine, disable=not (progress and rank == 0), desc="recording", leave=False)):
+        if stop_after_batches is not None and k >= stop_after_batches:
+            raise KeyboardInterrupt("stopped on request (testing resume)")
+        indices = range(start, min(start + batch_size, len(stimuli)))
+        batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times, readouts,
+                              reduction)
+        region = template[writable].isel(stimulus=slice(indices.start, indices.stop))
+        region = region.drop_vars([c for c in region.coords])
+        region = region.assign({name: (template[name].dims, values) for name, values in batch.items()})
+        region["recorded"] = ("stimulus", np.ones(len(indices), dtype=bool))
+        region.to_zarr(partial, region={"stimulus": slice(indices.start, indices.stop)})
+    _barrier(world)
+    if rank == 0:
+        _finalize(partial, output)
+    _barrier(world)
+    return output
+
+
+def _zarr_kwargs() -> dict:
+    import inspect
+
+    # zarr format 2 stores open with every xarray and zarr release researchers use
+    return {"zarr_format": 2} if "zarr_format" in inspect.signature(xr.Dataset.to_zarr).parameters else {}
+
+
+def _check_output(output: Path, partial: Path, overwrite: bool, resume: bool) -> None:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder {str(output.parent)!r} ({err.strerror})") from None
+    if output.exists() and not overwrite:
+        raise InputError(f"{str(output)!r} already exists; pass --overwrite to replace it or choose --output")
+    if resume and not partial.exists():
+        raise InputError(f"nothing to resume: {str(partial)!r} does not exist (it is kept only while a "
+                         "recording is unfinished); run without --resume")
+    if partial.exists() and not resume and not overwrite:
+        raise InputError(f"an unfinished recording {str(partial)!r} exists; pass --resume to continue it or "
+                         "--overwrite to start again")
+
+
+def _check_resumable(partial: Path, template: xr.Dataset) -> np.ndarray:
+    stored = xr.open_zarr(partial)
+    for key in ("model_spec", "checkpoint_sha256", "stimulus_set_sha256", "reduction_spec", "states"):
+        theirs, mine = stored.attrs.get(key), template.attrs.get(key)
+        if key == "stimulus_set_sha256" and not mine:
+            continue
+        if json.dumps(_plain(theirs)) != json.dumps(_plain(mine)):
+            raise InputError(f"cannot resume {str(partial)!r}: its {key} differs from this run's; resume with "
+                             "the same model, stimuli, states and reduction, or pass --overwrite")
+    if stored.sizes.get("stimulus") != template.sizes["stimulus"] or list(stored["time"].values) != list(
+            template["time"].values):
+        raise InputError(f"cannot resume {str(partial)!r}: it has other stimuli or time steps than this run")
+    return stored["recorded"].values.astype(bool)
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _finalize(partial: Path, output: Path) -> None:
+    import zarr
+
+    if output.exists():
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    if output.suffix == ".zarr":
+        zarr.consolidate_metadata(str(partial))
+        os.replace(partial, output)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    with xr.open_zarr(partial) as ds:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, output)
+    shutil.rmtree(partial)
+
+
+def _fit_pca(source, fit_set, states, times, reduction, batch_size, device):
+    """Fit the PCA on the fitting set's unreduced activity (all its stimuli, every populated step)."""
+    full = Reduction("none")
+    samples = {name: [] for name in states}
+    for start in range(0, len(fit_set), batch_size):
+        indices = range(start, min(start + batch_size, len(fit_set)))
+        batch = _batch_arrays(source.model, _images(fit_set, indices, source, device), states, times,
+                              [], full)
+        for name in states:
+            values = batch[name].reshape(batch[name].shape[0] * batch[name].shape[1], -1)
+            samples[name].append(values[~np.isnan(values).any(axis=1)])
+    reduction.fit_pca({name: np.concatenate(parts) for name, parts in samples.items()})
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        return dist.get_rank(), world
+    return 0, 1
+
+
+def _barrier(world):
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# --- reading back ----------------------------------------------------------------------------------
+def open_recording(path: str | Path) -> xr.Dataset:
+    """Open a recording lazily (dask arrays): nothing is loaded until it is used."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"recording {str(path)!r} does not exist")
+    if path.suffix == ".zarr" or path.is_dir():
+        return xr.open_zarr(path)
+    return xr.open_dataset(path, engine="h5netcdf", chunks={})
+
+
+def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
+    """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature)."""
+    da = ds[state]
+    return da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
+
+
+def summary(path: Path, ds: xr.Dataset) -> str:
+    size = sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
+    lines = [f"recorded {ds.attrs['model']} on {ds.sizes['stimulus']} stimuli ({ds.attrs['stimulus_set']}), "
+             f"steps {int(ds.time.min())}..{int(ds.time.max())} "
+             f"({float(ds.latency_min_ms.max()):.0f}-{float(ds.latency_max_ms.max()):.0f} ms at the last step)",
+             f"  -> {path}  ({size / 1e6:.1f} MB)"]
+    for name in ds.attrs["states"]:
+        lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}")
+    if ds.attrs.get("warning"):
+        lines.append(f"  WARNING: {ds.attrs['warning']}")
+    return "\n".join(lines)
+
+
+# --- command line ----------------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m visrecur.record",
+        description="Record every state of a recurrent model at every time step into an xarray dataset. "
+                    "With no arguments: the pretrained default model (4-state FRNN V1-V2-V4-IT, CIFAR-10) on "
+                    "the built-in stimuli, into recordings/<model>_<stimuli>.nc.")
+    p.add_argument("--model", help="checkpoint (.pt) or zoo model name (untrained!); default: the shipped "
+                                   "pretrained model")
+    p.add_argument("--stimuli", nargs="+", default=["builtin"],
+                   help="builtin | 92images[:file.mat] | cifar10-test[:root] | folder | array.npy | list.txt | "
+                        "image files (default: builtin)")
+    p.add_argument("--limit", type=int, help="record only the first N stimuli")
+    p.add_argument("--states", nargs="+", help="states to record (default: all)")
+    p.add_argument("--times", nargs="+", type=int, help="time steps (default: 0..readout time)")
+    p.add_argument("--readout-time", type=int, help="readout time (default: the model's)")
+    p.add_argument("--reduction", default="none", help="none | mean | pool:K | srp:D | pca:D (default none)")
+    p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--output", help="output .nc or .zarr (default recordings/<model>_<stimuli>.nc)")
+    p.add_argument("--format", choices=["nc", "zarr"], default="nc", help="format of the default output")
+    p.add_argument("--ms-per-step", nargs=2, type=float, default=list(DEFAULT_MS_PER_STEP),
+                   metavar=("LOW", "HIGH"), help="latency of one step in ms (default 20 50)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted recording")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        source = load_model(args.model)
+        if not source.trained:
+            print(f"WARNING: {UNTRAINED_WARNING}", file=sys.stderr)
+        stimuli = resolve(args.stimuli, args.limit)
+        pca_fit = resolve(args.pca_fit) if args.pca_fit else None
+        output = Path(args.output or f"recordings/{source.name}_{stimuli.name}.{args.format}")
+        reduction = Reduction.parse(args.reduction, args.seed)
+        path = record(source, stimuli, output, states=args.states, times=args.times,
+                      readout_time=args.readout_time, reduction=reduction, batch_size=args.batch_size,
+                      device=args.device, overwrite=args.overwrite, resume=args.resume,
+                      ms_per_step=tuple(args.ms_per_step), pca_fit=pca_fit, progress=not args.no_progress)
+        if _dist_info()[0] == 0:
+            with open_recording(path) as ds:
+                print(summary(path, ds))
+    except VisrecurError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue with the same command and --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Stimulus sets for recording: folders, file lists, arrays, the 92-image set, CIFAR-10 test images,
+and a built-in set that needs no download.
+
+Every image becomes RGB the same documented way (``to_rgb``): grayscale is repeated over the three
+channels, transparency is composited onto mid-grey (128, 128, 128), palette images are expanded.
+``preprocess`` then resizes the shorter side to the model's input size, centre-crops the longer one
+(odd-sized and non-square images), and normalises with the mean and std the model was trained with.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+GREY_BACKGROUND = (128, 128, 128)
+FILE_92 = "Kriegeskorte_Neuron2008_supplementalData.mat"
+
+
+def shared_data_dir() -> Path:
+    """Where the real data sets live: $VISRECUR_DATA, else ../shared/data beside the repository."""
+    if os.environ.get("VISRECUR_DATA"):
+        return Path(os.environ["VISRECUR_DATA"])
+    repo_sibling = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return repo_sibling if repo_sibling.is_dir() else Path.cwd().parent / "shared" / "data"
+
+
+@dataclass
+class StimulusSet:
+    """Stimuli with ids and per-stimulus metadata; ``image(i)`` returns an RGB ``PIL.Image``."""
+
+    name: str
+    metadata: pd.DataFrame  # one row per stimulus; column "stimulus_id" plus e.g. file, label, category
+    loader: Callable[[int], "object"] = field(repr=False)
+    description: str = ""
+
+    def __post_init__(self):
+        if len(self.metadata) == 0:
+            raise InputError(f"stimulus set {self.name!r} is empty; give at least one image")
+        ids = self.metadata["stimulus_id"].astype(str)
+        if ids.duplicated().any():
+            raise InputError(f"stimulus ids in {self.name!r} repeat ({ids[ids.duplicated()].iloc[0]!r}); "
+                             "ids must be unique")
+        self.metadata = self.metadata.reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.metadata["stimulus_id"].astype(str).tolist()
+
+    def image(self, index: int):
+        return to_rgb(self.loader(index), self.ids[index])
+
+    def subset(self, indices: Sequence[int]) -> "StimulusSet":
+        indices = list(indices)
+        return StimulusSet(self.name, self.metadata.iloc[indices].reset_index(drop=True),
+                           lambda i: self.loader(indices[i]), self.description)
+
+    def content_hash(self) -> str:
+        """sha256 over every stimulus id and its RGB pixels: identifies the exact images recorded."""
+        digest = hashlib.sha256()
+        for k in range(len(self)):
+            digest.update(self.ids[k].encode())
+            digest.update(np.asarray(self.image(k)).tobytes())
+        return digest.hexdigest()
+
+
+def to_rgb(image, name: str = "image"):
+    """PIL image or array -> RGB PIL image (grey repeated, alpha composited on mid-grey)."""
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        image = _array_to_pil(image, name)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, GREY_BACKGROUND + (255,))
+        return Image.alpha_composite(background, image).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray((255 * array / max(array.max(), 1)).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def _array_to_pil(array: np.ndarray, name: str):
+    from PIL import Image
+
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # channels-first -> channels-last
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise InputError(f"{name}: array of shape {array.shape} is not an image; give (H, W), (H, W, 3|4) "
+                         "or (3, H, W)")
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating) and np.nanmin(array) >= 0 and np.nanmax(array) <= 1:
+            array = np.round(array * 255)
+        elif np.nanmin(array) < 0 or np.nanmax(array) > 255:
+            raise InputError(f"{name}: values span [{np.nanmin(array)}, {np.nanmax(array)}]; give uint8 in "
+                             "0..255 or floats in 0..1")
+        array = array.astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def preprocess(image, size: tuple[int, int], mean, std):
+    """RGB PIL image -> normalised float tensor (3, H, W): resize shorter side, centre crop."""
+    import torch
+    from PIL import Image
+
+    height, width = size
+    scale = max(height / image.height, width / image.width)
+    new = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    if new != image.size:
+        image = image.resize(new, Image.BILINEAR, reducing_gap=None)
+    left, top = (image.width - width) // 2, (image.height - height) // 2
+    image = image.crop((left, top, left + width, top + height))
+    array = torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
+    return (array - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def describe_preprocessing(size, mean, std) -> str:
+    return (f"to RGB (grey repeated, alpha over mid-grey {GREY_BACKGROUND}); shorter side resized "
+            f"(bilinear) to {size[0]}x{size[1]} and centre-cropped; scaled to 0..1; normalised with mean "
+            f"{tuple(round(m, 4) for m in mean)} and std {tuple(round(s, 4) for s in std)}")
+
+
+# --- sources --------------------------------------------------------------------------------------
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError) as err:
+        raise InputError(f"cannot read image {str(path)!r} ({type(err).__name__}); remove it or convert it "
+                         "to PNG/JPEG") from None
+
+
+def from_files(paths: Sequence[str | Path], name: str = "files", root: Path | None = None) -> StimulusSet:
+    """Stimuli from a list of image files (ids: path relative to ``root``, or the file name)."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"stimulus file {str(path)!r} does not exist")
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise InputError(f"{str(path)!r} is not an image file (suffix {path.suffix or 'none'}); "
+                             f"give files ending in {', '.join(IMAGE_SUFFIXES)}")
+    ids = [str(p.relative_to(root)) if root else p.name for p in paths]
+    if len(set(ids)) < len(ids):
+        ids = [str(p) for p in paths]
+    category = [str(p.parent.relative_to(root)) if root and p.parent != root else "" for p in paths]
+    meta = pd.DataFrame({"stimulus_id": ids, "file": [str(p) for p in paths], "label": category,
+                         "category": category})
+    return StimulusSet(name, meta, lambda i: _open(paths[i]), f"{len(paths)} image files")
+
+
+def from_folder(folder: str | Path) -> StimulusSet:
+    """Every image under ``folder`` (recursive, sorted); sub-folder names become the category."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"stimulus folder {str(folder)!r} does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        raise InputError(f"stimulus folder {str(folder)!r} has no image files "
+                         f"({', '.join(IMAGE_SUFFIXES)}); point --stimuli at a folder of images")
+    return from_files(images, name=folder.name, root=folder)
+
+
+def from_array(array: np.ndarray, ids: Sequence[str] | None = None, name: str = "array",
+               metadata: pd.DataFrame | None = None) -> StimulusSet:
+    """Stimuli from an array (N, H, W), (N, H, W, 3|4) or (N, 3, H, W); uint8 or floats in 0..1."""
+    array = np.asarray(array)
+    if array.ndim not in (3, 4):
+        raise InputError(f"a stimulus array needs a first axis over stimuli: (N, H, W[, C]) or (N, C, H, W); "
+                         f"got shape {array.shape}")
+    ids = [f"{name}_{k:05d}" for k in range(len(array))] if ids is None else [str(i) for i in ids]
+    meta = pd.DataFrame({"stimulus_id": ids}) if metadata is None else metadata.assign(stimulus_id=ids)
+    return StimulusSet(name, meta, lambda i: _array_to_pil(array[i], ids[i]), f"array {array.shape}")
+
+
+def from_92images(path: str | Path | None = None) -> StimulusSet:
+    """The 92-image object set (Kriegeskorte et al. 2008) from its supplementary .mat file."""
+    from scipy.io import loadmat
+
+    path = Path(path) if path else shared_data_dir() / "92images" / FILE_92
+    if not path.is_file():
+        raise InputError(f"the 92-image set was not found at {str(path)!r}; get {FILE_92} (rsatoolbox "
+                         "repository, demos/92imageData) and pass --stimuli 92images:/path/to/it, or set "
+                         "VISRECUR_DATA to the folder holding 92images/")
+    mat = loadmat(path, squeeze_me=True, struct_as_record=False)
+    structs = mat["stimuli_92objs"]
+    images = [np.asarray(s.image, dtype=np.uint8) for s in structs]
+    flags = {k: [int(getattr(s, k)) for s in structs] for k in ("human", "face", "animal", "natural")}
+    labels = [f"{'human' if h else 'nonhuman'} {'face' if f else 'body'}" if a
+              else f"{'natural' if n else 'artificial'} object"
+              for h, f, a, n in zip(flags["human"], flags["face"], flags["animal"], flags["natural"])]
+    category = ["animate" if a else "inanimate" for a in flags["animal"]]
+    meta = pd.DataFrame({"stimulus_id": [f"92img_{k + 1:02d}" for k in range(len(images))],
+                         "file": [f"{path.name}:stimuli_92objs[{k}]" for k in range(len(images))],
+                         "label": labels, "category": category, **flags})
+    return StimulusSet("92images", meta, lambda i: images[i], "Kriegeskorte et al. 2008 92-image set")
+
+
+def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> StimulusSet:
+    """CIFAR-10 test images: an ImageFolder tree (root/test/<class>/) or torchvision's pickles."""
+    root = Path(root) if root else shared_data_dir() / "cifar10-jpeg"
+    if (root / "test").is_dir():
+        classes = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+        files = [(p, c) for c in classes for p in sorted((root / "test" / c).iterdir())
+                 if p.suffix.lower() in IMAGE_SUFFIXES]
+        if limit:  # balanced: take images round-robin over classes
+            by_class = {c: [f for f in files if f[1] == c] for c in classes}
+            files = [by_class[c][k] for k in range(limit) for c in classes if k < len(by_class[c])][:limit]
+        meta = pd.DataFrame({"stimulus_id": [f"{c}/{p.name}" for p, c in files],
+                             "file": [str(p) for p, _ in files], "label": [c for _, c in files],
+                             "category": [c for _, c in files]})
+        return StimulusSet("cifar10-test", meta, lambda i: _open(files[i][0]), f"CIFAR-10 test images from {root}")
+    from .data import load_cifar10_pickles
+
+    images, labels, classes = load_cifar10_pickles(root, train=False)
+    n = limit or len(images)
+    array = images[:n].permute(0, 2, 3, 1).numpy()
+    names = [classes[k] for k in labels[:n].tolist()]
+    meta = pd.DataFrame({"stimulus_id": [f"cifar10_test_{k:05d}" for k in range(n)],
+                         "file": [f"cifar-10-batches-py/test_batch[{k}]" for k in range(n)],
+                         "label": names, "category": names})
+    return StimulusSet("cifar10-test", meta, lambda i: array[i], "CIFAR-10 test images (pickles)")
+
+
+def builtin(size: int = 64) -> StimulusSet:
+    """24 stimuli that need no download: 8 gratings (4 orientations x 2 spatial frequencies),
+    12 shapes (6 shapes x 2 colours), 3 seeded 1/f noise textures, and the photograph that matplotlib
+    ships (grace_hopper.jpg), when present."""
+    from . import builtin_stimuli
+
+    items = builtin_stimuli.generate(size)
+    meta = pd.DataFrame([{k: v for k, v in item.items() if k != "image"} for item in items])
+    return StimulusSet("builtin", meta, lambda i: items[i]["image"], builtin.__doc__.split(":")[0])
+
+
+def resolve(source: str | Sequence[str], limit: int | None = None) -> StimulusSet:
+    """A stimulus set from a command-line word: builtin, 92images[:path], cifar10-test[:root], a folder,
+    an .npy array, a .txt list of files, or image files."""
+    if not isinstance(source, str):
+        sources = list(source)
+        if len(sources) == 1:
+            return resolve(sources[0], limit)
+        stimuli = from_files(sources)
+    else:
+        kind, _, arg = source.partition(":")
+        if source == "builtin":
+            stimuli = builtin()
+        elif kind == "92images":
+            stimuli = from_92images(arg or None)
+        elif kind == "cifar10-test":
+            stimuli = cifar10_test(arg or None, limit)
+        elif source.endswith(".npy"):
+            if not Path(source).is_file():
+                raise InputError(f"stimulus array {source!r} does not exist")
+            stimuli = from_array(np.load(source, allow_pickle=False), name=Path(source).stem)
+        elif source.endswith(".txt"):
+            lines = [line.strip() for line in Path(source).read_text().splitlines() if line.strip()]
+            base = Path(source).parent
+            stimuli = from_files([p if Path(p).is_absolute() else base / p for p in lines], Path(source).stem)
+        elif Path(source).is_dir():
+            stimuli = from_folder(source)
+        elif Path(source).is_file():
+            stimuli = from_files([source])
+        else:
+            raise InputError(f"stimuli {source!r} not understood: give builtin, 92images, cifar10-test, a "
+                             "folder of images, an .npy array, a .txt list of files, or image files")
+    if limit and len(stimuli) > limit:
+        stimuli = stimuli.subset(range(limit))
+    return stimuli
