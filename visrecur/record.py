@@ -32,6 +32,7 @@ from .data import CIFAR10_MEAN, CIFAR10_STD
 from .errors import InputError, TimeStepError, VisrecurError
 from .reductions import Reduction
 from .stimuli import StimulusSet, describe_preprocessing, preprocess, resolve
+from .recordings import open_recording, summary
 from .timing import DEFAULT_MS_PER_STEP, latency_ms
 
 UNTRAINED_WARNING = ("UNTRAINED: random weights, not a trained model; its activity says nothing about "
@@ -373,36 +374,6 @@ def _barrier(world):
         import torch.distributed as dist
 
         dist.barrier()
-
-
-# --- reading back ----------------------------------------------------------------------------------
-def open_recording(path: str | Path) -> xr.Dataset:
-    """Open a recording lazily (dask arrays): nothing is loaded until it is used."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"recording {str(path)!r} does not exist")
-    if path.suffix == ".zarr" or path.is_dir():
-        return xr.open_zarr(path)
-    return xr.open_dataset(path, engine="h5netcdf", chunks={})
-
-
-def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
-    """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature)."""
-    da = ds[state]
-    return da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
-
-
-def summary(path: Path, ds: xr.Dataset) -> str:
-    size = sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
-    lines = [f"recorded {ds.attrs['model']} on {ds.sizes['stimulus']} stimuli ({ds.attrs['stimulus_set']}), "
-             f"steps {int(ds.time.min())}..{int(ds.time.max())} "
-             f"({float(ds.latency_min_ms.max()):.0f}-{float(ds.latency_max_ms.max()):.0f} ms at the last step)",
-             f"  -> {path}  ({size / 1e6:.1f} MB)"]
-    for name in ds.attrs["states"]:
-        lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}")
-    if ds.attrs.get("warning"):
-        lines.append(f"  WARNING: {ds.attrs['warning']}")
-    return "\n".join(lines)
 
 
 # --- command line ----------------------------------------------------------------------------------

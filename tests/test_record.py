@@ -1,0 +1,229 @@
+"""Recording: values equal the model's own tensors, NaN before arrival, round trips, resume, memory."""
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from PIL import Image
+
+from visrecur import InputError, TimeStepError, zoo
+from visrecur.record import ModelSource, record
+from visrecur.recordings import open_recording, state_array, to_neuroids
+from visrecur.stimuli import from_array, from_folder, preprocess, shared_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_source(**overrides):
+    torch.manual_seed(0)
+    spec = zoo.spec("frnn_4state_adjacent_shared", channels=(2, 3, 4, 5), **overrides)
+    from visrecur import FRNN
+
+    model = FRNN(spec).eval()
+    return ModelSource(model, spec.name)
+
+
+def random_stimuli(n, seed=0, size=32):
+    rng = np.random.default_rng(seed)
+    return from_array(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+
+
+def test_values_equal_the_models_tensors_and_nan_before_arrival():
+    source, stimuli = small_source(), random_stimuli(5)
+    ds = record(source, stimuli, batch_size=2, progress=False)
+    assert set(ds.data_vars) >= {"V1", "V2", "V4", "IT", "logits", "probabilities"}
+    assert list(ds.time.values) == [0, 1, 2, 3, 4, 5]
+    # recompute independently: one image at a time through the model with an observer
+    for k in (0, 4):
+        x = preprocess(stimuli.image(k), (32, 32), source.mean, source.std)[None]
+        seen = {}
+        with torch.no_grad():
+            logits = source.model(x, readout_time=5, observer=lambda n, t, v: seen.__setitem__((n, t), v),
+                                  until=5)
+        for (name, t), value in seen.items():
+            np.testing.assert_allclose(state_array(ds, name).isel(stimulus=k).sel(time=t).values,
+                                       value[0].numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ds.logits.isel(stimulus=k).sel(time=5).values, logits[0].numpy(), rtol=1e-4,
+                                   atol=1e-5)
+    # adjacent-only 4-state FRNN: V2 arrives at 1, V4 at 2, IT at 3 -> NaN exactly before
+    for name, arrival in (("V1", 0), ("V2", 1), ("V4", 2), ("IT", 3)):
+        values = ds[name].values
+        assert ds[name].attrs["arrival_time"] == arrival
+        assert np.isnan(values[:, :arrival]).all()
+        assert not np.isnan(values[:, arrival:]).any()
+    # logits exist from the earliest readout (IT at 3 -> readout 4)
+    assert np.isnan(ds.logits.values[:, :4]).all() and not np.isnan(ds.logits.values[:, 4:]).any()
+    np.testing.assert_allclose(ds.probabilities.sel(time=5).sum("class"), 1.0, rtol=1e-5)
+
+
+def test_coords_and_attrs():
+    ds = record(small_source(), random_stimuli(3), progress=False, ms_per_step=(25, 40))
+    np.testing.assert_array_equal(ds.latency_min_ms.values, 25 * ds.time.values)
+    np.testing.assert_array_equal(ds.latency_max_ms.values, 40 * ds.time.values)
+    for key in ("model", "model_spec", "checkpoint_sha256", "visrecur_version", "torch_version",
+                "stimulus_set_sha256", "preprocessing", "reduction", "created", "trained", "warning"):
+        assert key in ds.attrs
+    assert ds.attrs["trained"] == "NO" and "UNTRAINED" in ds.attrs["warning"]
+    assert len(ds.attrs["stimulus_set_sha256"]) == 64
+
+
+@pytest.mark.parametrize("reduction,dims", [("mean", ("stimulus", "time", "V2_channel")),
+                                            ("pool:2", ("stimulus", "time", "V2_channel", "V2_y", "V2_x")),
+                                            ("srp:7", ("stimulus", "time", "V2_feature")),
+                                            ("pca:3", ("stimulus", "time", "V2_feature"))])
+def test_reductions(reduction, dims):
+    source, stimuli = small_source(), random_stimuli(6)
+    full = record(source, stimuli, progress=False)
+    ds = record(source, stimuli, reduction=reduction, progress=False)
+    assert ds["V2"].dims == dims
+    if reduction == "mean":
+        np.testing.assert_allclose(ds.V2.values, full.V2.mean(("V2_y", "V2_x")).values, rtol=1e-5)
+    if reduction == "pool:2":  # V2 is 16x16 -> 2x2 blocks of 8x8
+        expected = full.V2.values.reshape(6, 6, 3, 2, 8, 2, 8).mean(axis=(4, 6))
+        np.testing.assert_allclose(ds.V2.values, expected, rtol=1e-5, atol=1e-6)
+    if reduction == "srp:7":  # the same projection at every step and every batch
+        again = record(source, stimuli, reduction=reduction, batch_size=2, progress=False)
+        np.testing.assert_allclose(ds.V2.values, again.V2.values, rtol=1e-5)
+    if reduction == "pca:3":  # components centred on the fitting set: mean over stimuli and steps ~ 0
+        populated = ds.V2.values[:, 1:].reshape(-1, 3)
+        np.testing.assert_allclose(populated.mean(0), 0, atol=1e-4)
+    assert ds.attrs["reduction_spec"] == reduction.replace("mean", "mean")
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_round_trip_through_files(tmp_path, suffix):
+    source, stimuli = small_source(), random_stimuli(7)
+    memory = record(source, stimuli, batch_size=3, progress=False)
+    path = record(source, stimuli, tmp_path / f"rec{suffix}", batch_size=3, progress=False)
+    assert not list(tmp_path.glob("*.partial.zarr")) and not list(tmp_path.glob("*.tmp"))
+    with open_recording(path) as ds:
+        assert ds.V1.chunks is not None  # lazy (dask)
+        for name in ("V1", "V2", "V4", "IT", "logits"):
+            np.testing.assert_array_equal(ds[name].values, memory[name].values)
+        assert list(ds.stimulus.values) == list(memory.stimulus.values)
+        assert ds.attrs["model_spec"] == memory.attrs["model_spec"]
+
+
+def test_resume_gives_the_same_file(tmp_path):
+    source, stimuli = small_source(), random_stimuli(9)
+    whole = record(source, stimuli, tmp_path / "whole.zarr", batch_size=2, progress=False)
+    out = tmp_path / "resumed.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        record(source, stimuli, out, batch_size=2, progress=False, stop_after_batches=2)
+    assert not out.exists()
+    partial = xr.open_zarr(tmp_path / "resumed.zarr.partial.zarr")
+    assert int(partial.recorded.sum()) == 4
+    with pytest.raises(InputError, match="--resume"):
+        record(source, stimuli, out, batch_size=2, progress=False)
+    calls = []
+    original = source.model.forward
+    source.model.forward = lambda *a, **k: calls.append(a[0].shape[0]) or original(*a, **k)
+    record(source, stimuli, out, batch_size=2, progress=False, resume=True)
+    assert sum(calls) == 5  # only the 5 stimuli not yet recorded
+    a, b = open_recording(whole), open_recording(out)
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_existing_output_is_refused(tmp_path):
+    source, stimuli = small_source(), random_stimuli(2)
+    path = record(source, stimuli, tmp_path / "r.nc", progress=False)
+    with pytest.raises(InputError, match="--overwrite"):
+        record(source, stimuli, path, progress=False)
+    record(source, stimuli, path, progress=False, overwrite=True)
+
+
+def test_peak_memory_does_not_grow_with_stimuli(tmp_path):
+    source = small_source()
+    peaks = []
+    for n in (40, 320):
+        stimuli = random_stimuli(n, size=32)
+        tracemalloc.start()
+        record(source, stimuli, tmp_path / f"m{n}.zarr", batch_size=20, progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # 8x the stimuli; an in-memory collector would need 8x the memory
+    assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_unreachable_steps_and_bad_stimuli(tmp_path):
+    unshared = ModelSource(zoo.build("frnn_2state_unshared", channels=(2, 3), readout_time=3).eval(), "u")
+    with pytest.raises(TimeStepError, match="weights for steps up to"):
+        record(unshared, random_stimuli(1), times=[0, 1, 2, 3, 4], progress=False)
+    with pytest.raises(TimeStepError):
+        record(small_source(), random_stimuli(1), times=[-1, 2], progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no image files"):
+        from_folder(empty)
+    (empty / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="broken.png"):
+        from_folder(empty).image(0)
+
+
+def test_image_conversions(tmp_path):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("L", (40, 20), 200).save(folder / "grey.png")
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    rgba.save(folder / "sub" / "clear.png")
+    Image.new("RGB", (33, 17), (0, 0, 255)).save(folder / "odd.jpg")
+    stimuli = from_folder(folder)
+    assert stimuli.ids == ["grey.png", "odd.jpg", "sub/clear.png"]
+    assert list(stimuli.metadata.category) == ["", "", "sub"]
+    assert np.asarray(stimuli.image(0)).shape == (20, 40, 3)
+    assert (np.asarray(stimuli.image(0)) == 200).all()  # grey repeated over RGB
+    assert (np.asarray(stimuli.image(2)) == 128).all()  # fully transparent -> the grey background
+    x = preprocess(stimuli.image(1), (32, 32), (0, 0, 0), (1, 1, 1))
+    assert x.shape == (3, 32, 32)
+    ds = record(small_source(), stimuli, progress=False)
+    assert ds.sizes["stimulus"] == 3
+
+
+def test_export_to_neuroids():
+    ds = record(small_source(), random_stimuli(4), progress=False)
+    flat = to_neuroids(ds, states=["V4", "IT"], times=[4])
+    assert flat.dims == ("stimulus", "neuroid")
+    assert flat.sizes["neuroid"] == 4 * 8 * 8 + 5 * 4 * 4
+    pick = flat.isel(neuroid=list(flat.neuroid_id.values).index("IT.c2.y1.x3"))
+    np.testing.assert_array_equal(pick.values, ds.IT.sel(time=4).isel(IT_channel=2, IT_y=1, IT_x=3).values)
+    both = to_neuroids(ds, states=["IT"], times=[3, 4])
+    assert both.dims == ("stimulus", "neuroid", "time")
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "visrecur.record", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_default_run(tmp_path):
+    result = run_cli("--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    outputs = list((tmp_path / "recordings").glob("*_builtin.nc"))
+    assert len(outputs) == 1 and "recorded" in result.stdout
+    with open_recording(outputs[0]) as ds:
+        assert ds.sizes["stimulus"] >= 20 and set(ds.attrs["states"]) == {"V1", "V2", "V4", "IT"}
+    again = run_cli("--no-progress", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.skipif(not (shared_data_dir() / "92images").is_dir(), reason="92-image set not available")
+def test_cli_on_the_92_image_set(tmp_path):
+    out = tmp_path / "r92.zarr"
+    result = run_cli("--stimuli", "92images", "--reduction", "mean", "--output", str(out), "--no-progress",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open_recording(out) as ds:
+        assert ds.sizes["stimulus"] == 92
+        assert set(ds.stimulus_label.values) >= {"human face", "natural object"}
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = run_cli("--stimuli", str(tmp_path / "missing"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "not understood" in result.stderr
+    result = run_cli("--states", "V5", "--output", str(tmp_path / "x.nc"), cwd=tmp_path)
+    assert result.returncode == 2 and "did you mean 'V4'" in result.stderr
