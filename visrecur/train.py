@@ -75,7 +75,7 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
-    stop_after_batches: int | None = None  # testing aid: exit abruptly, as if killed
+    stop_after_batches: int | None = None  # testing aid: exit abruptly after this many batches, as if killed
 
 
 def build_config(preset: str = "cifar10", **overrides) -> TrainConfig:
@@ -214,17 +214,17 @@ def train(cfg: TrainConfig) -> dict:
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
     step_fn = torch.compile(net) if cfg.compile else net
 
-    payload = {}
+    payload, batches_seen = {}, [0]
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         train_stats = _train_epoch(step_fn, train_data, optimizer, epoch, loss_times, eval_times, cfg,
-                                   device, use_bf16, rank)
+                                   device, use_bf16, rank, batches_seen)
         scheduler.step()
         val_err = evaluate(model, val_data, eval_times, device, use_bf16, cfg.channels_last)
         seconds = time.time() - t0
         row = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), **train_stats,
                **{f"val_err_t{t}": e for t, e in val_err.items()},
-               "seconds": round(seconds, 1), "images_per_s": round(train_stats.pop("images") / seconds, 1)}
+               "seconds": round(seconds, 1), "images_per_s": round(train_stats["train_images"] / seconds, 1)}
         history.append(row)
         if rank == 0:
             payload = _payload(model, optimizer, scheduler, cfg, spec, history, classes, epoch + 1)
@@ -283,14 +283,15 @@ def _payload(model, optimizer, scheduler, cfg, spec, history, classes, epoch) ->
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"format": checkpoint.FORMAT, "visrecur_version": __version__, "torch_version": torch.__version__,
+    return {"format": checkpoint.FORMAT, "visrecur_version": __version__, "torch_version": str(torch.__version__),
             "epoch": epoch, "model": state, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng, "config": _jsonable(dataclasses.asdict(cfg)),
             "spec": spec.to_dict(), "metrics": history, "classes": list(classes),
             "normalization": {"mean": list(cfg.mean), "std": list(cfg.std)}}
 
 
-def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, device, use_bf16, rank):
+def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, device, use_bf16, rank,
+                 batches_seen):
     from tqdm.auto import tqdm
 
     net.train()
@@ -303,8 +304,9 @@ def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, dev
     bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                disable=not (cfg.progress and rank == 0), mininterval=2)
     for k, (images, labels) in enumerate(bar):
-        if cfg.stop_after_batches is not None and k >= cfg.stop_after_batches:
+        if cfg.stop_after_batches is not None and batches_seen[0] >= cfg.stop_after_batches:
             os._exit(3)  # simulate a crash/kill mid-epoch, without cleanup
+        batches_seen[0] += 1
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if cfg.channels_last:
             images = images.to(memory_format=torch.channels_last)
@@ -326,7 +328,7 @@ def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, dev
             bar.set_postfix(loss=f"{loss.item():.3f}")
     keys = ["loss", "n"] + track
     reduced = dict(zip(keys, all_sum([sums[key] for key in keys], device)))
-    stats = {"train_loss": reduced["loss"] / reduced["n"], "images": reduced["n"]}
+    stats = {"train_loss": reduced["loss"] / reduced["n"], "train_images": int(reduced["n"])}
     stats.update({f"train_err_t{t}": reduced[t] / reduced["n"] for t in track})
     return stats
 
@@ -391,6 +393,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--loss-readout-times", type=int, nargs="*", default=[],
                    help="sum the loss over these readout times (default: the model's readout time)")
     p.add_argument("--time-steps", type=int, help="steps to build TSBN/weights for (>= readout time)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other zoo builder argument, VALUE as JSON, e.g. --model-arg 'channels=[8,16,32,64]'")
     p.add_argument("--limit-train", type=int, help="train on a class-balanced subset of this many images")
     p.add_argument("--limit-val", type=int)
     p.add_argument("--device", default="auto")
@@ -409,6 +413,14 @@ def parse_args(argv=None) -> TrainConfig:
     a = p.parse_args(argv)
     model_overrides = {k: v for k, v in (("readout_time", a.readout_time), ("time_steps", a.time_steps))
                        if v is not None}
+    for item in a.model_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--model-arg {item!r} must be KEY=VALUE")
+        try:
+            model_overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            model_overrides[key] = value
     return build_config(
         a.preset, model=a.model, data_root=a.data_root, dataset=a.dataset, download=a.download,
         out=a.out or f"runs/{a.model}", epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
