@@ -171,3 +171,25 @@ def test_sequential_rejects_feedback():
     with pytest.raises(SpecError, match="concurrent"):
         Graph(states, [Transition("a", "b"), Transition("b", "a")], execution="sequential",
               self_steps={"a": 0, "b": 0})
+
+
+def test_macs_agree_with_torch_flop_counter():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for name in ("frnn_4state_shared", "resnet_3state_unshared", "frnn_2state_unshared"):
+        spec = zoo.spec(name)
+        model = zoo.build(name).eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.randn(1, 3, 32, 32))
+        assert counter.get_total_flops() == 2 * spec.macs(), name
+
+
+def test_zoo_docs_are_current():
+    from pathlib import Path
+
+    from visrecur.zoo_table import zoo_table
+
+    docs = Path(__file__).parents[1] / "docs" / "zoo.md"
+    assert docs.read_text().strip() == zoo_table().strip(), "regenerate: python -m visrecur.zoo_table > docs/zoo.md"

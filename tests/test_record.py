@@ -227,3 +227,21 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr and "not understood" in result.stderr
     result = run_cli("--states", "V5", "--output", str(tmp_path / "x.nc"), cwd=tmp_path)
     assert result.returncode == 2 and "did you mean 'V4'" in result.stderr
+
+
+def test_torchrun_ranks_share_one_zarr_store(tmp_path):
+    common = ["--model", "frnn_4state_adjacent_shared", "--stimuli", "builtin", "--batch-size", "5",
+              "--reduction", "pool:2", "--no-progress"]
+    single = run_cli(*common, "--output", str(tmp_path / "one.zarr"), cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                "-m", "visrecur.record"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(launcher + common + ["--output", str(tmp_path / "two.zarr")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = open_recording(tmp_path / "one.zarr"), open_recording(tmp_path / "two.zarr")
+    assert bool(b.recorded.all())
+    for name in ("V1", "V2", "V4", "IT", "logits"):
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-5, atol=1e-6)
+    assert b.attrs["stimulus_set_sha256"] == a.attrs["stimulus_set_sha256"]

@@ -469,10 +469,12 @@ class Graph:
         total = 0
         for tr, _ in self.uses(readout_time - 1):
             h, w = self.state(tr.source).size
-            size = (round(h * scale), round(w * scale))
+            size = block_input = (round(h * scale), round(w * scale))
             for layer in self.layers(tr):
-                total += layer.macs(size)
-                if layer.kind != "projection":
+                if layer.kind == "projection":  # the shortcut reads the block's input
+                    total += layer.macs(block_input)
+                else:
+                    total += layer.macs(size)
                     size = layer.output_size(size)
         return total
 

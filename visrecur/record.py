@@ -53,7 +53,7 @@ class ModelSource:
     classes: tuple = ()
 
 
-def load_model(name_or_path: str | None = None) -> ModelSource:
+def load_model(name_or_path: str | None = None, seed: int = 0) -> ModelSource:
     """A checkpoint path, a zoo name (untrained), or None: the pretrained default shipped with visrecur
     (an untrained default model, flagged loudly, when no checkpoint is shipped)."""
     from . import zoo
@@ -68,6 +68,7 @@ def load_model(name_or_path: str | None = None) -> ModelSource:
         return ModelSource(model, model.spec.name, str(name_or_path), sha256(name_or_path), True,
                            tuple(norm.get("mean", CIFAR10_MEAN)), tuple(norm.get("std", CIFAR10_STD)),
                            tuple(payload.get("classes", ())))
+    torch.manual_seed(seed)  # the same untrained weights on every run and every rank
     model = zoo.build(name_or_path).eval()
     return ModelSource(model, name_or_path)
 
@@ -118,7 +119,8 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
                                              chunks=(chunk, nt, n_classes)),
                                      attrs={"description": f"post-net {var} at readout time t (reading the last "
                                                            f"state at t-1); NaN for t < {spec.graph.earliest_readout}"})
-    data_vars["recorded"] = xr.Variable(("stimulus",), da.zeros(n, dtype=bool, chunks=chunk),
+    # numpy, not dask: written with the template, so no reader depends on a fill value for it
+    data_vars["recorded"] = xr.Variable(("stimulus",), np.zeros(n, dtype=bool),
                                         attrs={"description": "True once this stimulus has been recorded"})
     low, high = latency_ms(times, ms_per_step)
     meta = stimuli.metadata
@@ -263,7 +265,9 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
     elif rank == 0:
         if partial.exists():
             shutil.rmtree(partial)
-        template.to_zarr(partial, mode="w", compute=False, **_zarr_kwargs())
+        # one zarr chunk per batch: ranks writing different batches never share a chunk
+        template.to_zarr(partial, mode="w", compute=False, encoding={"recorded": {"chunks": (batch_size,)}},
+                         **_zarr_kwargs())
     _barrier(world)
     done = done if not (resume and partial.exists()) else _check_resumable(partial, template)
     starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
@@ -277,6 +281,7 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
                               reduction)
         region = template[writable].isel(stimulus=slice(indices.start, indices.stop))
         region = region.drop_vars([c for c in region.coords])
+        region.attrs = {}  # attrs are written once, by the template; ranks must not overwrite them
         region = region.assign({name: (template[name].dims, values) for name, values in batch.items()})
         region["recorded"] = ("stimulus", np.ones(len(indices), dtype=bool))
         region.to_zarr(partial, region={"stimulus": slice(indices.start, indices.stop)})
