@@ -15,7 +15,7 @@ import torch.nn.functional as F
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tests")]
 from common import interleaved  # noqa: E402
 from handwritten_frnn import HandFRNN4  # noqa: E402
-from reference_resnet import PreActResNet  # noqa: E402
+from reference_resnet import PreActResNet, copy_into_resnet  # noqa: E402
 
 from visrecur import zoo  # noqa: E402
 
@@ -32,23 +32,6 @@ def copy_frnn4(model, hand):
         for bn in hand.post_bn:
             bn.weight.copy_(model.postnet.norm.weight), bn.bias.copy_(model.postnet.norm.bias)
         hand.fc.load_state_dict(model.postnet.fc.state_dict())
-
-
-def copy_resnet20(model, ref, n=3):
-    names = ["h1", "h2", "h3"]
-    with torch.no_grad():
-        ref.conv.weight.copy_(model.prenet.net.weight)
-        for b, block in enumerate(ref.blocks):
-            stage, k = divmod(b, n)
-            source = names[stage - 1] if stage > 0 and k == 0 else names[stage]
-            ours = model.blocks[f"{source}->{names[stage]}@{b + 1}"]
-            block.conv1.weight.copy_(ours.convs[0].weight), block.conv2.weight.copy_(ours.convs[1].weight)
-            block.bn1.weight.copy_(ours.bn_weight[0]), block.bn1.bias.copy_(ours.bn_bias[0])
-            block.bn2.weight.copy_(ours.bn_weight[1]), block.bn2.bias.copy_(ours.bn_bias[1])
-            if block.shortcut is not None:
-                block.shortcut.weight.copy_(ours.projection.weight)
-        ref.bn.weight.copy_(model.postnet.norm.weight), ref.bn.bias.copy_(model.postnet.norm.bias)
-        ref.fc.load_state_dict(model.postnet.fc.state_dict())
 
 
 def step(model, x, y):
@@ -70,7 +53,7 @@ def main():
     pairs.append(("frnn_4state_shared (t=5)", frnn, hand))
     resnet = zoo.build("resnet_3state_unshared", bn_affine=True).train()
     ref = PreActResNet(n=3).train()
-    copy_resnet20(resnet, ref)
+    copy_into_resnet(resnet, ref)
     pairs.append(("resnet_3state_unshared = ResNet-20", resnet, ref))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"{args.repeats} interleaved repeats, median forward+backward")

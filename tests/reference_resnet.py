@@ -65,3 +65,23 @@ class SharedResidualStage(nn.Module):
         for k in range(self.steps):
             h = h + self.conv2(F.relu(self.bn2[k](self.conv1(F.relu(self.bn1[k](h))))))
         return self.fc(F.relu(self.bn(h)).mean(dim=(2, 3)))
+
+
+def copy_into_resnet(model, ref, n=3):
+    """Copy a visrecur multi-state ResNet's weights into PreActResNet: block b <-> step b + 1, because
+    the sequential schedule runs one transition per step, in the ResNet's block order."""
+    names = [s.name for s in model.spec.graph.states]
+    with torch.no_grad():
+        ref.conv.weight.copy_(model.prenet.net.weight)
+        for b, block in enumerate(ref.blocks):
+            stage, k = divmod(b, n)
+            source = names[stage - 1] if stage > 0 and k == 0 else names[stage]
+            ours = model.blocks[f"{source}->{names[stage]}@{b + 1}"]
+            block.conv1.weight.copy_(ours.convs[0].weight)
+            block.conv2.weight.copy_(ours.convs[1].weight)
+            block.bn1.weight.copy_(ours.bn_weight[0]), block.bn1.bias.copy_(ours.bn_bias[0])
+            block.bn2.weight.copy_(ours.bn_weight[1]), block.bn2.bias.copy_(ours.bn_bias[1])
+            if block.shortcut is not None:
+                block.shortcut.weight.copy_(ours.projection.weight)
+        ref.bn.weight.copy_(model.postnet.norm.weight), ref.bn.bias.copy_(model.postnet.norm.bias)
+        ref.fc.load_state_dict(model.postnet.fc.state_dict())

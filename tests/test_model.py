@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import visrecur
 from visrecur import FRNN, Graph, InputError, ModelSpec, State, TimeStepError, Transition, zoo
 
-from reference_resnet import PreActResNet, SharedResidualStage
+from reference_resnet import PreActResNet, SharedResidualStage, copy_into_resnet
 
 
 @pytest.fixture(autouse=True)
@@ -45,29 +45,10 @@ def test_one_state_shared_model_is_eq4():
     assert len(model.blocks) == 1
 
 
-def resnet20_copy(model, ref, n=3):
-    """Copy weights from the visrecur multi-state ResNet into the reference, block b <-> step b + 1."""
-    names = ["h1", "h2", "h3"]
-    with torch.no_grad():
-        ref.conv.weight.copy_(model.prenet.net.weight)
-        for b, block in enumerate(ref.blocks):
-            stage, k = divmod(b, n)
-            source = names[stage - 1] if stage > 0 and k == 0 else names[stage]
-            ours = model.blocks[f"{source}->{names[stage]}@{b + 1}"]
-            block.conv1.weight.copy_(ours.convs[0].weight)
-            block.conv2.weight.copy_(ours.convs[1].weight)
-            block.bn1.weight.copy_(ours.bn_weight[0]), block.bn1.bias.copy_(ours.bn_bias[0])
-            block.bn2.weight.copy_(ours.bn_weight[1]), block.bn2.bias.copy_(ours.bn_bias[1])
-            if block.shortcut is not None:
-                block.shortcut.weight.copy_(ours.projection.weight)
-        ref.bn.weight.copy_(model.postnet.norm.weight), ref.bn.bias.copy_(model.postnet.norm.bias)
-        ref.fc.load_state_dict(model.postnet.fc.state_dict())
-
-
 def test_time_variant_multistate_resnet_is_a_standard_preact_resnet20():
     model = randomize(FRNN(zoo.resnet_3state_spec(shared=False, blocks=3, bn_affine=True)))
     ref = PreActResNet(n=3)
-    resnet20_copy(model, ref)
+    copy_into_resnet(model, ref)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
     x = torch.randn(4, 3, 32, 32)
     for mode in ("train", "eval"):

@@ -1,0 +1,95 @@
+"""Fetch public data sets listed in data/manifest.json, checking every file's sha256.
+
+    python -m visrecur.download 92images [--dest DIR]
+
+A file is written to a temporary name and renamed only once its sha256 matches, so a failed or
+tampered download never leaves a file that looks complete.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from .errors import VisrecurError
+from .stimuli import shared_data_dir
+
+MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.json"
+
+
+class DownloadError(VisrecurError):
+    """A download that failed or did not match its checksum."""
+
+
+def fetch(url: str, dest: Path, sha256: str, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` unless a file with the right sha256 is already there."""
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    if dest.is_file() and _sha256(dest) == sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if digest.hexdigest() != sha256:
+            raise DownloadError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}; the file changed "
+                                "at its source or the download was corrupted: nothing was saved")
+        os.replace(tmp, dest)
+    except OSError as err:
+        raise DownloadError(f"cannot download {url} ({err}); check the network, or download it by hand to "
+                            f"{dest}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_set(name: str, dest: Path | None = None, manifest: Path = MANIFEST, progress: bool = True) -> Path:
+    sets = json.loads(Path(manifest).read_text())["sets"]
+    if name not in sets:
+        raise DownloadError(f"unknown data set {name!r}; known: {sorted(sets)}")
+    folder = Path(dest) if dest else shared_data_dir() / name
+    for filename, entry in sets[name]["files"].items():
+        if entry.get("url"):
+            fetch(entry["url"], folder / filename, entry["sha256"], progress)
+        elif not (folder / filename).is_file():
+            print(f"{filename}: no direct download; get it from {entry.get('source')} into {folder}",
+                  file=sys.stderr)
+    return folder
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m visrecur.download", description=__doc__.splitlines()[0])
+    p.add_argument("name", help="data set in data/manifest.json, e.g. 92images")
+    p.add_argument("--dest", help="folder (default $VISRECUR_DATA/<name> or ../shared/data/<name>)")
+    args = p.parse_args(argv)
+    try:
+        print(fetch_set(args.name, Path(args.dest) if args.dest else None))
+    except VisrecurError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
