@@ -245,3 +245,13 @@ def test_torchrun_ranks_share_one_zarr_store(tmp_path):
     for name in ("V1", "V2", "V4", "IT", "logits"):
         np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-5, atol=1e-6)
     assert b.attrs["stimulus_set_sha256"] == a.attrs["stimulus_set_sha256"]
+
+
+@pytest.mark.skipif(not (shared_data_dir() / "cifar10-jpeg").is_dir(), reason="CIFAR-10 JPEGs not available")
+def test_cifar10_test_stimuli_are_class_balanced():
+    from visrecur.stimuli import cifar10_test
+
+    stimuli = cifar10_test(limit=20)
+    assert len(stimuli) == 20
+    assert stimuli.metadata.label.value_counts().tolist() == [2] * 10
+    assert np.asarray(stimuli.image(0)).shape == (32, 32, 3)

@@ -160,3 +160,33 @@ def test_checkpoint_safety(tmp_path):
     with pytest.raises(CheckpointError, match="cannot be read"):
         visrecur.load(tmp_path / "evil.pt")
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cifar10_in_torchvisions_layout(tmp_path, monkeypatch):
+    """torchvision's CIFAR-10 reader on pickles written in its format (checksums patched: the real
+    files cannot be downloaded here)."""
+    import pickle
+
+    import torchvision.datasets.cifar as cifar
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        labels = [k % 10 for k in range(10)]
+        with open(base / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), "labels": labels}, f)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{k}" for k in range(10)]}, f)
+    monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)
+    monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
+    cfg = build_config("cifar10", model="frnn_2state_shared", dataset="cifar10", data_root=str(tmp_path),
+                       out=str(tmp_path / "run"), epochs=1, batch_size=10, progress=False, threads=1,
+                       model_overrides={"channels": [2, 3], "readout_time": 3})
+    threads = torch.get_num_threads()
+    try:
+        payload = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    assert payload["classes"] == [f"class{k}" for k in range(10)]
+    assert payload["metrics"][0]["train_images"] == 50
