@@ -2,17 +2,20 @@
 
     python benchmarks/bench_recording.py [--stimuli 1000] [--large 10000]
 
-(a) visrecur recording to .nc vs a plain forward pass over the same stimuli (target <= 1.3x time)
+(a) visrecur recording to .nc vs a plain forward pass over the same stimuli (target <= 1.3x time;
+    medians of --repeats interleaved runs)
 (b) visrecur peak RSS recording --large vs --stimuli stimuli (target <= 1.1x)
 (c) the same stimuli through a naive forward-hook collector (everything kept in memory, one xarray
     written at the end) and through TorchLens (`pip install torchlens`; every operation traced per batch,
     nothing kept): time and peak-memory ratios against visrecur.
-All scenarios: the default model (pretrained 4-state FRNN, all states, t = 0..5, no reduction, batch 64).
+All scenarios: the default model (pretrained 4-state FRNN, readout t = 5, every state at steps 0..4, no
+reduction, batch 64).
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,11 +48,11 @@ def child(scenario: str, n: int, workdir: Path) -> dict:
         kept = {}
         with torch.no_grad():
             for s in range(0, n, batch):
-                model(_images(stimuli, range(s, min(s + batch, n)), source, "cpu"), readout_time=5, until=5,
+                model(_images(stimuli, range(s, min(s + batch, n)), source, "cpu"), readout_time=5,
                       observer=lambda name, t, v: kept.setdefault((name, t), []).append(v.clone()))
         data = {}
         for name in model.state_names:
-            steps = [torch.cat(kept[(name, t)]) if (name, t) in kept else None for t in range(6)]
+            steps = [torch.cat(kept[(name, t)]) if (name, t) in kept else None for t in range(5)]
             shape = next(x for x in steps if x is not None).shape
             full = torch.stack([x if x is not None else torch.full(shape, float("nan")) for x in steps], 1)
             data[name] = (("stimulus", "time", f"{name}_c", f"{name}_y", f"{name}_x"), full.numpy())
@@ -74,10 +77,29 @@ def run(scenario, n, workdir):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_interleaved(scenarios, n, workdir, repeats):
+    """Each scenario ``repeats`` times, alternating; median seconds and largest peak RSS of each."""
+    runs = {s: [] for s in scenarios}
+    for _ in range(repeats):
+        for scenario in scenarios:
+            runs[scenario].append(run(scenario, n, workdir))
+    summary = {}
+    for scenario, results in runs.items():
+        errors = [r for r in results if "error" in r]
+        if errors:
+            summary[scenario] = errors[0]
+            continue
+        summary[scenario] = {"scenario": scenario, "n": n,
+                             "seconds": statistics.median(r["seconds"] for r in results),
+                             "peak_rss_mb": max(r["peak_rss_mb"] for r in results), "repeats": len(results)}
+    return summary
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stimuli", type=int, default=1000)
     p.add_argument("--large", type=int, default=10000)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs of plain and visrecur (medians)")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -88,12 +110,12 @@ def main():
         rng = np.random.default_rng(0)
         np.save(workdir / "stimuli.npy", rng.integers(0, 256, (max(args.stimuli, args.large), 32, 32, 3),
                                                       dtype=np.uint8))
-        results = {}
-        for scenario in ("plain", "visrecur", "naive", "torchlens"):
+        results = run_interleaved(["plain", "visrecur"], args.stimuli, workdir, args.repeats)
+        for scenario in ("naive", "torchlens"):
             results[scenario] = run(scenario, args.stimuli, workdir)
-            print(json.dumps(results[scenario]), flush=True)
         large = run("visrecur", args.large, workdir)
-        print(json.dumps(large), flush=True)
+        for r in list(results.values()) + [large]:
+            print(json.dumps(r), flush=True)
     v = results["visrecur"]
     print(f"\n(a) recording / plain forward time: {v['seconds'] / results['plain']['seconds']:.2f}x (target <= 1.3)")
     if "error" not in large:

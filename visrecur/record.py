@@ -3,9 +3,10 @@
 The recording is an xarray Dataset with one variable per state (dims ``stimulus, time`` then the
 state's own ``<state>_channel, <state>_y, <state>_x``, or fewer after a reduction), logits and class
 probabilities at every step where the post-net can read out, and provenance in ``attrs``. It is
-written batch by batch into a zarr store (``<output>.partial.zarr``), so memory is bounded by the
-batch size and an interrupted run continues with ``--resume``; the finished store is renamed to the
-``.zarr`` output or converted to the ``.nc`` output, which therefore never exists half-written.
+written batch by batch into ``<output>.partial.nc`` (netCDF output) or ``<output>.partial.zarr`` (zarr
+output, or several processes under torchrun), so memory is bounded by the batch size and an interrupted
+run continues with ``--resume``; only a finished recording is renamed (or, from a shared zarr store,
+converted) to the output path, which therefore never exists half-written.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import math
 import os
 import shutil
 import sys
-import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -81,59 +83,60 @@ def _plan(model, states, times, readout_time):
     for s in states:
         spec.graph.state_index(s, "--states")
     readout_time = readout_time or spec.readout_time
-    times = sorted(set(times)) if times is not None else list(range(readout_time + 1))
+    spec.check_readout_time(readout_time)
+    # default: the steps a readout at T is computed from (0..T-1); logits at every readout time up to T
+    times = sorted(set(times)) if times is not None else list(range(readout_time))
     if not times or min(times) < 0:
         raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
-    earliest = spec.graph.earliest_readout
-    readouts = [t for t in times if t >= earliest]
-    if spec.graph.weight_sharing == "unshared" and max(times) > spec.time_steps:
+    readouts = list(range(spec.graph.earliest_readout, readout_time + 1))
+    if spec.graph.weight_sharing == "unshared" and max(max(times) + 1, readout_time) > spec.time_steps:
         raise TimeStepError(f"this time-variant model has weights for steps up to {spec.time_steps - 1} "
-                            f"(readout up to {spec.time_steps}); --times goes to {max(times)}")
+                            f"(readout up to {spec.time_steps}); asked for steps up to {max(times)} and readout "
+                            f"time {readout_time}")
     return states, times, readouts
 
 
 def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts, reduction: Reduction,
-              chunk: int, ms_per_step, extra_attrs: dict) -> xr.Dataset:
-    """The full dataset with NaN data (lazy dask arrays), coordinates and attrs."""
-    import dask.array as da
-
+              chunk: int, ms_per_step, extra_attrs: dict):
+    """(Dataset of coordinates, ``recorded`` and attrs; layout of the data variables: name -> (dims, shape,
+    attrs)). The data variables are laid out by each writer, never held whole in memory."""
     spec = source.model.spec
-    n, nt = len(stimuli), len(times)
-    scale = spec.input_size[0] / spec.graph.first.size[0] * 1.0
-    data_vars = {}
+    n, nt, nr = len(stimuli), len(times), len(readouts)
+    layout = {}
     for name in states:
         state = spec.graph.state(name)
         dims = reduction.dims(name, state.channels, state.size[0], state.size[1])
-        shape = (n, nt) + tuple(size for _, size in dims)
         arrival = spec.graph.arrival_time(name)
-        data_vars[name] = xr.Variable(
-            ("stimulus", "time") + tuple(d for d, _ in dims),
-            da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]),
-            attrs={"arrival_time": arrival, "channels": state.channels,
-                   "height_at_reference_input": state.size[0], "width_at_reference_input": state.size[1],
-                   "description": f"activity of state {name}; NaN at steps before its arrival (t < {arrival})"})
+        layout[name] = (("stimulus", "time") + tuple(d for d, _ in dims), (n, nt) + tuple(size for _, size in dims),
+                        {"arrival_time": arrival, "channels": state.channels,
+                         "height_at_reference_input": state.size[0], "width_at_reference_input": state.size[1],
+                         "description": f"activity of state {name}; NaN at steps before its arrival (t < {arrival})"})
     n_classes = spec.num_classes
     for var in ("logits", "probabilities"):
-        data_vars[var] = xr.Variable(("stimulus", "time", "class"),
-                                     da.full((n, nt, n_classes), np.nan, dtype=np.float32,
-                                             chunks=(chunk, nt, n_classes)),
-                                     attrs={"description": f"post-net {var} at readout time t (reading the last "
-                                                           f"state at t-1); NaN for t < {spec.graph.earliest_readout}"})
+        layout[var] = (("stimulus", "readout_time", "class"), (n, nr, n_classes),
+                       {"description": f"post-net {var} at readout time T, computed from the last state at step T - 1"})
+    data_vars = {}
     # numpy, not dask: written with the template, so no reader depends on a fill value for it
     data_vars["recorded"] = xr.Variable(("stimulus",), np.zeros(n, dtype=bool),
                                         attrs={"description": "True once this stimulus has been recorded"})
     low, high = latency_ms(times, ms_per_step)
+    readout_low, readout_high = latency_ms(readouts, ms_per_step)
     meta = stimuli.metadata
-    coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=str)),
+    # strings as objects: every backend stores them as variable-length strings
+    coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=object)),
               "time": ("time", np.array(times, dtype=np.int64), {"units": "model step"}),
               "latency_min_ms": ("time", low, {"units": "ms", "description": f"{ms_per_step[0]} ms per step"}),
               "latency_max_ms": ("time", high, {"units": "ms", "description": f"{ms_per_step[1]} ms per step"}),
-              "class": ("class", np.array(source.classes or [str(k) for k in range(n_classes)], dtype=str))}
+              "readout_time": ("readout_time", np.array(readouts, dtype=np.int64), {"units": "model step"}),
+              "readout_latency_min_ms": ("readout_time", readout_low, {"units": "ms"}),
+              "readout_latency_max_ms": ("readout_time", readout_high, {"units": "ms"}),
+              "class": ("class", np.array(source.classes or [str(k) for k in range(n_classes)], dtype=object))}
     for column in meta.columns:
         if column == "stimulus_id":
             continue
         values = meta[column].to_numpy()
-        coords[f"stimulus_{column}"] = ("stimulus", values.astype(str) if values.dtype == object else values)
+        coords[f"stimulus_{column}"] = ("stimulus", values.astype(str).astype(object)
+                                        if values.dtype == object or values.dtype.kind == "U" else values)
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs.update({
         "title": f"visrecur recording of {source.name} on {stimuli.name}",
@@ -146,19 +149,28 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
         "readout_time": int(spec.readout_time),
         "model_time_steps": int(spec.time_steps),
         "time_specific_bn_past_trained_steps": (f"steps past {spec.time_steps} reuse step {spec.time_steps}'s "
-                                                "statistics" if max(times) > spec.time_steps else "not used"),
+                                                "statistics" if max(max(times), max(readouts)) > spec.time_steps
+                                                else "not used"),
         "ms_per_step": list(ms_per_step),
         "stimulus_set": stimuli.name,
         "stimulus_set_description": stimuli.description,
         "preprocessing": describe_preprocessing(spec.input_size, source.mean, source.std),
         "reduction": reduction.describe(),
         "reduction_spec": f"{reduction.kind}:{reduction.size}" if reduction.size else reduction.kind,
-        "states": list(states),
+        "states": " ".join(states),  # netCDF attributes hold strings, not lists of them
         "visrecur_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         **extra_attrs,
     })
-    return ds
+    return ds, layout
+
+
+def _lazy(template: xr.Dataset, layout: dict, chunk: int) -> xr.Dataset:
+    """The full dataset with NaN data as lazy dask arrays (for laying out a zarr store)."""
+    import dask.array as da
+
+    return template.assign({name: (dims, da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]), attrs)
+                            for name, (dims, shape, attrs) in layout.items()})
 
 
 # --- computing one batch --------------------------------------------------------------------------
@@ -173,8 +185,7 @@ def _batch_arrays(model, images, states, times, readouts, reduction):
             captured[(name, t)] = reduction(name, value)
 
     with torch.no_grad():
-        logits = model(images, readout_time=readouts or [model.spec.graph.earliest_readout],
-                       observer=observer, until=max(times))
+        logits = model(images, readout_time=readouts, observer=observer, until=max(times))
     b = images.shape[0]
     out = {}
     for name in states:
@@ -185,11 +196,9 @@ def _batch_arrays(model, images, states, times, readouts, reduction):
                 array[:, index[t]] = value
         out[name] = array
     n_classes = model.spec.num_classes
-    out["logits"] = np.full((b, len(times), n_classes), np.nan, dtype=np.float32)
-    out["probabilities"] = np.full_like(out["logits"], np.nan)
-    for t in readouts:
-        out["logits"][:, index[t]] = logits[t].float().cpu().numpy()
-        out["probabilities"][:, index[t]] = torch.softmax(logits[t].float(), 1).cpu().numpy()
+    stacked = torch.stack([logits[t].float() for t in readouts], 1)  # batch x readout time x class
+    out["logits"] = stacked.cpu().numpy()
+    out["probabilities"] = torch.softmax(stacked, 2).cpu().numpy()
     return out
 
 
@@ -216,24 +225,25 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} must be at least 1")
     if reduction.kind == "pca":
-        _fit_pca(source, pca_fit or stimuli, states, times, reduction, batch_size, device)
+        _fit_pca(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device)
     rank, world = _dist_info()
     extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    template = _template(source, stimuli, states, times, readouts, reduction, batch_size, ms_per_step, extra)
+    template, layout = _template(source, stimuli, states, times, readouts, reduction, batch_size, ms_per_step,
+                                 extra)
     if output is None:
-        return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
-                                 device, progress)
-    return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
+        return _record_in_memory(source, stimuli, template, layout, states, times, readouts, reduction,
+                                 batch_size, device, progress)
+    return _record_to_store(source, stimuli, Path(output), template, layout, states, times, readouts, reduction,
                             batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches)
 
 
-def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
+def _record_in_memory(source, stimuli, template, layout, states, times, readouts, reduction, batch_size, device,
                       progress):
     from tqdm.auto import tqdm
 
     ds = template.copy()
-    arrays = {name: np.full(ds[name].shape, np.nan, dtype=np.float32) for name in states + ["logits", "probabilities"]}
+    arrays = {name: np.full(shape, np.nan, dtype=np.float32) for name, (_, shape, _) in layout.items()}
     for start in tqdm(range(0, len(stimuli), batch_size), disable=not progress, desc="recording", leave=False):
         indices = range(start, min(start + batch_size, len(stimuli)))
         batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times, readouts,
@@ -241,55 +251,104 @@ def _record_in_memory(source, stimuli, template, states, times, readouts, reduct
         for name, values in batch.items():
             arrays[name][start:start + len(indices)] = values
     for name, values in arrays.items():
-        ds[name] = (ds[name].dims, values, ds[name].attrs)
+        ds[name] = (layout[name][0], values, layout[name][2])
     ds["recorded"] = ("stimulus", np.ones(len(stimuli), dtype=bool), ds["recorded"].attrs)
     return ds
 
 
-def partial_path(output: Path) -> Path:
-    return output.with_name(output.name + ".partial.zarr")
+def partial_paths(output: Path) -> list[Path]:
+    """Where an unfinished recording lives: a netCDF file (single process, .nc output) or a zarr store."""
+    return [output.with_name(output.name + ".partial.nc"), output.with_name(output.name + ".partial.zarr")]
 
 
-def _record_to_store(source, stimuli, output, template, states, times, readouts, reduction, batch_size,
+def _record_to_store(source, stimuli, output, template, layout, states, times, readouts, reduction, batch_size,
                      device, overwrite, resume, progress, rank, world, stop_after_batches):
     from tqdm.auto import tqdm
 
     if output.suffix not in (".nc", ".zarr"):
         raise InputError(f"output {str(output)!r} must end in .nc (netCDF) or .zarr")
-    partial = partial_path(output)
+    as_nc, as_zarr = partial_paths(output)
+    existing = [p for p in (as_nc, as_zarr) if p.exists()]
+    # several processes share a zarr store (disjoint chunks); one process writes .nc output directly
+    partial = existing[0] if resume and existing else (as_nc if output.suffix == ".nc" and world == 1 else as_zarr)
     if rank == 0:
-        _check_output(output, partial, overwrite, resume)
-    done = np.zeros(len(stimuli), dtype=bool)
-    if resume and partial.exists():
-        done = _check_resumable(partial, template)
-    elif rank == 0:
-        if partial.exists():
-            shutil.rmtree(partial)
-        # one zarr chunk per batch: ranks writing different batches never share a chunk
-        template.to_zarr(partial, mode="w", compute=False, encoding={"recorded": {"chunks": (batch_size,)}},
-                         **_zarr_kwargs())
+        _check_output(output, partial, existing, overwrite, resume)
+        if not resume:
+            for old in existing:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            _create_partial(template, layout, partial, batch_size)
     _barrier(world)
-    done = done if not (resume and partial.exists()) else _check_resumable(partial, template)
+    done = _check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
     starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
     mine = starts[rank::world]
-    writable = [v for v in template.data_vars if "stimulus" in template[v].dims]
-    for k, start in enumerate(tqdm(mine, disable=not (progress and rank == 0), desc="recording", leave=False)):
-        if stop_after_batches is not None and k >= stop_after_batches:
-            raise KeyboardInterrupt("stopped on request (testing resume)")
-        indices = range(start, min(start + batch_size, len(stimuli)))
-        batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times, readouts,
-                              reduction)
-        region = template[writable].isel(stimulus=slice(indices.start, indices.stop))
-        region = region.drop_vars([c for c in region.coords])
-        region.attrs = {}  # attrs are written once, by the template; ranks must not overwrite them
-        region = region.assign({name: (template[name].dims, values) for name, values in batch.items()})
-        region["recorded"] = ("stimulus", np.ones(len(indices), dtype=bool))
-        region.to_zarr(partial, region={"stimulus": slice(indices.start, indices.stop)})
+    # one writer thread: batch k is written while batch k + 1 is computed; at most one batch waits, so
+    # memory stays bounded by the batch size
+    with _open_partial(partial) as store, ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for k, start in enumerate(tqdm(mine, disable=not (progress and rank == 0), desc="recording", leave=False)):
+            if stop_after_batches is not None and k >= stop_after_batches:
+                raise KeyboardInterrupt("stopped on request (testing resume)")
+            indices = range(start, min(start + batch_size, len(stimuli)))
+            batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times,
+                                  readouts, reduction)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_batch, store, slice(indices.start, indices.stop), batch)
+        if pending is not None:
+            pending.result()
     _barrier(world)
     if rank == 0:
         _finalize(partial, output)
     _barrier(world)
     return output
+
+
+def _write_batch(store, rows: slice, batch: dict) -> None:
+    for name, values in batch.items():
+        store[name][rows] = values
+    store["recorded"][rows] = True  # last: a batch counts as recorded only once fully written
+    if hasattr(store, "flush"):
+        store.flush()
+
+
+def _create_partial(template: xr.Dataset, layout: dict, partial: Path, batch_size: int) -> None:
+    """Lay out every variable, NaN-filled and unwritten: one chunk per batch (ranks writing different
+    batches never share a chunk) and no compression (it cost more than the model's forward pass,
+    benchmarks/bench_recording.py)."""
+    chunk = min(batch_size, template.sizes["stimulus"])
+    if partial.suffix == ".zarr":
+        encoding = {name: _no_compression() for name in list(layout) + ["recorded"]}
+        encoding["recorded"]["chunks"] = (chunk,)
+        _lazy(template, layout, chunk).to_zarr(partial, mode="w", compute=False, encoding=encoding,
+                                               **_zarr_kwargs())
+        return
+    # netCDF: xarray writes coordinates and attrs; the data variables are created empty through h5netcdf,
+    # which spares importing dask (a second of start-up) on the default path
+    import h5netcdf
+
+    template.to_netcdf(partial, engine="h5netcdf")
+    with h5netcdf.File(partial, "a") as f:
+        for name, (dims, shape, attrs) in layout.items():
+            for dim, size in zip(dims, shape):
+                if dim not in f.dimensions:
+                    f.dimensions[dim] = size
+            variable = f.create_variable(name, dims, np.float32, fillvalue=np.float32(np.nan),
+                                         chunks=(chunk,) + shape[1:])
+            variable.attrs.update(attrs)
+
+
+@contextmanager
+def _open_partial(partial: Path):
+    """Array-like access to the partial output's variables, opened once for the whole run."""
+    if partial.suffix == ".zarr":
+        import zarr
+
+        yield zarr.open_group(str(partial), mode="r+")
+    else:
+        import h5py
+
+        with h5py.File(partial, "r+") as f:
+            yield f
 
 
 def _zarr_kwargs() -> dict:
@@ -299,23 +358,33 @@ def _zarr_kwargs() -> dict:
     return {"zarr_format": 2} if "zarr_format" in inspect.signature(xr.Dataset.to_zarr).parameters else {}
 
 
-def _check_output(output: Path, partial: Path, overwrite: bool, resume: bool) -> None:
+def _no_compression() -> dict:
+    import zarr
+
+    return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {"compressor": None}
+
+
+def _check_output(output: Path, partial: Path, existing: list[Path], overwrite: bool, resume: bool) -> None:
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot create the output folder {str(output.parent)!r} ({err.strerror})") from None
     if output.exists() and not overwrite:
         raise InputError(f"{str(output)!r} already exists; pass --overwrite to replace it or choose --output")
-    if resume and not partial.exists():
-        raise InputError(f"nothing to resume: {str(partial)!r} does not exist (it is kept only while a "
+    if resume and not existing:
+        raise InputError(f"nothing to resume: no unfinished recording {str(partial)!r} (it is kept only while a "
                          "recording is unfinished); run without --resume")
-    if partial.exists() and not resume and not overwrite:
-        raise InputError(f"an unfinished recording {str(partial)!r} exists; pass --resume to continue it or "
+    if existing and not resume and not overwrite:
+        raise InputError(f"an unfinished recording {str(existing[0])!r} exists; pass --resume to continue it or "
                          "--overwrite to start again")
 
 
 def _check_resumable(partial: Path, template: xr.Dataset) -> np.ndarray:
-    stored = xr.open_zarr(partial)
+    try:
+        stored = xr.open_zarr(partial) if partial.suffix == ".zarr" else xr.open_dataset(partial, engine="h5netcdf")
+    except Exception as err:  # e.g. a netCDF file cut off by a hard kill
+        raise InputError(f"cannot resume {str(partial)!r}: it cannot be read ({type(err).__name__}); pass "
+                         "--overwrite to start again (zarr outputs survive hard kills)") from None
     for key in ("model_spec", "checkpoint_sha256", "stimulus_set_sha256", "reduction_spec", "states"):
         theirs, mine = stored.attrs.get(key), template.attrs.get(key)
         if key == "stimulus_set_sha256" and not mine:
@@ -323,8 +392,9 @@ def _check_resumable(partial: Path, template: xr.Dataset) -> np.ndarray:
         if json.dumps(_plain(theirs)) != json.dumps(_plain(mine)):
             raise InputError(f"cannot resume {str(partial)!r}: its {key} differs from this run's; resume with "
                              "the same model, stimuli, states and reduction, or pass --overwrite")
-    if stored.sizes.get("stimulus") != template.sizes["stimulus"] or list(stored["time"].values) != list(
-            template["time"].values):
+    if (stored.sizes.get("stimulus") != template.sizes["stimulus"]
+            or list(stored["time"].values) != list(template["time"].values)
+            or list(stored["readout_time"].values) != list(template["readout_time"].values)):
         raise InputError(f"cannot resume {str(partial)!r}: it has other stimuli or time steps than this run")
     return stored["recorded"].values.astype(bool)
 
@@ -338,25 +408,27 @@ def _finalize(partial: Path, output: Path) -> None:
 
     if output.exists():
         shutil.rmtree(output) if output.is_dir() else output.unlink()
-    if output.suffix == ".zarr":
+    if partial.suffix == output.suffix == ".nc":
+        os.replace(partial, output)
+    elif output.suffix == ".zarr":
         zarr.consolidate_metadata(str(partial))
         os.replace(partial, output)
-        return
-    tmp = output.with_name(output.name + ".tmp")
-    with xr.open_zarr(partial) as ds:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, output)
-    shutil.rmtree(partial)
+    else:  # several ranks wrote a zarr store; the netCDF file is written from it chunk by chunk
+        tmp = output.with_name(output.name + ".tmp")
+        with xr.open_zarr(partial) as ds:
+            ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, output)
+        shutil.rmtree(partial)
 
 
-def _fit_pca(source, fit_set, states, times, reduction, batch_size, device):
+def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, device):
     """Fit the PCA on the fitting set's unreduced activity (all its stimuli, every populated step)."""
     full = Reduction("none")
     samples = {name: [] for name in states}
     for start in range(0, len(fit_set), batch_size):
         indices = range(start, min(start + batch_size, len(fit_set)))
         batch = _batch_arrays(source.model, _images(fit_set, indices, source, device), states, times,
-                              [], full)
+                              readouts, full)
         for name in states:
             values = batch[name].reshape(batch[name].shape[0] * batch[name].shape[1], -1)
             samples[name].append(values[~np.isnan(values).any(axis=1)])
@@ -395,8 +467,10 @@ def parse_args(argv=None):
                         "image files (default: builtin)")
     p.add_argument("--limit", type=int, help="record only the first N stimuli")
     p.add_argument("--states", nargs="+", help="states to record (default: all)")
-    p.add_argument("--times", nargs="+", type=int, help="time steps (default: 0..readout time)")
-    p.add_argument("--readout-time", type=int, help="readout time (default: the model's)")
+    p.add_argument("--times", nargs="+", type=int,
+                   help="state time steps (default 0..T-1, the steps a readout at T is computed from)")
+    p.add_argument("--readout-time", type=int, help="readout time T; logits are recorded at every readout "
+                                                       "time up to T (default: the model's)")
     p.add_argument("--reduction", default="none", help="none | mean | pool:K | srp:D | pca:D (default none)")
     p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random projection")

@@ -19,6 +19,11 @@ def open_recording(path: str | Path) -> xr.Dataset:
     return xr.open_dataset(path, engine="h5netcdf", chunks={})
 
 
+def recorded_states(ds: xr.Dataset) -> list[str]:
+    """The recorded states, in the model's order."""
+    return ds.attrs.get("states", "").split()
+
+
 def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
     """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature)."""
     da = ds[state]
@@ -31,7 +36,7 @@ def summary(path: Path, ds: xr.Dataset) -> str:
              f"steps {int(ds.time.min())}..{int(ds.time.max())} "
              f"({float(ds.latency_min_ms.max()):.0f}-{float(ds.latency_max_ms.max()):.0f} ms at the last step)",
              f"  -> {path}  ({size / 1e6:.1f} MB)"]
-    for name in ds.attrs["states"]:
+    for name in recorded_states(ds):
         lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}")
     if ds.attrs.get("warning"):
         lines.append(f"  WARNING: {ds.attrs['warning']}")
@@ -47,13 +52,13 @@ def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequ
     reduction removed the spatial or channel axes) and ``feature`` (-1 unless srp/pca). With one time
     step the time dim is dropped.
     """
-    states = list(states or ds.attrs.get("states") or [])
+    states = list(states or recorded_states(ds))
     if not states:
         raise InputError("no states to export; give states=[...]")
     parts = []
     for state in states:
         if state not in ds:
-            raise InputError(f"state {state!r} is not in this recording; it has {ds.attrs.get('states')}")
+            raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
         da = state_array(ds, state)
         if times is not None:
             da = da.sel(time=list(times))

@@ -40,6 +40,7 @@ class StimulusSet:
     metadata: pd.DataFrame  # one row per stimulus; column "stimulus_id" plus e.g. file, label, category
     loader: Callable[[int], "object"] = field(repr=False)
     description: str = ""
+    raw: Callable[[int], bytes] | None = field(default=None, repr=False)  # the stored bytes, for hashing
 
     def __post_init__(self):
         if len(self.metadata) == 0:
@@ -62,15 +63,18 @@ class StimulusSet:
 
     def subset(self, indices: Sequence[int]) -> "StimulusSet":
         indices = list(indices)
+        raw = self.raw
         return StimulusSet(self.name, self.metadata.iloc[indices].reset_index(drop=True),
-                           lambda i: self.loader(indices[i]), self.description)
+                           lambda i: self.loader(indices[i]), self.description,
+                           None if raw is None else (lambda i: raw(indices[i])))
 
     def content_hash(self) -> str:
-        """sha256 over every stimulus id and its RGB pixels: identifies the exact images recorded."""
+        """sha256 over every stimulus id and its stored bytes (file contents, array values; decoded RGB
+        pixels where there is nothing stored): identifies the exact images recorded."""
         digest = hashlib.sha256()
-        for k in range(len(self)):
-            digest.update(self.ids[k].encode())
-            digest.update(np.asarray(self.image(k)).tobytes())
+        for k, stimulus_id in enumerate(self.ids):
+            digest.update(stimulus_id.encode())
+            digest.update(self.raw(k) if self.raw else np.asarray(self.image(k)).tobytes())
         return digest.hexdigest()
 
 
@@ -162,7 +166,8 @@ def from_files(paths: Sequence[str | Path], name: str = "files", root: Path | No
     category = [str(p.parent.relative_to(root)) if root and p.parent != root else "" for p in paths]
     meta = pd.DataFrame({"stimulus_id": ids, "file": [str(p) for p in paths], "label": category,
                          "category": category})
-    return StimulusSet(name, meta, lambda i: _open(paths[i]), f"{len(paths)} image files")
+    return StimulusSet(name, meta, lambda i: _open(paths[i]), f"{len(paths)} image files",
+                       lambda i: paths[i].read_bytes())
 
 
 def from_folder(folder: str | Path) -> StimulusSet:
@@ -187,7 +192,8 @@ def from_array(array: np.ndarray, ids: Sequence[str] | None = None, name: str = 
                          f"got shape {array.shape}")
     ids = [f"{name}_{k:05d}" for k in range(len(array))] if ids is None else [str(i) for i in ids]
     meta = pd.DataFrame({"stimulus_id": ids}) if metadata is None else metadata.assign(stimulus_id=ids)
-    return StimulusSet(name, meta, lambda i: _array_to_pil(array[i], ids[i]), f"array {array.shape}")
+    return StimulusSet(name, meta, lambda i: _array_to_pil(array[i], ids[i]), f"array {array.shape}",
+                       lambda i: np.ascontiguousarray(array[i]).tobytes())
 
 
 def from_92images(path: str | Path | None = None) -> StimulusSet:
