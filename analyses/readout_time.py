@@ -1,0 +1,54 @@
+"""Error against readout time, inside and beyond the trained steps (the paper's Fig. 4D/E and 5A).
+
+    python -m analyses.readout_time [--checkpoint PATH] [--data-root DIR] [--readout-times 2 3 ... 10]
+
+Evaluates top-1 error on the test split at every readout time from one pass per batch; steps past the
+trained ones use the last step's TSBN statistics (beyond_trained="last"). Writes a tidy CSV.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from visrecur import data
+from visrecur.checkpoint import load
+from visrecur.stimuli import shared_data_dir
+from visrecur.timing import latency_ms
+from visrecur.train import evaluate
+
+
+def readout_time_errors(model, batches, readout_times) -> pd.DataFrame:
+    errors = evaluate(model, batches, list(readout_times), "cpu")
+    low, high = latency_ms(list(errors))
+    trained = model.spec.time_steps
+    return pd.DataFrame({"readout_time": list(errors), "error": list(errors.values()),
+                         "latency_min_ms": low, "latency_max_ms": high,
+                         "beyond_trained_steps": [t > trained for t in errors]})
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="default: the pretrained model shipped with visrecur")
+    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--readout-times", type=int, nargs="+")
+    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
+    p.add_argument("--out", default="results/readout_time.csv")
+    args = p.parse_args(argv)
+    model, payload = load(args.checkpoint, with_payload=True)
+    norm = payload["normalization"]
+    images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
+    batches = data.TensorBatches(images, labels, 500, norm["mean"], norm["std"], train=False)
+    times = args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1)
+    with torch.no_grad():
+        table = readout_time_errors(model, batches, times)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

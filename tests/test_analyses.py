@@ -1,0 +1,38 @@
+"""Analyses against hand-computed expectations."""
+import numpy as np
+import torch
+
+from analyses.readout_time import readout_time_errors
+from analyses.tsbn_decay import tsbn_statistics
+from visrecur import zoo
+from visrecur.data import TensorBatches
+
+
+def test_tsbn_statistics_table():
+    model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=4, input_size=8)
+    model.train()
+    model(torch.randn(8, 3, 8, 8) * 3 + 1)
+    table = tsbn_statistics(model)
+    # h1->h1 runs at t = 1, 2, 3; its two BNs see 2 channels each
+    own = table[table.transition == "h1->h1"]
+    assert sorted(own.time.unique()) == [1, 2, 3] and len(own) == 2 * 2 * 3
+    # h2->h1 first runs at t = 2
+    assert sorted(table[table.transition == "h2->h1"].time.unique()) == [2, 3]
+    row = own[(own.bn_position == 0) & (own.channel == 1) & (own.time == 2)].iloc[0]
+    assert row.running_mean == model.norms["h1->h1"][0].stats[2].running_mean[1].item()
+
+
+def test_readout_time_errors_match_a_direct_count():
+    torch.manual_seed(0)
+    model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=3, input_size=8).eval()
+    images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (20,))
+    batches = TensorBatches(images, labels, 7, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), train=False)
+    table = readout_time_errors(model, batches, [2, 3, 5])
+    x = (images.float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        for t in (2, 3, 5):
+            expected = (model(x, readout_time=t).argmax(1) != labels).float().mean().item()
+            assert np.isclose(table.set_index("readout_time").error[t], expected)
+    assert table.beyond_trained_steps.tolist() == [False, False, True]
+    assert table.latency_max_ms.tolist() == [100, 150, 250]
