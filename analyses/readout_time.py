@@ -26,7 +26,8 @@ def readout_time_errors(model, batches, readout_times) -> pd.DataFrame:
     trained = model.spec.time_steps
     return pd.DataFrame({"readout_time": list(errors), "error": list(errors.values()),
                          "latency_min_ms": low, "latency_max_ms": high,
-                         "beyond_trained_steps": [t > trained for t in errors]})
+                         "beyond_trained_steps": [t > trained for t in errors],
+                         "chance_error": 1 - 1 / model.spec.num_classes})
 
 
 def main(argv=None):

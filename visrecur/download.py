@@ -16,7 +16,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from .errors import VisrecurError
+from .errors import VisrecurError, report_errors
 from .stimuli import shared_data_dir
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.json"
@@ -78,17 +78,13 @@ def fetch_set(name: str, dest: Path | None = None, manifest: Path = MANIFEST, pr
     return folder
 
 
+@report_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m visrecur.download", description=__doc__.splitlines()[0])
     p.add_argument("name", help="data set in data/manifest.json, e.g. 92images")
     p.add_argument("--dest", help="folder (default $VISRECUR_DATA/<name> or ../shared/data/<name>)")
     args = p.parse_args(argv)
-    try:
-        print(fetch_set(args.name, Path(args.dest) if args.dest else None))
-    except VisrecurError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    print(fetch_set(args.name, Path(args.dest) if args.dest else None))
 
 
 if __name__ == "__main__":

@@ -19,3 +19,19 @@ class InputError(VisrecurError):
 
 class CheckpointError(VisrecurError):
     """A checkpoint that is missing, unreadable, or made for another architecture."""
+
+
+def report_errors(main):
+    """Decorate a command-line ``main``: a VisrecurError becomes one ``error: ...`` line and exit code 2."""
+    import functools
+    import sys
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs) or 0
+        except VisrecurError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return wrapper

@@ -459,7 +459,15 @@ def parse_args(argv=None):
         prog="python -m visrecur.record",
         description="Record every state of a recurrent model at every time step into an xarray dataset. "
                     "With no arguments: the pretrained default model (4-state FRNN V1-V2-V4-IT, CIFAR-10) on "
-                    "the built-in stimuli, into recordings/<model>_<stimuli>.nc.")
+                    "the built-in stimuli, into recordings/<model>_<stimuli>.nc.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  python -m visrecur.record\n"
+               "  python -m visrecur.record --stimuli 92images --reduction mean\n"
+               "  python -m visrecur.record --model runs/x/checkpoint.pt --stimuli photos/ --states V4 IT \\\n"
+               "      --times 0 1 2 3 4 5 6 7 --output rec.zarr\n"
+               "  python -m visrecur.record --output rec.zarr --resume      # after an interruption\n"
+               "read it back: visrecur.recordings.open_recording(path) (lazy xarray.Dataset)")
     p.add_argument("--model", help="checkpoint (.pt) or zoo model name (untrained!); default: the shipped "
                                    "pretrained model")
     p.add_argument("--stimuli", nargs="+", default=["builtin"],

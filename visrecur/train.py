@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoint, data, zoo
-from .errors import VisrecurError
+from .errors import VisrecurError, report_errors
 from .model import FRNN
 
 # The paper's recipes (Section 5, Fig. 6). Every field can be overridden on the command line.
@@ -433,14 +433,9 @@ def parse_args(argv=None) -> TrainConfig:
         stop_after_batches=a.stop_after_batches)
 
 
+@report_errors
 def main(argv=None) -> int:
-    try:
-        cfg = parse_args(argv)
-        train(cfg)
-    except VisrecurError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    train(parse_args(argv))
 
 
 if __name__ == "__main__":
