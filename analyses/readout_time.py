@@ -2,8 +2,9 @@
 
     python -m analyses.readout_time [--checkpoint PATH] [--data-root DIR] [--readout-times 2 3 ... 10]
 
-Evaluates top-1 error on the test split at every readout time from one pass per batch; steps past the
-trained ones use the last step's TSBN statistics (beyond_trained="last"). Writes a tidy CSV.
+Evaluates top-1 error on the test split at every readout time from one pass per batch. Steps past the
+trained ones use the last step's TSBN statistics (beyond_trained="last"), or, with --recalibrate N,
+statistics re-estimated for those steps from N training images. Writes a tidy CSV.
 """
 from __future__ import annotations
 
@@ -14,20 +15,22 @@ import pandas as pd
 import torch
 
 from visrecur import data
+from visrecur.blocks import extend_time, recalibrate_batchnorm
 from visrecur.checkpoint import load
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
 from visrecur.train import evaluate
 
 
-def readout_time_errors(model, batches, readout_times) -> pd.DataFrame:
+def readout_time_errors(model, batches, readout_times, trained_steps: int | None = None,
+                        tsbn_policy: str = "last") -> pd.DataFrame:
+    trained = trained_steps or model.spec.time_steps
     errors = evaluate(model, batches, list(readout_times), "cpu")
     low, high = latency_ms(list(errors))
-    trained = model.spec.time_steps
     return pd.DataFrame({"readout_time": list(errors), "error": list(errors.values()),
                          "latency_min_ms": low, "latency_max_ms": high,
                          "beyond_trained_steps": [t > trained for t in errors],
-                         "chance_error": 1 - 1 / model.spec.num_classes})
+                         "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
 
 
 def main(argv=None):
@@ -36,15 +39,26 @@ def main(argv=None):
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+")
     p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
+    p.add_argument("--recalibrate", type=int, metavar="N",
+                   help="re-estimate TSBN statistics of the steps past the trained ones from N training images")
     p.add_argument("--out", default="results/readout_time.csv")
     args = p.parse_args(argv)
     model, payload = load(args.checkpoint, with_payload=True)
     norm = payload["normalization"]
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
     batches = data.TensorBatches(images, labels, 500, norm["mean"], norm["std"], train=False)
-    times = args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1)
+    times = list(args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1))
+    trained, policy = model.spec.time_steps, "last"
+    if args.recalibrate and max(times) > trained:
+        train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
+        calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, norm["mean"], norm["std"],
+                                         train=False)
+        extend_time(model, max(times))
+        recalibrate_batchnorm(model, (x for x, _ in calibration.batches()), max(times),
+                              steps=range(trained + 1, max(times) + 1))
+        policy = f"recalibrated on {len(train_x)} training images"
     with torch.no_grad():
-        table = readout_time_errors(model, batches, times)
+        table = readout_time_errors(model, batches, times, trained, policy)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)

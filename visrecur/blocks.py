@@ -212,10 +212,13 @@ def recalibrate_batchnorm(model: nn.Module, batches, readout_time: int, steps: r
             for t, stats in enumerate(m.stats):
                 if t not in steps:
                     kept[(id(m), t)] = {k: v.clone() for k, v in stats.state_dict().items()}
+        # read out at every recalibrated step too, so the post-net's statistics for those steps are estimated
+        earliest = model.spec.graph.earliest_readout if hasattr(model, "spec") else readout_time
+        readouts = sorted({t for t in steps if earliest <= t <= readout_time} | {readout_time})
         for images in batches:
             if isinstance(images, (tuple, list)):
                 images = images[0]
-            model(images, readout_time=readout_time)
+            model(images, readout_time=readouts)
         for m in modules:
             for t, stats in enumerate(m.stats):
                 if (id(m), t) in kept:

@@ -47,6 +47,9 @@ def fetch(url: str, dest: Path, sha256: str, progress: bool = True) -> Path:
         if digest.hexdigest() != sha256:
             raise DownloadError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}; the file changed "
                                 "at its source or the download was corrupted: nothing was saved")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
     except OSError as err:
         raise DownloadError(f"cannot download {url} ({err}); check the network, or download it by hand to "

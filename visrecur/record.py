@@ -97,7 +97,7 @@ def _plan(model, states, times, readout_time):
 
 
 def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts, reduction: Reduction,
-              chunk: int, ms_per_step, extra_attrs: dict):
+              ms_per_step, extra_attrs: dict):
     """(Dataset of coordinates, ``recorded`` and attrs; layout of the data variables: name -> (dims, shape,
     attrs)). The data variables are laid out by each writer, never held whole in memory."""
     spec = source.model.spec
@@ -115,10 +115,9 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
     for var in ("logits", "probabilities"):
         layout[var] = (("stimulus", "readout_time", "class"), (n, nr, n_classes),
                        {"description": f"post-net {var} at readout time T, computed from the last state at step T - 1"})
-    data_vars = {}
-    # numpy, not dask: written with the template, so no reader depends on a fill value for it
-    data_vars["recorded"] = xr.Variable(("stimulus",), np.zeros(n, dtype=bool),
-                                        attrs={"description": "True once this stimulus has been recorded"})
+    # written with the template (not laid out empty), so no reader depends on a fill value for it
+    recorded = xr.Variable(("stimulus",), np.zeros(n, dtype=bool),
+                           attrs={"description": "True once this stimulus has been recorded"})
     low, high = latency_ms(times, ms_per_step)
     readout_low, readout_high = latency_ms(readouts, ms_per_step)
     meta = stimuli.metadata
@@ -137,7 +136,7 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
         values = meta[column].to_numpy()
         coords[f"stimulus_{column}"] = ("stimulus", values.astype(str).astype(object)
                                         if values.dtype == object or values.dtype.kind == "U" else values)
-    ds = xr.Dataset(data_vars, coords=coords)
+    ds = xr.Dataset({"recorded": recorded}, coords=coords)
     ds.attrs.update({
         "title": f"visrecur recording of {source.name} on {stimuli.name}",
         "model": source.name,
@@ -146,7 +145,7 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
         "warning": "" if source.trained else UNTRAINED_WARNING,
         "checkpoint": source.checkpoint,
         "checkpoint_sha256": source.checkpoint_sha256,
-        "readout_time": int(spec.readout_time),
+        "readout_time": int(max(readouts)),
         "model_time_steps": int(spec.time_steps),
         "time_specific_bn_past_trained_steps": (f"steps past {spec.time_steps} reuse step {spec.time_steps}'s "
                                                 "statistics" if max(max(times), max(readouts)) > spec.time_steps
@@ -229,8 +228,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     rank, world = _dist_info()
     extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    template, layout = _template(source, stimuli, states, times, readouts, reduction, batch_size, ms_per_step,
-                                 extra)
+    template, layout = _template(source, stimuli, states, times, readouts, reduction, ms_per_step, extra)
     if output is None:
         return _record_in_memory(source, stimuli, template, layout, states, times, readouts, reduction,
                                  batch_size, device, progress)
