@@ -38,6 +38,13 @@ def summary(path: Path, ds: xr.Dataset) -> str:
              f"  -> {path}  ({size / 1e6:.1f} MB)"]
     for name in recorded_states(ds):
         lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}")
+    readouts = ds["readout_time"].values
+    lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
+                 f"({ds.readout_latency_min_ms.values.min():.0f}-{ds.readout_latency_max_ms.values.max():.0f} ms), "
+                 f"{ds.sizes['class']} classes")
+    lines.append(f"  model: {ds.attrs['model']}, "
+                 + (f"checkpoint sha256 {ds.attrs['checkpoint_sha256'][:12]}..." if ds.attrs.get("checkpoint")
+                    else "untrained"))
     if ds.attrs.get("warning"):
         lines.append(f"  WARNING: {ds.attrs['warning']}")
     return "\n".join(lines)
