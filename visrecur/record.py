@@ -96,10 +96,28 @@ def _plan(model, states, times, readout_time):
     return states, times, readouts
 
 
+@dataclass
+class Template:
+    """Everything a recording holds except the activity: coordinates (name -> (dims, values, attrs)),
+    dataset attrs, and the layout of the data variables (name -> (dims, shape, attrs)), which each writer
+    lays out itself; the activity is never held whole in memory."""
+
+    coords: dict
+    attrs: dict
+    layout: dict
+    n: int
+
+    def dataset(self) -> xr.Dataset:
+        # written with the template (not laid out empty), so no reader depends on a fill value for it
+        recorded = xr.Variable(("stimulus",), np.zeros(self.n, dtype=bool), RECORDED_ATTRS)
+        return xr.Dataset({"recorded": recorded}, coords=self.coords, attrs=self.attrs)
+
+
+RECORDED_ATTRS = {"description": "True once this stimulus has been recorded"}
+
+
 def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts, reduction: Reduction,
-              ms_per_step, extra_attrs: dict):
-    """(Dataset of coordinates, ``recorded`` and attrs; layout of the data variables: name -> (dims, shape,
-    attrs)). The data variables are laid out by each writer, never held whole in memory."""
+              ms_per_step, extra_attrs: dict) -> Template:
     spec = source.model.spec
     n, nt, nr = len(stimuli), len(times), len(readouts)
     layout = {}
@@ -115,9 +133,6 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
     for var in ("logits", "probabilities"):
         layout[var] = (("stimulus", "readout_time", "class"), (n, nr, n_classes),
                        {"description": f"post-net {var} at readout time T, computed from the last state at step T - 1"})
-    # written with the template (not laid out empty), so no reader depends on a fill value for it
-    recorded = xr.Variable(("stimulus",), np.zeros(n, dtype=bool),
-                           attrs={"description": "True once this stimulus has been recorded"})
     low, high = latency_ms(times, ms_per_step)
     readout_low, readout_high = latency_ms(readouts, ms_per_step)
     meta = stimuli.metadata
@@ -136,8 +151,7 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
         values = meta[column].to_numpy()
         coords[f"stimulus_{column}"] = ("stimulus", values.astype(str).astype(object)
                                         if values.dtype == object or values.dtype.kind == "U" else values)
-    ds = xr.Dataset({"recorded": recorded}, coords=coords)
-    ds.attrs.update({
+    attrs = {
         "title": f"visrecur recording of {source.name} on {stimuli.name}",
         "model": source.name,
         "model_spec": json.dumps(spec.to_dict()),
@@ -160,16 +174,18 @@ def _template(source: ModelSource, stimuli: StimulusSet, states, times, readouts
         "visrecur_version": __version__,
         "torch_version": str(torch.__version__),
         **extra_attrs,
-    })
-    return ds, layout
+    }
+    coords = {name: value if len(value) == 3 else (*value, {}) for name, value in coords.items()}
+    return Template(coords, attrs, layout, n)
 
 
-def _lazy(template: xr.Dataset, layout: dict, chunk: int) -> xr.Dataset:
+def _lazy(template: Template, chunk: int) -> xr.Dataset:
     """The full dataset with NaN data as lazy dask arrays (for laying out a zarr store)."""
     import dask.array as da
 
-    return template.assign({name: (dims, da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]), attrs)
-                            for name, (dims, shape, attrs) in layout.items()})
+    return template.dataset().assign({
+        name: (dims, da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]), attrs)
+        for name, (dims, shape, attrs) in template.layout.items()})
 
 
 # --- computing one batch --------------------------------------------------------------------------
@@ -228,19 +244,19 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     rank, world = _dist_info()
     extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    template, layout = _template(source, stimuli, states, times, readouts, reduction, ms_per_step, extra)
+    template = _template(source, stimuli, states, times, readouts, reduction, ms_per_step, extra)
     if output is None:
-        return _record_in_memory(source, stimuli, template, layout, states, times, readouts, reduction,
-                                 batch_size, device, progress)
-    return _record_to_store(source, stimuli, Path(output), template, layout, states, times, readouts, reduction,
+        return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
+                                 device, progress)
+    return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
                             batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches)
 
 
-def _record_in_memory(source, stimuli, template, layout, states, times, readouts, reduction, batch_size, device,
+def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
                       progress):
     from tqdm.auto import tqdm
 
-    ds = template.copy()
+    ds, layout = template.dataset(), template.layout
     arrays = {name: np.full(shape, np.nan, dtype=np.float32) for name, (_, shape, _) in layout.items()}
     for start in tqdm(range(0, len(stimuli), batch_size), disable=not progress, desc="recording", leave=False):
         indices = range(start, min(start + batch_size, len(stimuli)))
@@ -259,7 +275,7 @@ def partial_paths(output: Path) -> list[Path]:
     return [output.with_name(output.name + ".partial.nc"), output.with_name(output.name + ".partial.zarr")]
 
 
-def _record_to_store(source, stimuli, output, template, layout, states, times, readouts, reduction, batch_size,
+def _record_to_store(source, stimuli, output, template, states, times, readouts, reduction, batch_size,
                      device, overwrite, resume, progress, rank, world, stop_after_batches):
     from tqdm.auto import tqdm
 
@@ -274,7 +290,7 @@ def _record_to_store(source, stimuli, output, template, layout, states, times, r
         if not resume:
             for old in existing:
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
-            _create_partial(template, layout, partial, batch_size)
+            _create_partial(template, partial, batch_size)
     _barrier(world)
     done = _check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
     starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
@@ -309,30 +325,50 @@ def _write_batch(store, rows: slice, batch: dict) -> None:
         store.flush()
 
 
-def _create_partial(template: xr.Dataset, layout: dict, partial: Path, batch_size: int) -> None:
+def _create_partial(template: Template, partial: Path, batch_size: int) -> None:
     """Lay out every variable, NaN-filled and unwritten: one chunk per batch (ranks writing different
     batches never share a chunk) and no compression (it cost more than the model's forward pass,
     benchmarks/bench_recording.py)."""
-    chunk = min(batch_size, template.sizes["stimulus"])
+    chunk = min(batch_size, template.n)
     if partial.suffix == ".zarr":
-        encoding = {name: _no_compression() for name in list(layout) + ["recorded"]}
+        encoding = {name: _no_compression() for name in list(template.layout) + ["recorded"]}
         encoding["recorded"]["chunks"] = (chunk,)
-        _lazy(template, layout, chunk).to_zarr(partial, mode="w", compute=False, encoding=encoding,
-                                               **_zarr_kwargs())
-        return
-    # netCDF: xarray writes coordinates and attrs; the data variables are created empty through h5netcdf,
-    # which spares importing dask (a second of start-up) on the default path
-    import h5netcdf
+        _lazy(template, chunk).to_zarr(partial, mode="w", compute=False, encoding=encoding, **_zarr_kwargs())
+    else:
+        _create_netcdf(template, partial, chunk)
 
-    template.to_netcdf(partial, engine="h5netcdf")
-    with h5netcdf.File(partial, "a") as f:
-        for name, (dims, shape, attrs) in layout.items():
-            for dim, size in zip(dims, shape):
-                if dim not in f.dimensions:
-                    f.dimensions[dim] = size
-            variable = f.create_variable(name, dims, np.float32, fillvalue=np.float32(np.nan),
+
+def _create_netcdf(template: Template, partial: Path, chunk: int) -> None:
+    """The netCDF layout written with h5netcdf alone, in the conventions xarray reads back (non-index
+    coordinates named in the global "coordinates" attribute, booleans as int8 with dtype="bool").
+    Going without xarray here spares a second of start-up: xarray imports dask to build a Dataset."""
+    import h5netcdf
+    import h5py
+
+    dims = {}
+    for name, (var_dims, values, _) in template.coords.items():
+        dims.update(zip((var_dims,) if isinstance(var_dims, str) else var_dims, np.shape(values)))
+    for var_dims, shape, _ in template.layout.values():
+        dims.update(zip(var_dims, shape))
+    with h5netcdf.File(partial, "w") as f:
+        f.dimensions = dims
+        for name, (var_dims, values, attrs) in template.coords.items():
+            values = np.asarray(values)
+            if values.dtype == object or values.dtype.kind == "U":
+                variable = f.create_variable(name, (var_dims,), dtype=h5py.string_dtype())
+                variable[...] = values.astype(object)
+            else:
+                variable = f.create_variable(name, (var_dims,), data=values)
+            variable.attrs.update(attrs)
+        recorded = f.create_variable("recorded", ("stimulus",), data=np.zeros(template.n, dtype=np.int8),
+                                     chunks=(chunk,))
+        recorded.attrs.update({**RECORDED_ATTRS, "dtype": "bool"})
+        for name, (var_dims, shape, attrs) in template.layout.items():
+            variable = f.create_variable(name, var_dims, np.float32, fillvalue=np.float32(np.nan),
                                          chunks=(chunk,) + shape[1:])
             variable.attrs.update(attrs)
+        f.attrs.update(template.attrs)
+        f.attrs["coordinates"] = " ".join(name for name, (d, _, _) in template.coords.items() if d != name)
 
 
 @contextmanager
@@ -377,7 +413,7 @@ def _check_output(output: Path, partial: Path, existing: list[Path], overwrite: 
                          "--overwrite to start again")
 
 
-def _check_resumable(partial: Path, template: xr.Dataset) -> np.ndarray:
+def _check_resumable(partial: Path, template: Template) -> np.ndarray:
     try:
         stored = xr.open_zarr(partial) if partial.suffix == ".zarr" else xr.open_dataset(partial, engine="h5netcdf")
     except Exception as err:  # e.g. a netCDF file cut off by a hard kill
@@ -390,9 +426,9 @@ def _check_resumable(partial: Path, template: xr.Dataset) -> np.ndarray:
         if json.dumps(_plain(theirs)) != json.dumps(_plain(mine)):
             raise InputError(f"cannot resume {str(partial)!r}: its {key} differs from this run's; resume with "
                              "the same model, stimuli, states and reduction, or pass --overwrite")
-    if (stored.sizes.get("stimulus") != template.sizes["stimulus"]
-            or list(stored["time"].values) != list(template["time"].values)
-            or list(stored["readout_time"].values) != list(template["readout_time"].values)):
+    if (stored.sizes.get("stimulus") != template.n
+            or list(stored["time"].values) != list(template.coords["time"][1])
+            or list(stored["readout_time"].values) != list(template.coords["readout_time"][1])):
         raise InputError(f"cannot resume {str(partial)!r}: it has other stimuli or time steps than this run")
     return stored["recorded"].values.astype(bool)
 
