@@ -118,8 +118,7 @@ def main():
             print(json.dumps(r), flush=True)
     v, big = results["visrecur"], large["visrecur"]
     print(f"\n(a) recording / plain forward time: {v['seconds'] / results['plain']['seconds']:.2f}x at {args.stimuli} "
-          f"stimuli, {big['seconds'] / large['plain']['seconds']:.2f}x at {args.large} (target <= 1.3; a fixed "
-          "start-up, mostly xarray importing dask, weighs more on small sets)")
+          f"stimuli, {big['seconds'] / large['plain']['seconds']:.2f}x at {args.large} (target <= 1.3)")
     print(f"(b) peak RSS {args.large} / {args.stimuli} stimuli: {big['peak_rss_mb'] / v['peak_rss_mb']:.2f}x "
           f"(target <= 1.1; {big['peak_rss_mb']:.0f} vs {v['peak_rss_mb']:.0f} MB)")
     for other in ("naive", "torchlens"):
