@@ -11,7 +11,6 @@ and the projected wall time of the paper's 60-epoch CIFAR-10 run (50,000 images 
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch

@@ -1,6 +1,5 @@
 """A 4-state FRNN written out by hand (no visrecur): the same convolutions, batch norms and schedule as
 visrecur's frnn_4state_shared, as the baseline for measuring what the graph machinery costs."""
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -1,6 +1,5 @@
 """Every figure notebook runs on results written by the analyses and saves its PNGs."""
 import json
-import os
 from pathlib import Path
 
 import matplotlib

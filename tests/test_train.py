@@ -1,11 +1,8 @@
 """Training: recipes, exact resume after a kill, DDP with gloo, checkpoints, clear errors."""
 import csv
-import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from PIL import Image
 import visrecur
 from visrecur import CheckpointError, zoo
 from visrecur.checkpoint import atomic_save, load_state
-from visrecur.train import TrainConfig, TrainingError, build_config, lr_at, train
+from visrecur.train import TrainingError, build_config, lr_at, train
 
 MODEL_ARGS = ["--model", "frnn_2state_shared", "--model-arg", "channels=[2,3]", "--model-arg", "input_size=8",
               "--readout-time", "3"]

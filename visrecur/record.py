@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
 import os
 import shutil
 import sys
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
@@ -210,7 +208,6 @@ def _batch_arrays(model, images, states, times, readouts, reduction):
             if s == name:
                 array[:, index[t]] = value
         out[name] = array
-    n_classes = model.spec.num_classes
     stacked = torch.stack([logits[t].float() for t in readouts], 1)  # batch x readout time x class
     out["logits"] = stacked.cpu().numpy()
     out["probabilities"] = torch.softmax(stacked, 2).cpu().numpy()
