@@ -1,7 +1,6 @@
 """Checkpoints: atomic writes, safe loads (weights_only=True), the architecture spec inside the file."""
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
+from .files import publish
 from .graph import ModelSpec
 
 FORMAT = "visrecur-checkpoint-1"
@@ -26,21 +26,10 @@ def atomic_save(obj, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read(path: str | Path, map_location="cpu") -> dict:

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .stimuli import IMAGE_SUFFIXES
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 VAL_SPLIT_NAMES = ("test", "val", "validation")
 
 

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import VisrecurError, report_errors
+from .files import publish, sha256 as file_sha256
 from .stimuli import shared_data_dir
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.json"
@@ -31,7 +32,7 @@ def fetch(url: str, dest: Path, sha256: str, progress: bool = True) -> Path:
     from tqdm.auto import tqdm
 
     dest = Path(dest)
-    if dest.is_file() and _sha256(dest) == sha256:
+    if dest.is_file() and file_sha256(dest) == sha256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -47,24 +48,13 @@ def fetch(url: str, dest: Path, sha256: str, progress: bool = True) -> Path:
         if digest.hexdigest() != sha256:
             raise DownloadError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}; the file changed "
                                 "at its source or the download was corrupted: nothing was saved")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except OSError as err:
         raise DownloadError(f"cannot download {url} ({err}); check the network, or download it by hand to "
                             f"{dest}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_set(name: str, dest: Path | None = None, manifest: Path = MANIFEST, progress: bool = True) -> Path:

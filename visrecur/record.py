@@ -27,9 +27,10 @@ import torch
 import xarray as xr
 
 from . import __version__
-from .checkpoint import DEFAULT_CHECKPOINT, load as load_checkpoint, sha256
+from .checkpoint import DEFAULT_CHECKPOINT, load as load_checkpoint
 from .data import CIFAR10_MEAN, CIFAR10_STD
 from .errors import InputError, TimeStepError, VisrecurError
+from .files import sha256
 from .reductions import Reduction
 from .stimuli import StimulusSet, describe_preprocessing, preprocess, resolve
 from .recordings import open_recording, summary
@@ -187,8 +188,9 @@ def _lazy(template: Template, chunk: int) -> xr.Dataset:
 
 
 # --- computing one batch --------------------------------------------------------------------------
-def _batch_arrays(model, images, states, times, readouts, reduction):
-    """{variable: numpy array (batch, time, ...)} for one batch of preprocessed images."""
+def _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction):
+    """{variable: numpy array (batch, time, ...)} for the stimuli at ``indices``."""
+    model, images = source.model, _images(stimuli, indices, source, device)
     index = {t: k for k, t in enumerate(times)}
     wanted = set(states)
     captured: dict[tuple[str, int], np.ndarray] = {}
@@ -257,8 +259,7 @@ def _record_in_memory(source, stimuli, template, states, times, readouts, reduct
     arrays = {name: np.full(shape, np.nan, dtype=np.float32) for name, (_, shape, _) in layout.items()}
     for start in tqdm(range(0, len(stimuli), batch_size), disable=not progress, desc="recording", leave=False):
         indices = range(start, min(start + batch_size, len(stimuli)))
-        batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times, readouts,
-                              reduction)
+        batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction)
         for name, values in batch.items():
             arrays[name][start:start + len(indices)] = values
     for name, values in arrays.items():
@@ -300,8 +301,7 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
             if stop_after_batches is not None and k >= stop_after_batches:
                 raise KeyboardInterrupt("stopped on request (testing resume)")
             indices = range(start, min(start + batch_size, len(stimuli)))
-            batch = _batch_arrays(source.model, _images(stimuli, indices, source, device), states, times,
-                                  readouts, reduction)
+            batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction)
             if pending is not None:
                 pending.result()
             pending = writer.submit(_write_batch, store, slice(indices.start, indices.stop), batch)
@@ -458,8 +458,7 @@ def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, de
     samples = {name: [] for name in states}
     for start in range(0, len(fit_set), batch_size):
         indices = range(start, min(start + batch_size, len(fit_set)))
-        batch = _batch_arrays(source.model, _images(fit_set, indices, source, device), states, times,
-                              readouts, full)
+        batch = _batch_arrays(source, fit_set, indices, device, states, times, readouts, full)
         for name in states:
             values = batch[name].reshape(batch[name].shape[0] * batch[name].shape[1], -1)
             samples[name].append(values[~np.isnan(values).any(axis=1)])

@@ -223,16 +223,18 @@ def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> St
     """CIFAR-10 test images: an ImageFolder tree (root/test/<class>/) or torchvision's pickles."""
     root = Path(root) if root else shared_data_dir() / "cifar10-jpeg"
     if (root / "test").is_dir():
-        classes = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
-        files = [(p, c) for c in classes for p in sorted((root / "test" / c).iterdir())
-                 if p.suffix.lower() in IMAGE_SUFFIXES]
+        from .data import folder_samples
+
+        samples, classes = folder_samples(root / "test")
+        files = [(path, classes[k]) for path, k in samples]
         if limit:  # balanced: take images round-robin over classes
             by_class = {c: [f for f in files if f[1] == c] for c in classes}
             files = [by_class[c][k] for k in range(limit) for c in classes if k < len(by_class[c])][:limit]
         meta = pd.DataFrame({"stimulus_id": [f"{c}/{p.name}" for p, c in files],
                              "file": [str(p) for p, _ in files], "label": [c for _, c in files],
                              "category": [c for _, c in files]})
-        return StimulusSet("cifar10-test", meta, lambda i: _open(files[i][0]), f"CIFAR-10 test images from {root}")
+        return StimulusSet("cifar10-test", meta, lambda i: _open(files[i][0]), f"CIFAR-10 test images from {root}",
+                           lambda i: files[i][0].read_bytes())
     from .data import load_cifar10_pickles
 
     images, labels, classes = load_cifar10_pickles(root, train=False)
