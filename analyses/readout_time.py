@@ -1,10 +1,12 @@
 """Error against readout time, inside and beyond the trained steps (the paper's Fig. 4D/E and 5A).
 
     python -m analyses.readout_time [--checkpoint PATH] [--data-root DIR] [--readout-times 2 3 ... 10]
+        [--recalibrate N]
 
-Evaluates top-1 error on the test split at every readout time from one pass per batch. Steps past the
-trained ones use the last step's TSBN statistics (beyond_trained="last"), or, with --recalibrate N,
-statistics re-estimated for those steps from N training images. Writes a tidy CSV.
+Evaluates top-1 error on the test split at every readout time from one pass per batch. A step without
+trained TSBN statistics (past the trained steps) uses the last trained step's statistics; with
+--recalibrate N the same readout times are evaluated a second time with the statistics of every such
+step estimated from N training images (``recalibrate_batchnorm``). Writes one tidy CSV with both.
 """
 from __future__ import annotations
 
@@ -15,22 +17,34 @@ import pandas as pd
 import torch
 
 from visrecur import data
-from visrecur.blocks import extend_time, recalibrate_batchnorm
+from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
 from visrecur.train import evaluate
 
 
-def readout_time_errors(model, batches, readout_times, trained_steps: int | None = None,
-                        tsbn_policy: str = "last") -> pd.DataFrame:
-    trained = trained_steps or model.spec.time_steps
+def last_trained_readout(model) -> int:
+    """The largest readout time whose post-net statistics were trained (the spec's time_steps for a
+    model never trained)."""
+    trained = model.postnet.norm.trained_steps()
+    return max(trained) if trained else model.spec.time_steps
+
+
+def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained") -> pd.DataFrame:
+    """Top-1 error per readout time, with whether it lies past the trained readout times and which
+    steps borrowed another step's TSBN statistics."""
+    trained = last_trained_readout(model)
     errors = evaluate(model, batches, list(readout_times), "cpu")
+    borrowed = borrowed_statistics(model, max(readout_times))
     low, high = latency_ms(list(errors))
-    return pd.DataFrame({"readout_time": list(errors), "error": list(errors.values()),
-                         "latency_min_ms": low, "latency_max_ms": high,
-                         "beyond_trained_steps": [t > trained for t in errors],
-                         "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
+    return pd.DataFrame({
+        "readout_time": list(errors), "error": list(errors.values()),
+        "latency_min_ms": low, "latency_max_ms": high,
+        "beyond_trained_steps": [t > trained for t in errors],
+        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(borrowed) if s <= t) or "none"
+                                           for t in errors],
+        "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
 
 
 def main(argv=None):
@@ -38,9 +52,10 @@ def main(argv=None):
     p.add_argument("--checkpoint", help="default: the pretrained model shipped with visrecur")
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+")
-    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
+    p.add_argument("--limit", type=int, help="evaluate on a subset of the test split")
     p.add_argument("--recalibrate", type=int, metavar="N",
-                   help="re-estimate TSBN statistics of the steps past the trained ones from N training images")
+                   help="also evaluate with the TSBN statistics of every step past the trained ones "
+                        "estimated from N training images")
     p.add_argument("--out", default="results/readout_time.csv")
     args = p.parse_args(argv)
     model, payload = load(args.checkpoint, with_payload=True)
@@ -48,20 +63,22 @@ def main(argv=None):
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
     batches = data.TensorBatches(images, labels, 500, norm["mean"], norm["std"], train=False)
     times = list(args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1))
-    trained, policy = model.spec.time_steps, "last"
-    if args.recalibrate and max(times) > trained:
+    with torch.no_grad():
+        tables = [readout_time_errors(model, batches, times, "last trained")]
+    if args.recalibrate:
         train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
         calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, norm["mean"], norm["std"],
                                          train=False)
-        extend_time(model, max(times))
-        recalibrate_batchnorm(model, (x for x, _ in calibration.batches()), max(times),
-                              steps=range(trained + 1, max(times) + 1))
-        policy = f"recalibrated on {len(train_x)} training images"
-    with torch.no_grad():
-        table = readout_time_errors(model, batches, times, trained, policy)
+        recalibrate_batchnorm(model, [x for x, _ in calibration.batches()], max(times), progress=True)
+        with torch.no_grad():
+            tables.append(readout_time_errors(model, batches, times,
+                                              f"recalibrated on {len(train_x)} training images"))
+    table = pd.concat(tables, ignore_index=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    tmp = out.with_name(out.name + ".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out)
     print(table.to_string(index=False))
 
 

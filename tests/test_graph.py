@@ -104,12 +104,23 @@ def test_macs_by_hand():
 def test_strides_and_deconvs_match_sizes():
     spec = zoo.frnn_4state_spec()
     g = spec.graph
+    assert g.resampling == "stride2"
     v1_it = g.layers(g.transition("V1", "IT"))
-    assert [layer.stride for layer in v1_it] == [4, 2]  # 32 -> 4 over two convolutions
+    # 32 -> 4: two stride-2 convolutions after a 2x2 average pool of the input
+    assert [layer.stride for layer in v1_it] == [2, 2] and g.resample_rest(g.transition("V1", "IT")) == 2
+    assert g.block_name(g.transition("V1", "IT")) == "avgpool /2 + BRCx2 down /4"
     it_v1 = g.layers(g.transition("IT", "V1"))
     assert {layer.kind for layer in it_v1} == {"deconv"}
-    assert np.prod([layer.stride for layer in it_v1]) == 8
+    assert [layer.stride for layer in it_v1] == [2, 2] and g.resample_rest(g.transition("IT", "V1")) == 2
+    assert g.block_name(g.transition("IT", "V1")) == "BRDx2 up x4 + upsample x2"
+    v1_v4 = g.transition("V1", "V4")  # factor 4 fits two stride-2 layers: no pooling
+    assert [layer.stride for layer in g.layers(v1_v4)] == [2, 2] and g.resample_rest(v1_v4) == 1
     assert [layer.out_channels for layer in v1_it] == [36, 64]  # mid width = mean(8, 64)
+    # visrecur 0.1's scheme, kept for its checkpoints: the factor in the strides, largest first
+    old = zoo.frnn_4state_spec(resampling="strided").graph
+    assert [layer.stride for layer in old.layers(old.transition("V1", "IT"))] == [4, 2]
+    assert old.resample_rest(old.transition("V1", "IT")) == 1
+    assert Graph.from_dict({k: v for k, v in old.to_dict().items() if k != "resampling"}).resampling == "strided"
 
 
 def test_serialisation_round_trip():

@@ -12,21 +12,26 @@ from .graph import ConvLayer, ModelSpec
 class TimeSpecificBatchNorm(nn.Module):
     """Batch normalisation with running statistics kept separately for every time step (TSBN).
 
-    ``stats[t]`` holds the running mean and variance of step ``t`` (t = 0..num_steps). With
-    ``time_specific=False`` one set of statistics serves every step (the paper's ablation, which it
-    reports hurts). The learnable affine, when ``affine=True``, is shared across time; a caller that
-    owns per-group affine parameters (tied transition weights) passes them to ``forward`` instead.
+    ``stats[t]`` holds the running mean and variance of step ``t`` (t = 0..num_steps). A step's
+    statistics count as *trained* once they have been estimated from data (``num_batches_tracked > 0``:
+    in training, or by ``recalibrate_batchnorm``). With ``time_specific=False`` one set of statistics
+    serves every step (the paper's ablation, which it reports hurts). The learnable affine, when
+    ``affine=True``, is shared across time; a caller that owns per-group affine parameters (tied
+    transition weights) passes them to ``forward`` instead.
 
-    Steps past ``num_steps``: ``beyond="last"`` normalises with the last step's statistics (and
-    refuses to update them in training); ``beyond="error"`` raises. ``extend`` adds steps.
+    In evaluation, a step without trained statistics (past the trained steps, or one the training
+    never read out) follows ``beyond``: "last" normalises with the nearest trained step before it (the
+    last trained step, past training; the first trained step if none is before it), "error" raises.
+    A model none of whose steps is trained yet uses each built step as it is. ``extend`` adds steps.
     """
 
     def __init__(self, num_features: int, num_steps: int, *, affine: bool = False,
                  time_specific: bool = True, beyond: str = "last", momentum: float | None = 0.1,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, position: int = 0):
         super().__init__()
         self.num_features, self.time_specific, self.beyond = num_features, time_specific, beyond
         self.momentum, self.eps = momentum, eps
+        self.position = position  # index in its block: recalibration estimates one position per pass
         slots = num_steps + 1 if time_specific else 1
         self.stats = nn.ModuleList(nn.BatchNorm2d(num_features, affine=False) for _ in range(slots))
         if affine:
@@ -35,43 +40,109 @@ class TimeSpecificBatchNorm(nn.Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+        self._trained: list[int] | None = None  # cache of trained_steps(); None = read the buffers
+        self.collecting: int | None = None  # the step recalibration is estimating, if any
 
     @property
     def num_steps(self) -> int:
         return len(self.stats) - 1
 
+    def trained_steps(self) -> list[int]:
+        """Steps whose running statistics were estimated from data, ascending."""
+        if self._trained is None:  # one read of the buffers, cached: no device sync per forward
+            self._trained = [t for t, s in enumerate(self.stats) if int(s.num_batches_tracked) > 0]
+        return self._trained
+
     def slot(self, t: int) -> int:
+        """The step whose statistics normalise step ``t``."""
         if not self.time_specific:
             return 0
-        if t <= self.num_steps:
+        if self.training:
+            if t > self.num_steps:
+                raise TimeStepError(
+                    f"step t={t} is past the {self.num_steps} steps this model's time-specific batch norm "
+                    "was built for and cannot be trained there; call visrecur.blocks.extend_time(model, "
+                    "steps) first, or build the model with a larger time_steps")
             return t
-        if self.beyond == "error" or self.training:
+        trained = self.trained_steps()
+        what = "trained steps"
+        if not trained:  # a model never trained: every built step as it is
+            trained, what = list(range(self.num_steps + 1)), "never trained; built for steps"
+        if t in trained:
+            return t
+        if self.beyond == "error":
             raise TimeStepError(
-                f"step t={t} is past the {self.num_steps} steps this model's time-specific batch norm "
-                "was built for; evaluate with beyond_trained='last' to reuse the last step's statistics, "
-                "or call visrecur.blocks.extend_time(model, steps) and recalibrate_batchnorm(...)")
-        return self.num_steps
+                f"step t={t} has no trained time-specific batch-norm statistics ({what} "
+                f"{_ranges(trained)}); evaluate with beyond_trained='last' to reuse the nearest trained "
+                "step's statistics, or call visrecur.blocks.recalibrate_batchnorm(model, batches, "
+                "readout_time) to estimate them")
+        earlier = [s for s in trained if s < t]
+        return earlier[-1] if earlier else trained[0]
 
     def forward(self, x: torch.Tensor, t: int, weight=None, bias=None) -> torch.Tensor:
-        stats = self.stats[self.slot(t)]
         if weight is None:
             weight, bias = self.weight, self.bias
+        if self.collecting is not None and self.collecting == t and self.time_specific:
+            # recalibration: accumulate this step's statistics as a cumulative average
+            stats = self.stats[t]
+            stats.num_batches_tracked.add_(1)
+            self._mark_trained(t)
+            return F.batch_norm(x, stats.running_mean, stats.running_var, weight, bias, True,
+                                1.0 / float(stats.num_batches_tracked), self.eps)
+        slot = self.slot(t)
+        stats = self.stats[slot]
         momentum = self.momentum
         if self.training:
             stats.num_batches_tracked.add_(1)
-            if momentum is None:  # cumulative average, for recalibration
+            self._mark_trained(slot)
+            if momentum is None:  # cumulative average
                 momentum = 1.0 / float(stats.num_batches_tracked)
         return F.batch_norm(x, stats.running_mean, stats.running_var, weight, bias,
                             self.training, momentum or 0.0, self.eps)
 
+    def _mark_trained(self, t: int) -> None:
+        if self._trained is not None and t not in self._trained:
+            self._trained = sorted(self._trained + [t])
+
+    def forget(self, t: int) -> None:
+        """Reset step ``t``'s statistics to untrained (mean 0, variance 1, no batches)."""
+        self.stats[t].reset_running_stats()
+        self._trained = None
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._trained = None  # the buffers are about to change
+        super()._load_from_state_dict(*args, **kwargs)
+
     def extend(self, num_steps: int, init: str = "last") -> None:
-        """Keep statistics for steps up to ``num_steps``; new steps start as copies of the last step
-        (``init="last"``) or as fresh statistics (``init="fresh"``) to be recalibrated from data."""
+        """Keep statistics for steps up to ``num_steps``. New steps start untrained, either as copies of
+        the last trained step's statistics (``init="last"``, a starting point for training them) or
+        fresh (``init="fresh"``); in evaluation they follow ``beyond`` until trained or recalibrated."""
+        if init not in ("last", "fresh"):
+            raise TimeStepError(f"init={init!r} is not 'last' or 'fresh'")
+        source = self.stats[self.slot_for_copy()] if init == "last" else None
         while self.time_specific and self.num_steps < num_steps:
             new = nn.BatchNorm2d(self.num_features, affine=False).to(self.stats[-1].running_mean.device)
-            if init == "last":
-                new.load_state_dict(self.stats[-1].state_dict())
+            if source is not None:
+                new.running_mean.copy_(source.running_mean)
+                new.running_var.copy_(source.running_var)
             self.stats.append(new)
+        self._trained = None
+
+    def slot_for_copy(self) -> int:
+        trained = self.trained_steps()
+        return trained[-1] if trained else self.num_steps
+
+
+def _ranges(steps: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    parts, start = [], None
+    for k, t in enumerate(steps):
+        if start is None:
+            start = t
+        if k + 1 == len(steps) or steps[k + 1] != t + 1:
+            parts.append(str(start) if start == t else f"{start}-{t}")
+            start = None
+    return ", ".join(parts) or "none"
 
 
 def _conv(layer: ConvLayer) -> nn.Module:
@@ -87,14 +158,17 @@ def _conv(layer: ConvLayer) -> nn.Module:
 class TransitionBlock(nn.Module):
     """Weights of one transition (or one tie group): BN-ReLU-Conv x n (BRC) or BN-ReLU-Deconv x n (BRD),
     plus an optional 1x1 projection of the pre-activated input (a ResNet stage's first block).
+    ``rest`` > 1: the resampling left over by the convolutions' strides (``Graph.resample_rest``), as
+    average pooling of the input (BRC) or nearest-neighbour upsampling of the output (BRD).
 
     Batch-norm statistics are not held here: they belong to each use (transition, step) and are passed
     in as a list of TSBN modules, one per convolution, so tied weights still normalise per step.
     """
 
-    def __init__(self, layers: tuple[ConvLayer, ...], affine: bool):
+    def __init__(self, layers: tuple[ConvLayer, ...], affine: bool, rest: int = 1):
         super().__init__()
         convs = [layer for layer in layers if layer.kind != "projection"]
+        self.rest, self.upsampling = rest, convs[0].kind == "deconv"
         self.convs = nn.ModuleList(_conv(layer) for layer in convs)
         projection = [layer for layer in layers if layer.kind == "projection"]
         self.projection = _conv(projection[0]) if projection else None
@@ -105,6 +179,8 @@ class TransitionBlock(nn.Module):
             self.bn_weight = self.bn_bias = None
 
     def forward(self, x: torch.Tensor, norms: nn.ModuleList, t: int) -> torch.Tensor:
+        if self.rest > 1 and not self.upsampling:
+            x = F.avg_pool2d(x, self.rest)
         out, shortcut = x, None
         for k, conv in enumerate(self.convs):
             if self.bn_weight is not None:
@@ -115,6 +191,8 @@ class TransitionBlock(nn.Module):
             if k == 0 and self.projection is not None:
                 shortcut = self.projection(out)
             out = conv(out)
+        if self.rest > 1 and self.upsampling:
+            out = F.interpolate(out, scale_factor=self.rest, mode="nearest")
         return out if shortcut is None else out + shortcut
 
 
@@ -174,56 +252,127 @@ def tsbn_modules(model: nn.Module) -> list[TimeSpecificBatchNorm]:
 
 
 def extend_time(model: nn.Module, time_steps: int, init: str = "last") -> None:
-    """Let a time-invariant model run and read out up to ``time_steps``: extend every TSBN.
-    Follow with ``recalibrate_batchnorm`` to estimate the new steps' statistics from data."""
+    """Let a time-invariant model run and read out up to ``time_steps``: transitions' TSBN get steps up
+    to ``time_steps - 1`` (a readout at T reads the last state at T - 1), the post-net's up to
+    ``time_steps``. New steps are untrained until trained or recalibrated (``recalibrate_batchnorm``)."""
     spec = getattr(model, "spec", None)
     if spec is not None and spec.graph.weight_sharing == "unshared":
         raise TimeStepError("a time-variant (unshared) model has no weights for new steps; extend_time "
                             "works on models with weight_sharing='shared'")
+    postnet = getattr(getattr(model, "postnet", None), "norm", None)
     for m in tsbn_modules(model):
-        m.extend(time_steps, init)
+        m.extend(time_steps if m is postnet else time_steps - 1, init)
     if spec is not None:
         spec.time_steps = max(spec.time_steps, time_steps)
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, batches, readout_time: int, steps: range | None = None) -> None:
-    """Re-estimate TSBN statistics from data (cumulative average over ``batches`` of images).
+def _used_steps(model: nn.Module, readout_time: int) -> dict[TimeSpecificBatchNorm, list[int]]:
+    """Every TSBN of an FRNN -> the steps at which a readout up to ``readout_time`` normalises with it."""
+    graph, used = model.spec.graph, {}
+    for key, norms in model.norms.items():
+        tr = next(tr for tr in graph.transitions if tr.key == key)
+        for m in norms:
+            used[m] = [t for t in range(1, readout_time) if graph.runs(tr, t)]
+    used[model.postnet.norm] = list(range(graph.earliest_readout, readout_time + 1))
+    return used
 
-    Only the statistics of ``steps`` (default: every step) are reset and re-estimated; the rest and
-    every weight stay as they are.
+
+def untrained_steps(model: nn.Module, readout_time: int) -> list[int]:
+    """Steps up to ``readout_time`` at which a readout up to ``readout_time`` would normalise with another
+    step's statistics (no trained statistics of its own there). Empty for a model never trained."""
+    steps = set()
+    for m, used in _used_steps(model, readout_time).items():
+        trained = m.trained_steps()
+        steps |= {t for t in used if trained and t not in trained and m.time_specific}
+    return sorted(steps)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches, readout_time: int, steps=None,
+                          progress: bool = False) -> list[int]:
+    """Estimate TSBN statistics from data, each from inputs computed exactly as in evaluation.
+
+    By default every statistic a readout up to ``readout_time`` would otherwise borrow from another step
+    (``untrained_steps``; all of them for a model never trained) is estimated; with ``steps``, the
+    statistics of those steps are reset and re-estimated. It goes in time order, one (step, position in
+    the block) per pass over ``batches`` (a re-iterable of image batches, or of (images, labels)): each
+    pass runs the model in evaluation mode, so the inputs of step t come from earlier steps normalised
+    with their running (trained or just recalibrated) statistics. Weights and all other statistics stay
+    as they are. The model is extended to ``readout_time`` first if needed. Returns the steps estimated.
     """
-    modules = tsbn_modules(model)
-    steps = set(range(readout_time + 1) if steps is None else steps)
-    saved = {}
-    for m in modules:
-        saved[m] = m.momentum
-        m.momentum = None
-        for t, stats in enumerate(m.stats):
-            if t in steps:
-                stats.reset_running_stats()
+    from tqdm.auto import tqdm
+
+    if readout_time > model.spec.time_steps:
+        extend_time(model, readout_time, init="fresh")
+    targets = {}
+    for m, used in _used_steps(model, readout_time).items():
+        if not m.time_specific:
+            continue
+        trained = m.trained_steps()
+        wanted = [t for t in used if t not in trained or not trained] if steps is None else \
+            [t for t in used if t in set(steps)]
+        if wanted:
+            targets[m] = set(wanted)
+    passes = sorted({(t, m.position) for m, wanted in targets.items() for t in wanted})
+    if not passes:
+        return []
+    if iter(batches) is batches:  # a one-shot iterator: every pass needs the same batches
+        batches = list(batches)
+    earliest = model.spec.graph.earliest_readout
+    saved_beyond = {m: m.beyond for m in tsbn_modules(model)}
     was_training = model.training
-    kept = {}
-    model.eval()  # pre-net BN and dropout stay fixed; only the TSBN statistics learn
-    for m in modules:
-        m.train()
+    model.eval()
     try:
-        for m in modules:  # statistics of steps outside `steps` must not move
-            for t, stats in enumerate(m.stats):
-                if t not in steps:
-                    kept[(id(m), t)] = {k: v.clone() for k, v in stats.state_dict().items()}
-        # read out at every recalibrated step too, so the post-net's statistics for those steps are estimated
-        earliest = model.spec.graph.earliest_readout if hasattr(model, "spec") else readout_time
-        readouts = sorted({t for t in steps if earliest <= t <= readout_time} | {readout_time})
-        for images in batches:
-            if isinstance(images, (tuple, list)):
-                images = images[0]
-            model(images, readout_time=readouts)
-        for m in modules:
-            for t, stats in enumerate(m.stats):
-                if (id(m), t) in kept:
-                    stats.load_state_dict(kept[(id(m), t)])
+        for m in saved_beyond:
+            m.beyond = "last"  # a step not yet estimated may be read on the way: never refuse here
+        for t, position in tqdm(passes, desc="recalibrating TSBN", disable=not progress, leave=False):
+            collecting = [m for m, wanted in targets.items() if m.position == position and t in wanted]
+            for m in collecting:
+                m.forget(t)
+                m.collecting = t
+            for images in batches:
+                if isinstance(images, (tuple, list)):
+                    images = images[0]
+                model(images, readout_time=[max(t, earliest)], until=t)
+            for m in collecting:
+                m.collecting = None
     finally:
-        for m in modules:
-            m.momentum = saved[m]
+        for m in saved_beyond:
+            m.collecting = None
+            m.beyond = saved_beyond[m]
         model.train(was_training)
+    return sorted({t for t, _ in passes})
+
+
+def borrowed_statistics(model: nn.Module, readout_time: int) -> dict[int, set[int]]:
+    """Step t -> the steps whose statistics normalise it, for every step up to ``readout_time`` that a
+    readout there would normalise (partly) with another step's statistics (transition steps and
+    post-net readouts together). Empty when every step uses its own."""
+    borrowed: dict[int, set[int]] = {}
+    for m, used in _used_steps(model, readout_time).items():
+        if not m.time_specific:
+            continue
+        for t in used:
+            try:
+                source = m.slot(t)
+            except TimeStepError:
+                source = None  # refused (beyond_trained="error")
+            if source != t:
+                borrowed.setdefault(t, set()).add(source)
+    return borrowed
+
+
+def describe_statistics(model: nn.Module, readout_time: int) -> str:
+    """One line on which TSBN statistics a run up to ``readout_time`` uses, e.g. for a recording's attrs."""
+    borrowed = borrowed_statistics(model, readout_time)
+    if not borrowed:
+        return f"every step up to readout {readout_time} uses its own trained statistics"
+    parts = []
+    for t in sorted(borrowed):
+        sources = borrowed[t]
+        if None in sources:
+            parts.append(f"t{t}: refused (beyond_trained='error')")
+        else:
+            parts.append(f"t{t}: step {', '.join(str(s) for s in sorted(sources))}")
+    return (f"own trained statistics except (beyond_trained={model.spec.beyond_trained!r}; step t: "
+            f"statistics used) " + "; ".join(parts))

@@ -51,7 +51,12 @@ def read(path: str | Path, map_location="cpu") -> dict:
 
 
 def load_state(model: torch.nn.Module, state: dict, source: str = "checkpoint") -> None:
-    """Load weights, with one clear error when they were made for another architecture."""
+    """Load weights, with one clear error when they were made for another architecture.
+
+    A time-specific batch norm with more steps in the file than in the model (visrecur 0.1 kept an
+    untrained step past every transition's last; ``extend_time`` adds steps) is extended to fit first:
+    untrained steps are never used for normalisation, so the model behaves as its statistics say."""
+    _fit_tsbn_steps(model, state)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -70,6 +75,17 @@ def load_state(model: torch.nn.Module, state: dict, source: str = "checkpoint") 
                               + "; ".join(details) + ". Load it with visrecur.load(path), which rebuilds the "
                               "architecture stored in the file")
     model.load_state_dict(state)
+
+
+def _fit_tsbn_steps(model: torch.nn.Module, state: dict) -> None:
+    from .blocks import TimeSpecificBatchNorm
+
+    for name, module in model.named_modules():
+        if isinstance(module, TimeSpecificBatchNorm) and module.time_specific:
+            prefix = f"{name}.stats."
+            steps = [int(key[len(prefix):].split(".")[0]) for key in state if key.startswith(prefix)]
+            if steps and max(steps) > module.num_steps:
+                module.extend(max(steps), init="fresh")
 
 
 def load(path: str | Path | None = None, map_location="cpu", with_payload: bool = False):

@@ -31,6 +31,14 @@ EXECUTIONS = ("concurrent", "sequential")
 WEIGHT_SHARING = ("shared", "unshared")
 PRENETS = ("conv", "conv3", "stem")
 BEYOND_TRAINED = ("last", "error")
+# How a transition between states of different sizes resamples (the paper prescribes none):
+# "stride2": every 3x3 (de)convolution strides by at most 2, so every input pixel reaches the output and
+#   every output pixel is written; a factor beyond 2**depth is done by average pooling the block's input
+#   (downsampling) or nearest-neighbour upsampling its output (upsampling). The default.
+# "strided": the factor split over the convolutions' strides, largest first (visrecur 0.1). A stride above
+#   2 with a 3x3 kernel skips input pixels (conv) or leaves output pixels unwritten (deconv); kept so that
+#   checkpoints made with it load as what they are.
+RESAMPLINGS = ("stride2", "strided")
 
 
 @dataclass(frozen=True)
@@ -141,8 +149,17 @@ def _scale_factor(big: tuple[int, int], small: tuple[int, int], what: str) -> in
     return int(factor)
 
 
-def _split_factor(factor: int, slots: int) -> list[int]:
-    """Spread an integer resampling factor over ``slots`` convolutions, early ones first."""
+def _split_factor(factor: int, slots: int, resampling: str) -> tuple[list[int], int]:
+    """Spread an integer resampling factor over ``slots`` convolutions, early ones first.
+
+    Returns (strides, rest): ``rest`` is the factor left to pooling/upsampling outside the
+    convolutions (always 1 for "strided")."""
+    if resampling == "stride2":
+        halvings = 0
+        while factor % 2 == 0 and halvings < slots:
+            factor //= 2
+            halvings += 1
+        return [2] * halvings + [1] * (slots - halvings), factor
     primes, n, p = [], factor, 2
     while n > 1:
         while n % p == 0:
@@ -152,7 +169,7 @@ def _split_factor(factor: int, slots: int) -> list[int]:
     strides = [1] * slots
     for k, prime in enumerate(primes):
         strides[k % slots] *= prime
-    return sorted(strides, reverse=True)
+    return sorted(strides, reverse=True), 1
 
 
 class Graph:
@@ -169,6 +186,7 @@ class Graph:
     self_steps : for sequential execution, self-transitions per state (a ResNet's blocks per stage,
         less the stage's first, downsampling block for every state but the first).
     weight_sharing : "shared" (time-invariant) or "unshared" (time-variant: a copy per step).
+    resampling : "stride2" (default) or "strided" (visrecur 0.1's scheme); see ``RESAMPLINGS``.
     tie_groups : explicit groups of (source, target, t) uses that share one set of weights; they
         override ``weight_sharing`` for the uses they name.
     """
@@ -176,14 +194,16 @@ class Graph:
     def __init__(self, states: Sequence[State], transitions: Sequence[Transition], *,
                  aggregation: str = "mean", execution: str = "concurrent",
                  self_steps: dict[str, int] | Sequence[int] | None = None,
-                 weight_sharing: str = "shared",
+                 weight_sharing: str = "shared", resampling: str = "stride2",
                  tie_groups: Iterable[Iterable[tuple[str, str, int]]] = ()):
         self.states = tuple(states)
         self.transitions = tuple(transitions)
         _choice(aggregation, AGGREGATIONS, "aggregation")
         _choice(execution, EXECUTIONS, "execution")
         _choice(weight_sharing, WEIGHT_SHARING, "weight_sharing")
+        _choice(resampling, RESAMPLINGS, "resampling")
         self.aggregation, self.execution, self.weight_sharing = aggregation, execution, weight_sharing
+        self.resampling = resampling
         if not self.states:
             raise SpecError("a graph needs at least one state, e.g. State('V1', 8, 32)")
         names = [s.name for s in self.states]
@@ -199,6 +219,7 @@ class Graph:
                 raise SpecError(f"transition {tr.key} is given twice; give each (source, target) once "
                                 "and block it in time with windows")
             seen.add(tr.key)
+        self._rest: dict[str, int] = {}
         self._layers = {tr.key: self._plan(tr) for tr in self.transitions}
         self.self_steps = self._check_sequential(self_steps)
         self.tie_groups = self._check_ties(tie_groups)
@@ -252,12 +273,20 @@ class Graph:
         """The block's convolutions in order, then the projection shortcut if any."""
         return self._layers[tr.key]
 
+    def resample_rest(self, tr: Transition) -> int:
+        """The part of the resampling factor done outside the convolutions: average pooling of the
+        block's input (downsampling) or nearest-neighbour upsampling of its output; 1 for none."""
+        return self._rest[tr.key]
+
     def block_name(self, tr: Transition) -> str:
         convs = [layer for layer in self.layers(tr) if layer.kind != "projection"]
         letter = "D" if convs[0].kind == "deconv" else "C"
         resample = math.prod(layer.stride for layer in convs)
         how = "" if resample == 1 else (f" up x{resample}" if letter == "D" else f" down /{resample}")
-        return f"BR{letter}x{len(convs)}{how}" + (" +proj" if tr.shortcut else "")
+        name, rest = f"BR{letter}x{len(convs)}{how}", self.resample_rest(tr)
+        if rest > 1:
+            name = f"avgpool /{rest} + {name}" if letter == "C" else f"{name} + upsample x{rest}"
+        return name + (" +proj" if tr.shortcut else "")
 
     def _plan(self, tr: Transition) -> tuple[ConvLayer, ...]:
         src, tgt = self.state(tr.source), self.state(tr.target)
@@ -271,13 +300,15 @@ class Graph:
                             "one dimension and smaller in the other; give both dimensions the same ratio")
         mid = tr.mid_channels or max(1, round((src.channels + tgt.channels) / 2))
         widths = [src.channels] + [mid] * (tr.depth - 1) + [tgt.channels]
-        strides = _split_factor(factor, tr.depth)
+        strides, rest = _split_factor(factor, tr.depth, self.resampling)
+        self._rest[tr.key] = rest
         layers = [ConvLayer(kind, widths[k], widths[k + 1], 3, strides[k]) for k in range(tr.depth)]
         if tr.shortcut:
             if kind == "deconv":
                 raise SpecError(f"{what}: projection shortcuts are for downsampling transitions only; "
                                 "drop shortcut=True")
-            layers.append(ConvLayer("projection", src.channels, tgt.channels, 1, factor))
+            # reads the block's (pooled) input, so it strides by what the convolutions stride
+            layers.append(ConvLayer("projection", src.channels, tgt.channels, 1, factor // rest))
         return tuple(layers)
 
     # --- schedule -----------------------------------------------------------------------------
@@ -391,7 +422,7 @@ class Graph:
                     raise SpecError(f"tie group {g}: ({source}, {target}, {t}) is already in tie group "
                                     f"{owner[(source, target, t)]}; each use belongs to one group")
                 owner[(source, target, t)] = g
-                plans.add(self.layers(tr))
+                plans.add((self.layers(tr), self.resample_rest(tr)))
             if len(plans) > 1:
                 raise SpecError(f"tie group {g} ties transitions with different shapes; only transitions "
                                 "with the same source/target widths and resampling can share weights")
@@ -469,7 +500,10 @@ class Graph:
         total = 0
         for tr, _ in self.uses(readout_time - 1):
             h, w = self.state(tr.source).size
-            size = block_input = (round(h * scale), round(w * scale))
+            size = (round(h * scale), round(w * scale))
+            if self.layers(tr)[0].kind == "conv" and self.resample_rest(tr) > 1:  # pooling: no MACs counted
+                size = tuple(math.ceil(v / self.resample_rest(tr)) for v in size)
+            block_input = size
             for layer in self.layers(tr):
                 if layer.kind == "projection":  # the shortcut reads the block's input
                     total += layer.macs(block_input)
@@ -487,6 +521,7 @@ class Graph:
             "execution": self.execution,
             "self_steps": self.self_steps,
             "weight_sharing": self.weight_sharing,
+            "resampling": self.resampling,
             "tie_groups": [sorted(group) for group in self.tie_groups],
         }
 
@@ -500,6 +535,8 @@ class Graph:
                                              tuple(tuple(w) for w in windows)}))
         return cls(states, transitions, aggregation=data["aggregation"], execution=data["execution"],
                    self_steps=data.get("self_steps"), weight_sharing=data["weight_sharing"],
+                   # files written before the field existed used the strided scheme
+                   resampling=data.get("resampling", "strided"),
                    tie_groups=[[tuple(use) for use in group] for group in data.get("tie_groups", [])])
 
     def __eq__(self, other):
@@ -508,17 +545,19 @@ class Graph:
     def __repr__(self):
         return (f"Graph(states={[s.name for s in self.states]}, transitions="
                 f"{[tr.key for tr in self.transitions]}, aggregation={self.aggregation!r}, "
-                f"execution={self.execution!r}, weight_sharing={self.weight_sharing!r})")
+                f"execution={self.execution!r}, weight_sharing={self.weight_sharing!r}, "
+                f"resampling={self.resampling!r})")
 
 
 @dataclass
 class ModelSpec:
     """Everything needed to build a model: graph, pre-net, post-net, TSBN and readout time.
 
-    ``time_steps`` is the largest readout time the model is built for: TSBN keeps statistics for
-    steps 0..time_steps and an unshared (time-variant) model has weights for steps 1..time_steps-1.
-    ``beyond_trained`` says what TSBN does past that: "last" reuses the last step's statistics,
-    "error" refuses (see ``visrecur.blocks.extend_time`` and ``recalibrate_batchnorm`` for new steps).
+    ``time_steps`` is the largest readout time the model is built for: transitions run (and keep TSBN
+    statistics and, unshared, weights) for steps up to time_steps - 1, the post-net reads out up to
+    time_steps. ``beyond_trained`` says what TSBN does in evaluation at a step without trained
+    statistics: "last" uses the last trained step's, "error" refuses (``visrecur.blocks.recalibrate_batchnorm``
+    estimates them; docs/conventions.md).
     """
 
     graph: Graph

@@ -22,8 +22,10 @@ class FRNN(nn.Module):
     a list of readout times returns ``{T: logits}`` from a single pass.
 
     ``images`` is a batch ``(B, C, H, W)`` shown at t = 0 only (the homogeneous system), or a sequence
-    ``(B, S, C, H, W)`` / list of ``(B, C, H, W)`` tensors or ``None``: frame ``x_t`` enters the first
-    state at step ``t`` (the inhomogeneous system of Section 2.2, e.g. a stimulus then a mask).
+    ``(B, S, C, H, W)`` / list of ``(B, C, H, W)`` tensors or ``None``: frame ``t`` enters the first
+    state at step ``t`` (the inhomogeneous system of Section 2.2, e.g. a stimulus then a mask). Frame 0
+    is h(0); frame t >= 1 is added to the first state's update at step t, so it is Eq. 2's x_{t-1}
+    (docs/conventions.md).
 
     Every state tensor at every step can be seen, without editing the model, by an observer
     ``fn(state_name, t, tensor)`` passed as ``observer=`` or installed with ``model.observe(fn)``.
@@ -36,15 +38,17 @@ class FRNN(nn.Module):
         self.prenet = PreNet(spec)
         self.blocks = nn.ModuleDict()
         for key, tr in graph.weight_groups(spec.time_steps - 1).items():
-            self.blocks[key] = TransitionBlock(graph.layers(tr), spec.bn_affine)
+            self.blocks[key] = TransitionBlock(graph.layers(tr), spec.bn_affine, graph.resample_rest(tr))
         self.norms = nn.ModuleDict()
         ever_run = {tr.key for tr, _ in graph.uses(spec.time_steps - 1)}
         for tr in graph.transitions:
             if tr.key in ever_run:
+                # transitions run at steps 1..time_steps-1: a readout at T reads the last state at T - 1
+                convs = [layer for layer in graph.layers(tr) if layer.kind != "projection"]
                 self.norms[tr.key] = nn.ModuleList(
-                    TimeSpecificBatchNorm(layer.in_channels, spec.time_steps,
+                    TimeSpecificBatchNorm(layer.in_channels, spec.time_steps - 1, position=k,
                                           time_specific=spec.time_specific_bn, beyond=spec.beyond_trained)
-                    for layer in graph.layers(tr) if layer.kind != "projection")
+                    for k, layer in enumerate(convs))
         self.postnet = PostNet(spec)
         he_init(self)
         self._observers: list[Observer] = []

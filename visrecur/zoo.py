@@ -15,12 +15,11 @@ from typing import Callable
 from .errors import SpecError
 from .graph import Graph, ModelSpec, State, Transition
 
-V4_STATE_NAMES = ("V1", "V2", "V4", "IT")
+VENTRAL_STREAM_STATES = ("V1", "V2", "V4", "IT")
 
 
-def _states(names, channels, size, first_size=None):
-    first = first_size or size
-    return [State(name, c, first // 2**k) for k, (name, c) in enumerate(zip(names, channels, strict=True))]
+def _states(names, channels, size):
+    return [State(name, c, size // 2**k) for k, (name, c) in enumerate(zip(names, channels, strict=True))]
 
 
 def resnet_1state_spec(*, shared: bool = True, channels: int = 16, readout_time: int = 10,
@@ -89,13 +88,14 @@ def resnet_4state_imagenet_spec(*, shared: bool = True, blocks=(2, 2, 2, 2), cha
 def frnn_spec(names, channels, *, shared: bool = True, adjacent: bool = False, readout_time: int = 5,
               time_steps: int | None = None, num_classes: int = 10, input_size: int = 32,
               prenet: str = "conv", bn_affine: bool = False, block_depth: int = 2,
-              aggregation: str = "mean", name: str = "frnn") -> ModelSpec:
+              aggregation: str = "mean", resampling: str = "stride2", name: str = "frnn") -> ModelSpec:
     """A fully recurrent network: every state to every state (or adjacent ones and itself only),
-    all transitions concurrent, inputs averaged, sizes halving from state to state."""
+    all transitions concurrent, inputs averaged, sizes halving from state to state.
+    ``resampling`` says how bypasses across several halvings resample (``visrecur.graph.RESAMPLINGS``)."""
     states = _states(names, channels, input_size)
     transitions = [Transition(a, b, depth=block_depth) for i, a in enumerate(names)
                    for j, b in enumerate(names) if not adjacent or abs(i - j) <= 1]
-    graph = Graph(states, transitions, aggregation=aggregation,
+    graph = Graph(states, transitions, aggregation=aggregation, resampling=resampling,
                   weight_sharing="shared" if shared else "unshared")
     return ModelSpec(graph, readout_time, time_steps, name=name, num_classes=num_classes,
                      input_size=(input_size, input_size), prenet=prenet, bn_affine=bn_affine)
@@ -108,9 +108,12 @@ def frnn_2state_spec(*, shared=True, channels=(64, 128), readout_time=5, **kwarg
 
 
 def frnn_3state_spec(*, shared=True, adjacent=False, channels=(64, 128, 256), readout_time=5,
-                     prenet="conv3", bn_affine=True, **kwargs) -> ModelSpec:
-    """Table 1 / Fig. 3: 3-state FRNN, 32x32x64, 16x16x128, 8x8x256, three-conv pre-net, BN affine on
-    (Table 1 is the paper's one CIFAR setting with BN's learnable parameters)."""
+                     prenet="conv3", bn_affine=None, **kwargs) -> ModelSpec:
+    """Table 1 / Fig. 3: 3-state FRNN, 32x32x64, 16x16x128, 8x8x256, three-conv pre-net.
+    BN affine is on for the full model (Table 1 is the paper's one CIFAR setting with BN's learnable
+    parameters) and off for the adjacent-only variant, a Fig. 3 model (the paper's CIFAR default)."""
+    if bn_affine is None:
+        bn_affine = not adjacent
     return frnn_spec(("h1", "h2", "h3"), tuple(channels), shared=shared, adjacent=adjacent,
                      readout_time=readout_time, prenet=prenet, bn_affine=bn_affine,
                      name=f"frnn_3state{'_adjacent' if adjacent else ''}_{_sharing(shared)}", **kwargs)
@@ -119,7 +122,7 @@ def frnn_3state_spec(*, shared=True, adjacent=False, channels=(64, 128, 256), re
 def frnn_4state_spec(*, shared=True, adjacent=False, channels=(8, 16, 32, 64), readout_time=5,
                      prenet="conv3", **kwargs) -> ModelSpec:
     """Fig. 3: 4-state FRNN with states V1, V2, V4, IT (32x32x8, 16x16x16, 8x8x32, 4x4x64)."""
-    return frnn_spec(V4_STATE_NAMES, tuple(channels), shared=shared, adjacent=adjacent,
+    return frnn_spec(VENTRAL_STREAM_STATES, tuple(channels), shared=shared, adjacent=adjacent,
                      readout_time=readout_time, prenet=prenet,
                      name=f"frnn_4state{'_adjacent' if adjacent else ''}_{_sharing(shared)}", **kwargs)
 

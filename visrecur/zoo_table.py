@@ -5,6 +5,24 @@
 from . import zoo
 from .timing import latency_ms
 
+RESAMPLING = """## Resampling between states
+
+The paper halves the spatial size from state to state ("stride 2 (convolution) or upsampling 2
+(deconvolution)") but does not say how a transition that skips states (a bypass such as V1 -> IT, 32x32 ->
+4x4) resamples. visrecur's scheme, `resampling="stride2"` (the default), keeps the paper's BRC/BRD x n
+blocks and widths and lets every 3x3 (de)convolution stride by at most 2, so every input pixel reaches the
+output and every output pixel is written (`tests/test_resampling.py` checks this for every transition of
+every model by an impulse/gradient test). A factor larger than 2^n for an n-layer block is made up by a
+parameter-free step: a k x k average pool of the block's input (downsampling) or k x k nearest-neighbour
+upsampling of its output (upsampling). In the 4-state FRNN that is V1 -> IT (2x2 pool, then two stride-2
+convolutions) and IT -> V1 (two stride-2 deconvolutions, then x2 upsampling); every other transition of the
+zoo needs no pooling. Parameters are the same as with visrecur 0.1's scheme (`resampling="strided"`, the
+factor in the strides, largest first: a stride-4 3x3 convolution that never reads 48% of V1's pixels, and
+a stride-4 3x3 deconvolution that leaves 135 of 256 output pixels unwritten); it is kept so that
+checkpoints made with it load as what they are (their spec has no `resampling` field). Pooling and
+upsampling are not counted as MACs. Where the two schemes' MACs differ, the table gives both.
+"""
+
 
 def zoo_table() -> str:
     lines = ["# Model zoo", "",
@@ -12,20 +30,24 @@ def zoo_table() -> str:
              "Effective parameters count only transitions whose output has reached the post-net by the "
              "readout time (the paper's Fig. 4 caption); MACs count every transition computed up to then, "
              "for one image at the model's reference input size. Depth: the paper's Table 1 definition "
-             "(weighted layers + pooling on the longest path).", ""]
+             "(weighted layers + pooling on the longest path).", "", RESAMPLING]
     for name in zoo.list_models():
         spec = zoo.spec(name)
+        old = zoo.spec(name, resampling="strided") if name.startswith("frnn") else spec
         first = spec.graph.earliest_readout
         times = sorted({first, spec.readout_time} | set(range(max(first, spec.readout_time - 3), spec.readout_time + 1)))
+        differs = any(old.macs(t) != spec.macs(t) for t in times)
         states = ", ".join(f"{s.name} {s.size[0]}x{s.size[1]}x{s.channels}" for s in spec.graph.states)
+        header = "| readout t | latency (ms) | depth | effective params | MACs |" + (
+            " MACs, strided (0.1) |" if differs else "")
         lines += [f"## `{name}`", "", f"{states}; pre-net {spec.prenet}; {len(spec.graph.transitions)} transitions, "
-                  f"{spec.graph.execution}, {spec.graph.aggregation}; default readout t = {spec.readout_time}; "
-                  f"{spec.total_parameters():,} parameters held.", "",
-                  "| readout t | latency (ms) | depth | effective params | MACs |", "|---|---|---|---|---|"]
+                  f"{spec.graph.execution}, {spec.graph.aggregation}; BN affine {'on' if spec.bn_affine else 'off'}; "
+                  f"default readout t = {spec.readout_time}; {spec.total_parameters():,} parameters held.", "",
+                  header, "|---" * (6 if differs else 5) + "|"]
         for t in times:
             low, high = latency_ms(t)
-            lines.append(f"| {t} | {low:.0f}-{high:.0f} | {spec.depth(t)} | {spec.effective_parameters(t):,} | "
-                         f"{spec.macs(t):,} |")
+            row = f"| {t} | {low:.0f}-{high:.0f} | {spec.depth(t)} | {spec.effective_parameters(t):,} | {spec.macs(t):,} |"
+            lines.append(row + (f" {old.macs(t):,} |" if differs else ""))
         lines.append("")
     return "\n".join(lines)
 
