@@ -175,3 +175,4 @@ def test_total_parameters_match_torch():
             continue
         model = FRNN(spec)
         assert sum(p.numel() for p in model.parameters()) == spec.total_parameters(), name
+

@@ -152,6 +152,10 @@ class FRNN(nn.Module):
         if not frame.is_floating_point():
             raise InputError(f"input frame {k} has dtype {frame.dtype}; convert images to float and "
                              "normalise them as in training (visrecur.data.preprocess)")
+        dtype = next(self.prenet.parameters()).dtype
+        if frame.dtype != dtype and not torch.is_autocast_enabled(frame.device.type):
+            raise InputError(f"input frame {k} has dtype {frame.dtype} but the model's weights are "
+                             f"{dtype}; convert with images.to({dtype}) or the model with model.to({frame.dtype})")
         h, w = frame.shape[-2:]
         if h % self._divisor or w % self._divisor:
             raise InputError(f"input size {h}x{w} cannot be resampled exactly to every state "

@@ -7,6 +7,7 @@ the figure, not written in the text: the ResNets here use the CIFAR ResNet width
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from functools import partial
@@ -19,7 +20,11 @@ VENTRAL_STREAM_STATES = ("V1", "V2", "V4", "IT")
 
 
 def _states(names, channels, size):
-    return [State(name, c, size // 2**k) for k, (name, c) in enumerate(zip(names, channels, strict=True))]
+    channels = tuple(channels) if isinstance(channels, (list, tuple)) else None
+    if channels is None or len(channels) != len(names):
+        raise SpecError(f"channels must give one width per state {list(names)}, got {channels!r}; "
+                        f"e.g. channels={tuple(8 * 2**k for k in range(len(names)))}")
+    return [State(name, c, size // 2**k) for k, (name, c) in enumerate(zip(names, channels))]
 
 
 def resnet_1state_spec(*, shared: bool = True, channels: int = 16, readout_time: int = 10,
@@ -155,8 +160,13 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
+# ModelSpec fields any zoo model takes as overrides, beside its builder's own arguments
+SPEC_FIELDS = ("beyond_trained", "time_specific_bn")
+
+
 def spec(name: str, **overrides) -> ModelSpec:
-    """The ModelSpec of a zoo model, with keyword overrides (e.g. readout_time=10, channels=...)."""
+    """The ModelSpec of a zoo model, with keyword overrides (e.g. readout_time=10, channels=...,
+    beyond_trained="error")."""
     if name not in MODELS:
         close = difflib.get_close_matches(name, MODELS, n=3)
         hint = f"did you mean {close}?" if close else "see visrecur.list_models()"
@@ -166,10 +176,17 @@ def spec(name: str, **overrides) -> ModelSpec:
     if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
         accepted = sorted(set(accepted) | set(inspect.signature(frnn_spec).parameters) -
                           {"names", "channels", "shared", "adjacent", "name", "kwargs"}) + ["channels"]
+    accepted = sorted(set(accepted) - {"kwargs"} | set(SPEC_FIELDS))
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
-        raise SpecError(f"{name} does not take {unknown}; it accepts {sorted(set(accepted) - {'kwargs'})}")
-    return builder(**overrides)
+        raise SpecError(f"{name} does not take {unknown}; it accepts {accepted}")
+    fields = {k: overrides.pop(k) for k in SPEC_FIELDS if k in overrides}
+    try:
+        built = builder(**overrides)
+    except TypeError as err:  # a value of the wrong type deep in a builder
+        raise SpecError(f"{name}: an override has the wrong type ({err}); see visrecur.spec({name!r}) "
+                        "for the defaults") from None
+    return dataclasses.replace(built, **fields) if fields else built
 
 
 def build(name: str, **overrides):
