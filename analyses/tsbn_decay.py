@@ -3,7 +3,7 @@
     python -m analyses.tsbn_decay [--checkpoint PATH] [--out results/tsbn_decay.csv]
 
 Writes one row per (transition, BN position, channel, step) with the running mean and variance, for the
-steps at which that transition ran during training.
+steps at which that transition ran during training (steps whose statistics were estimated from data).
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ def tsbn_statistics(model) -> pd.DataFrame:
     for tr in graph.transitions:
         if tr.key not in model.norms:
             continue
-        steps = [t for t in range(1, model.spec.time_steps) if graph.runs(tr, t)]
         for position, norm in enumerate(model.norms[tr.key]):
-            for t in steps:
-                stats = norm.stats[norm.slot(t)]
+            for t in [t for t in norm.trained_steps() if graph.runs(tr, t)]:
+                stats = norm.stats[t]
                 for channel, (mean, var) in enumerate(zip(stats.running_mean.tolist(), stats.running_var.tolist())):
                     rows.append({"transition": tr.key, "kind": graph.kind(tr), "bn_position": position,
                                  "channel": channel, "time": t, "running_mean": mean, "running_var": var})

@@ -167,3 +167,24 @@ def test_recalibration_fills_the_untrained_slot_of_an_old_checkpoint():
     recalibrate_batchnorm(model, [torch.randn(32, 3, 8, 8)], readout_time=4)
     assert all(3 in n.trained_steps() for norms in model.norms.values() for n in norms)
     assert untrained_steps(model, 4) == []
+
+
+def test_describe_statistics_names_borrowed_and_initial_statistics():
+    from visrecur.blocks import borrowed_statistics, describe_statistics
+
+    model = trained_model(readout_time=3)
+    assert borrowed_statistics(model, 3) == {}
+    assert "estimated for it" in describe_statistics(model, 3)
+    # readout 5: transitions at steps 3, 4 borrow step 2; post-net readouts 4, 5 borrow readout 3
+    assert borrowed_statistics(model, 5) == {3: {2}, 4: {2, 3}, 5: {3}}
+    assert "t3: step 2; t4: step 2, step 3; t5: step 3" in describe_statistics(model, 5)
+    # a transition that never ran in training keeps its initial statistics: said, and recalibrated
+    spec = zoo.frnn_4state_spec(adjacent=True, channels=(2, 2, 2, 2), input_size=16, readout_time=4,
+                                time_steps=5)
+    model = FRNN(spec).train()
+    model(torch.randn(8, 3, 16, 16), readout_time=[4])  # IT arrives at 3: IT->IT never ran
+    model.eval()
+    assert "initial" in borrowed_statistics(model, 5)[4]
+    assert 4 in untrained_steps(model, 5)
+    recalibrate_batchnorm(model, [torch.randn(8, 3, 16, 16)], readout_time=5)
+    assert model.norms["IT->IT"][0].trained_steps() == [4]

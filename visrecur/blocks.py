@@ -278,12 +278,16 @@ def _used_steps(model: nn.Module, readout_time: int) -> dict[TimeSpecificBatchNo
 
 
 def untrained_steps(model: nn.Module, readout_time: int) -> list[int]:
-    """Steps up to ``readout_time`` at which a readout up to ``readout_time`` would normalise with another
-    step's statistics (no trained statistics of its own there). Empty for a model never trained."""
+    """Steps up to ``readout_time`` at which a readout up to ``readout_time`` would normalise with
+    statistics not estimated for that step: another step's, or the initial ones of a transition that
+    never ran in training. Empty for a model never trained at all."""
+    used = _used_steps(model, readout_time)
+    if not any(m.trained_steps() for m in used):
+        return []
     steps = set()
-    for m, used in _used_steps(model, readout_time).items():
-        trained = m.trained_steps()
-        steps |= {t for t in used if trained and t not in trained and m.time_specific}
+    for m, used_steps in used.items():
+        if m.time_specific:
+            steps |= {t for t in used_steps if t not in m.trained_steps()}
     return sorted(steps)
 
 
@@ -344,19 +348,25 @@ def recalibrate_batchnorm(model: nn.Module, batches, readout_time: int, steps=No
     return sorted({t for t, _ in passes})
 
 
-def borrowed_statistics(model: nn.Module, readout_time: int) -> dict[int, set[int]]:
+def borrowed_statistics(model: nn.Module, readout_time: int) -> dict[int, set]:
     """Step t -> the steps whose statistics normalise it, for every step up to ``readout_time`` that a
-    readout there would normalise (partly) with another step's statistics (transition steps and
-    post-net readouts together). Empty when every step uses its own."""
-    borrowed: dict[int, set[int]] = {}
-    for m, used in _used_steps(model, readout_time).items():
+    readout there would normalise (partly) with statistics not estimated for it (transition steps and
+    post-net readouts together): another step's number, "initial" for a transition that never ran in
+    training (mean 0, variance 1), or "refused" (beyond_trained="error"). Empty when none."""
+    used = _used_steps(model, readout_time)
+    model_trained = any(m.trained_steps() for m in used)
+    borrowed: dict[int, set] = {}
+    for m, steps in used.items():
         if not m.time_specific:
             continue
-        for t in used:
-            try:
-                source = m.slot(t)
-            except TimeStepError:
-                source = None  # refused (beyond_trained="error")
+        for t in steps:
+            if model_trained and not m.trained_steps():
+                source = "initial"
+            else:
+                try:
+                    source = m.slot(t)
+                except TimeStepError:
+                    source = "refused"
             if source != t:
                 borrowed.setdefault(t, set()).add(source)
     return borrowed
@@ -366,13 +376,8 @@ def describe_statistics(model: nn.Module, readout_time: int) -> str:
     """One line on which TSBN statistics a run up to ``readout_time`` uses, e.g. for a recording's attrs."""
     borrowed = borrowed_statistics(model, readout_time)
     if not borrowed:
-        return f"every step up to readout {readout_time} uses its own trained statistics"
-    parts = []
-    for t in sorted(borrowed):
-        sources = borrowed[t]
-        if None in sources:
-            parts.append(f"t{t}: refused (beyond_trained='error')")
-        else:
-            parts.append(f"t{t}: step {', '.join(str(s) for s in sorted(sources))}")
-    return (f"own trained statistics except (beyond_trained={model.spec.beyond_trained!r}; step t: "
-            f"statistics used) " + "; ".join(parts))
+        return f"every step up to readout {readout_time} uses statistics estimated for it"
+    parts = [f"t{t}: " + ", ".join(f"step {s}" if isinstance(s, int) else s
+                                   for s in sorted(sources, key=str)) for t, sources in sorted(borrowed.items())]
+    return ("statistics estimated for each step except (beyond_trained="
+            f"{model.spec.beyond_trained!r}; step: statistics used instead) " + "; ".join(parts))

@@ -623,9 +623,18 @@ class ModelSpec:
         c = self.graph.last.channels
         return 2 * c + c * self.num_classes + self.num_classes
 
+    @property
+    def weight_steps(self) -> int:
+        """Transitions that run at steps 1..weight_steps get weights when the model is built: up to
+        time_steps - 1 for time-variant weights; for shared weights also every transition that first
+        runs later, so that a time-invariant model can be read out at any time."""
+        if self.graph.weight_sharing == "shared":
+            return max(self.time_steps - 1, self.graph._horizon())
+        return self.time_steps - 1
+
     def total_parameters(self) -> int:
-        """Every parameter the built model holds (all weight copies up to ``time_steps``)."""
-        groups = self.graph.weight_groups(self.time_steps - 1)
+        """Every parameter the built model holds (all weight copies, see ``weight_steps``)."""
+        groups = self.graph.weight_groups(self.weight_steps)
         recurrent = sum(self.graph.block_parameters(tr, self.bn_affine) for tr in groups.values())
         return self.prenet_parameters() + recurrent + self.postnet_parameters()
 

@@ -37,10 +37,10 @@ class FRNN(nn.Module):
         graph = spec.graph
         self.prenet = PreNet(spec)
         self.blocks = nn.ModuleDict()
-        for key, tr in graph.weight_groups(spec.time_steps - 1).items():
+        for key, tr in graph.weight_groups(spec.weight_steps).items():
             self.blocks[key] = TransitionBlock(graph.layers(tr), spec.bn_affine, graph.resample_rest(tr))
         self.norms = nn.ModuleDict()
-        ever_run = {tr.key for tr, _ in graph.uses(spec.time_steps - 1)}
+        ever_run = {tr.key for tr, _ in graph.uses(spec.weight_steps)}
         for tr in graph.transitions:
             if tr.key in ever_run:
                 # transitions run at steps 1..time_steps-1: a readout at T reads the last state at T - 1
