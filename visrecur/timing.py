@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 DEFAULT_MS_PER_STEP = (20.0, 50.0)
 
 
 def _check(ms_per_step):
     low, high = (float(v) for v in ms_per_step)
     if not 0 < low <= high:
-        raise ValueError(f"ms_per_step={ms_per_step!r} must be (low, high) with 0 < low <= high, "
-                         "e.g. (20, 50)")
+        raise InputError(f"ms per step {low:g} {high:g} must be LOW HIGH with 0 < LOW <= HIGH, e.g. "
+                         "--ms-per-step 20 50 (ms_per_step=(20, 50))")
     return low, high
 
 
@@ -25,8 +27,3 @@ def latency_ms(t, ms_per_step=DEFAULT_MS_PER_STEP):
     t = np.asarray(t, dtype=float)
     return low * t, high * t
 
-
-def steps_at(ms: float, ms_per_step=DEFAULT_MS_PER_STEP) -> range:
-    """The steps whose latency range contains ``ms`` milliseconds."""
-    low, high = _check(ms_per_step)
-    return range(int(np.ceil(ms / high)), int(np.floor(ms / low)) + 1)
