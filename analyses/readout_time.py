@@ -8,7 +8,7 @@ statistics re-estimated for those steps from N training images. Writes a tidy CS
 """
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +17,10 @@ import torch
 from visrecur import data
 from visrecur.blocks import extend_time, recalibrate_batchnorm
 from visrecur.checkpoint import load
+from visrecur.errors import ArgumentParser, report_errors
+from visrecur.evaluate import evaluate
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
-from visrecur.train import evaluate
 
 
 def readout_time_errors(model, batches, readout_times, trained_steps: int | None = None,
@@ -33,16 +34,23 @@ def readout_time_errors(model, batches, readout_times, trained_steps: int | None
                          "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
 
 
+@report_errors
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m analyses.readout_time", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="default: the pretrained model shipped with visrecur")
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+")
-    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
+    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split (equal per "
+                                             "class, the remainder to the first classes)")
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="re-estimate TSBN statistics of the steps past the trained ones from N training images")
     p.add_argument("--out", default="results/readout_time.csv")
     args = p.parse_args(argv)
+    for name in ("limit", "recalibrate"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} {getattr(args, name)} must be at least 1")
+    if args.readout_times and min(args.readout_times) < 1:
+        p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     model, payload = load(args.checkpoint, with_payload=True)
     norm = payload["normalization"]
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
@@ -66,4 +74,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

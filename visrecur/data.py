@@ -146,18 +146,19 @@ def imagenet_preprocess(size: int = 224) -> Preprocess:
 
 
 def imagenet_loader(folder: Path, batch_size: int, train: bool, workers: int, seed: int,
-                    rank: int = 0, world_size: int = 1, size: int = 224):
+                    rank: int = 0, world_size: int = 1, size: int = 224, preprocess: Preprocess | None = None):
     """A DataLoader over an ImageFolder split with the ImageNet augmentation (random resized crop and
     flip for training; ``imagenet_preprocess`` for validation)."""
     from torch.utils.data import DataLoader, DistributedSampler
     from torchvision import datasets, transforms
 
     folder_samples(folder)  # clear errors for empty or wrongly laid out folders
+    preprocess = preprocess or imagenet_preprocess(size)
     if train:
-        tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-                                 transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        tf = transforms.Compose([to_rgb, transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                                 transforms.PILToTensor(), preprocess.normalize])
     else:
-        tf = transforms.Compose([to_rgb, imagenet_preprocess(size)])
+        tf = transforms.Compose([to_rgb, preprocess])
     dataset = datasets.ImageFolder(str(folder), transform=tf)
     sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed) if world_size > 1 else None
     generator = torch.Generator().manual_seed(seed)

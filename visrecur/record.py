@@ -53,7 +53,9 @@ def _batch_arrays(source, stimuli, indices, device, states, times, readouts, red
     b = images.shape[0]
     out = {}
     for name in states:
-        sample = next(v for (s, _), v in captured.items() if s == name)
+        state = model.spec.graph.state(name)  # a state not reached at any recorded step stays NaN
+        shape = tuple(size for _, size in reduction.dims(name, state.channels, *state.size))
+        sample = next((v for (s, _), v in captured.items() if s == name), np.empty((b,) + shape))
         array = np.full((b, len(times)) + sample.shape[1:], np.nan, dtype=np.float32)
         for (s, t), value in captured.items():
             if s == name:
@@ -221,13 +223,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     latency_ms(0, args.ms_per_step)
+    reduction = Reduction.parse(args.reduction, args.seed)
     source = load_model(args.model)
-    if not source.trained:
-        print(f"WARNING: {UNTRAINED_WARNING}", file=sys.stderr)
     stimuli = resolve(args.stimuli, args.limit)
     pca_fit = resolve(args.pca_fit) if args.pca_fit else None
     output = Path(args.output or f"recordings/{source.name}_{stimuli.name}.{args.format}")
-    reduction = Reduction.parse(args.reduction, args.seed)
+    if not source.trained:
+        print(f"WARNING: {UNTRAINED_WARNING}", file=sys.stderr)
     path = record(source, stimuli, output, states=args.states, times=args.times,
                   readout_time=args.readout_time, reduction=reduction, batch_size=args.batch_size,
                   device=args.device, overwrite=args.overwrite, resume=args.resume,
