@@ -2,7 +2,6 @@
 hand-computed values."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from visrecur import InputError, Preprocess

@@ -253,8 +253,9 @@ def test_torchrun_ranks_share_one_zarr_store(tmp_path):
         np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-5, atol=1e-6)
     assert b.attrs["stimulus_set_sha256"] == a.attrs["stimulus_set_sha256"]
     # netCDF output under torchrun: the ranks share a zarr store, converted to .nc at the end
-    nc = subprocess.run(launcher[:5] + [str(free_port())] + launcher[6:] + common + ["--output", str(tmp_path / "two.nc")],
-                        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    launcher[6] = str(free_port())
+    nc = subprocess.run(launcher + common + ["--output", str(tmp_path / "two.nc")], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=600, env=env)
     assert nc.returncode == 0, nc.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == ["two.nc", "two.zarr"]
     with open_recording(tmp_path / "two.nc") as c:

@@ -49,13 +49,16 @@ def report_errors(main=None, *, interrupted: str = "interrupted"):
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows every default (except None: "the model's", "the preset's", written in the help)
-    and keeps the epilog's line breaks."""
+    """--help shows every default (None, False and [] mean "not set" and are described in the help
+    itself) and keeps the epilog's line breaks."""
 
     def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool) or action.default == []:
-            return action.help
-        return super()._get_help_string(action)
+        text, default = action.help or "", action.default
+        if (default is None or default is argparse.SUPPRESS or isinstance(default, bool) or default == []
+                or "default" in text or not action.option_strings):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -202,7 +202,7 @@ def parse_args(argv=None):
     p.add_argument("--reduction", default="none", help="none | mean | pool:K | srp:D | pca:D")
     p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="stimuli per batch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--output", help="output .nc or .zarr (default recordings/<model>_<stimuli>.nc)")
     p.add_argument("--format", choices=["nc", "zarr"], default="nc", help="format of the default output")
