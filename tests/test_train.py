@@ -131,6 +131,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_folder, tmp_path
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     result = run_train(*MODEL_ARGS, "--out", str(tmp_path / "o"), "--no-progress", *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()  # refused before the output folder is made
 
 
 @pytest.mark.slow

@@ -91,6 +91,8 @@ def train(cfg: TrainConfig) -> dict:
     use_bf16 = device.startswith("cuda") if cfg.bf16 is None else cfg.bf16
     out = Path(cfg.out or f"runs/{cfg.model}")
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.csv"
+    if cfg.dataset == "folder" or cfg.augment == "imagenet":
+        data.find_split(cfg.data_root, "train")  # a wrong --data-root is refused before OUT is made
     if rank == 0:
         _prepare_output(out, ckpt_path, cfg)
 
