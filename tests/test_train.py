@@ -319,3 +319,17 @@ def test_cifar_augment_matches_a_hand_made_crop_and_flip():
         crop = padded[:, dy[k]:dy[k] + 5, dx[k]:dx[k] + 6]
         expected = crop[:, :, ::-1] if flip[k] else crop
         np.testing.assert_array_equal(out[k].numpy(), expected)
+
+
+def test_imagenet_style_loader_uses_the_models_preprocess(tiny_folder):
+    from visrecur import Preprocess
+    from visrecur.data import imagenet_loader
+
+    pre = Preprocess((6, 6), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), resize_size=7)
+    val = imagenet_loader(tiny_folder / "test", 4, False, 0, 0, size=6, preprocess=pre)
+    images, labels = next(iter(val))
+    assert images.shape == (4, 3, 6, 6) and labels.tolist() == [0, 0, 0, 0]
+    by_hand = pre(Image.open(tiny_folder / "test" / "class0" / "0.png").convert("RGB"))
+    assert torch.equal(images[0], by_hand)
+    train_batch, _ = next(iter(imagenet_loader(tiny_folder / "train", 4, True, 0, 0, size=6, preprocess=pre)))
+    assert train_batch.shape == (4, 3, 6, 6) and train_batch.dtype == torch.float32
