@@ -10,7 +10,7 @@ step estimated from N training images (``recalibrate_batchnorm``). Writes one ti
 """
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,9 +19,10 @@ import torch
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
+from visrecur.errors import ArgumentParser, report_errors
+from visrecur.evaluate import evaluate
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
-from visrecur.train import evaluate
 
 
 def last_trained_readout(model) -> int:
@@ -47,28 +48,34 @@ def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last 
         "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
 
 
+@report_errors
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m analyses.readout_time", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="default: the pretrained model shipped with visrecur")
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+")
-    p.add_argument("--limit", type=int, help="evaluate on a subset of the test split")
+    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split (equal per "
+                                             "class, the remainder to the first classes)")
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="also evaluate with the TSBN statistics of every step past the trained ones "
                         "estimated from N training images")
     p.add_argument("--out", default="results/readout_time.csv")
     args = p.parse_args(argv)
-    model, payload = load(args.checkpoint, with_payload=True)
-    norm = payload["normalization"]
+    for name in ("limit", "recalibrate"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} {getattr(args, name)} must be at least 1")
+    if args.readout_times and min(args.readout_times) < 1:
+        p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
+    model = load(args.checkpoint)
+    mean, std = model.preprocess.mean, model.preprocess.std  # CIFAR-size images: no resize or crop
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
-    batches = data.TensorBatches(images, labels, 500, norm["mean"], norm["std"], train=False)
+    batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
     times = list(args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1))
     with torch.no_grad():
         tables = [readout_time_errors(model, batches, times, "last trained")]
     if args.recalibrate:
         train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
-        calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, norm["mean"], norm["std"],
-                                         train=False)
+        calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, mean, std, train=False)
         recalibrate_batchnorm(model, [x for x, _ in calibration.batches()], max(times), progress=True)
         with torch.no_grad():
             tables.append(readout_time_errors(model, batches, times,
@@ -83,4 +90,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

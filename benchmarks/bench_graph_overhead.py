@@ -40,7 +40,9 @@ def step(model, x, y):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from visrecur.errors import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
@@ -65,4 +67,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from visrecur.errors import report_errors
+
+    sys.exit(report_errors(main)())

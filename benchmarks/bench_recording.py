@@ -95,7 +95,9 @@ def run_interleaved(scenarios, n, workdir, repeats):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from visrecur.errors import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stimuli", type=int, default=1000)
     p.add_argument("--large", type=int, default=10000)
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs of plain and visrecur (medians)")
@@ -130,4 +132,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from visrecur.errors import report_errors
+
+    sys.exit(report_errors(main)())

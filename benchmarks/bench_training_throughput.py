@@ -54,7 +54,9 @@ def matmul_peak(device, dtype, size=4096, repeats=10):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from visrecur.errors import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=5, help="SGD steps per timed repeat")
     p.add_argument("--repeats", type=int, default=3)
@@ -112,4 +114,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from visrecur.errors import report_errors
+
+    sys.exit(report_errors(main)())

@@ -14,6 +14,8 @@ from visrecur import CheckpointError, zoo
 from visrecur.checkpoint import atomic_save, load_state
 from visrecur.train import TrainingError, build_config, lr_at, train
 
+from conftest import free_port
+
 MODEL_ARGS = ["--model", "frnn_2state_shared", "--model-arg", "channels=[2,3]", "--model-arg", "input_size=8",
               "--readout-time", "3"]
 
@@ -61,6 +63,7 @@ def test_paper_schedules():
         build_config("cifar100")
 
 
+@pytest.mark.slow
 def test_training_learns_and_resume_after_a_kill_is_exact(tiny_folder, tmp_path):
     whole = run_train(*common(tiny_folder, tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
@@ -84,9 +87,10 @@ def test_training_learns_and_resume_after_a_kill_is_exact(tiny_folder, tmp_path)
     assert model.spec.graph.states[1].channels == 3 and not model.training
 
 
+@pytest.mark.slow
 def test_ddp_with_gloo_on_two_processes(tiny_folder, tmp_path):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                "-m", "visrecur.train"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                str(free_port()), "-m", "visrecur.train"]
     result = run_train(*common(tiny_folder, tmp_path / "ddp", epochs=2), launcher=launcher)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "ddp" / "metrics.csv")))
@@ -96,6 +100,7 @@ def test_ddp_with_gloo_on_two_processes(tiny_folder, tmp_path):
     assert visrecur.load(tmp_path / "ddp" / "checkpoint.pt") is not None
 
 
+@pytest.mark.slow
 def test_existing_checkpoint_and_incompatible_resume(tiny_folder, tmp_path):
     out = tmp_path / "run"
     assert run_train(*common(tiny_folder, out, epochs=1)).returncode == 0
@@ -106,17 +111,19 @@ def test_existing_checkpoint_and_incompatible_resume(tiny_folder, tmp_path):
     assert clash.returncode == 2 and "cannot resume" in clash.stderr
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_folder, tmp_path):
     out = tmp_path / "nan"
     assert run_train(*common(tiny_folder, out, epochs=1)).returncode == 0
     before = (out / "checkpoint.pt").read_bytes()
     args = common(tiny_folder, out, epochs=3)
     args[args.index("--lr") + 1] = "inf"
-    result = run_train(*args, "--resume")
+    result = run_train(*args, "--overwrite")  # --resume would refuse another --lr
     assert result.returncode == 2 and "loss became" in result.stderr
     assert (out / "checkpoint.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--data-root", "/nonexistent/data"], "does not exist"),
     (["--preset", "mnist"], "unknown preset"),
@@ -124,8 +131,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_folder, tmp_path
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     result = run_train(*MODEL_ARGS, "--out", str(tmp_path / "o"), "--no-progress", *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()  # refused before the output folder is made
 
 
+@pytest.mark.slow
 def test_wrong_layout_and_unwritable_output(tmp_path, tiny_folder):
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -187,3 +196,140 @@ def test_cifar10_in_torchvisions_layout(tmp_path, monkeypatch):
         torch.set_num_threads(threads)
     assert payload["classes"] == [f"class{k}" for k in range(10)]
     assert payload["metrics"][0]["train_images"] == 50
+
+
+def tiny_config(root, out, **overrides):
+    values = dict(model="frnn_2state_shared", data_root=str(root), out=str(out), epochs=1, batch_size=8, lr=0.05,
+                  lr_steps=(2,), threads=1, progress=False,
+                  model_overrides={"channels": [2, 3], "input_size": 8, "readout_time": 3})
+    return build_config("cifar10", **{**values, **overrides})
+
+
+def train_in_process(cfg):
+    threads = torch.get_num_threads()
+    try:
+        return train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_resume_checks_the_run_and_extends_it(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+
+    def tiny_config(root, out, **overrides):  # lr / 10 from the second epoch on
+        return globals()["tiny_config"](root, out, **{"lr_steps": (1,), **overrides})
+
+    first = train_in_process(tiny_config(tiny_folder, out))
+    assert first["preprocess"] == {"crop_size": [8, 8], "resize_size": 8, "mean": [0.4914, 0.4822, 0.4465],
+                                   "std": [0.247, 0.2435, 0.2616], "interpolation": "bilinear", "antialias": True}
+    assert "scheduler" not in first
+    for field, value, shown in (("lr", 0.1, "lr=0.05, not 0.1"), ("batch_size", 4, "batch_size=8, not 4"),
+                                ("lr_steps", (3,), "lr_steps=[1], not [3]"),
+                                ("limit_train", 12, "limit_train=None, not 12")):
+        with pytest.raises(TrainingError, match=f"cannot resume .*{shown.replace('[', '.').replace(']', '.')}"):
+            train_in_process(tiny_config(tiny_folder, out, resume=True, **{field: value}))
+    with pytest.raises(TrainingError, match="only a larger --epochs"):
+        train_in_process(tiny_config(tiny_folder, out, resume=True, epochs=0))
+    capsys.readouterr()
+    extended = train_in_process(tiny_config(tiny_folder, out, resume=True, epochs=2))
+    assert "extended from 1 to 2 epochs" in capsys.readouterr().out
+    assert [row["epoch"] for row in extended["metrics"]] == [1, 2]
+    assert [row["lr"] for row in extended["metrics"]] == [0.05, pytest.approx(0.005)]  # lr_at, set per epoch
+
+
+def test_old_checkpoints_resume_and_load(tiny_folder, tmp_path):
+    """Checkpoints written before the rename (config readout_times, a LambdaLR "scheduler" entry, only
+    "normalization") still resume and load."""
+    out = tmp_path / "old"
+    payload = train_in_process(tiny_config(tiny_folder, out, loss_readout_times=(2, 3)))
+    payload["config"]["readout_times"] = payload["config"].pop("loss_readout_times")
+    payload["scheduler"] = {"base_lrs": [0.05], "last_epoch": 1, "_step_count": 2, "lr_lambdas": [None]}
+    del payload["preprocess"]
+    atomic_save(payload, out / "checkpoint.pt")
+    model = visrecur.load(out / "checkpoint.pt")
+    assert model.preprocess.crop_size == (8, 8) and model.preprocess.mean == (0.4914, 0.4822, 0.4465)
+    resumed = train_in_process(tiny_config(tiny_folder, out, loss_readout_times=(2, 3), resume=True, epochs=2))
+    assert len(resumed["metrics"]) == 2 and resumed["config"]["loss_readout_times"] == [2, 3]
+    with pytest.raises(TrainingError, match="loss_readout_times"):
+        train_in_process(tiny_config(tiny_folder, out, resume=True, epochs=2))
+
+
+def test_export_weights_round_trip(tiny_folder, tmp_path):
+    from visrecur.train import export_weights  # the old import path still works
+
+    out = tmp_path / "run"
+    payload = train_in_process(tiny_config(tiny_folder, out))
+    export_weights(out / "checkpoint.pt", tmp_path / "slim.pt")
+    slim = torch.load(tmp_path / "slim.pt", weights_only=True)
+    assert "optimizer" not in slim and "rng" not in slim
+    assert slim["preprocess"] == payload["preprocess"] and slim["classes"] == ["class0", "class1", "class2"]
+    a, b = visrecur.load(out / "checkpoint.pt"), visrecur.load(tmp_path / "slim.pt")
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    assert b.preprocess == a.preprocess
+
+
+def test_command_line_is_derived_from_the_config():
+    from visrecur.config import TrainConfig, build_parser, parse_args
+
+    cfg = parse_args(["--preset", "imagenet", "--lr", "0.5", "--loss-readout-times", "2", "3", "--no-progress",
+                      "--model-arg", "channels=[2,3]"])
+    assert (cfg.lr, cfg.epochs, cfg.lr_schedule, cfg.loss_readout_times) == (0.5, 12, "logspace", (2, 3))
+    assert cfg.progress is False and cfg.model_overrides == {"bn_affine": True, "channels": [2, 3]}
+    assert parse_args([]) == TrainConfig()  # no option given: the dataclass's defaults
+    help_text = " ".join(build_parser().format_help().split())
+    assert "number of epochs (default: 60; imagenet preset: 12)" in help_text
+    assert "(default: 0.9)" in help_text  # momentum
+
+
+def test_bad_options_are_one_line(capsys):
+    from visrecur.train import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--epochs", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --epochs 0 must be at least 1")
+
+
+def test_limit_is_class_balanced(tiny_folder):
+    from visrecur.data import decode_folder
+
+    _, labels, _ = decode_folder(tiny_folder / "train", limit=8, seed=0, progress=False)
+    assert np.bincount(labels.numpy()).tolist() == [3, 3, 2]  # 8 = 2 per class + 2 to the first classes
+    images_a, _, _ = decode_folder(tiny_folder / "train", limit=8, seed=0, progress=False)
+    images_b, _, _ = decode_folder(tiny_folder / "train", limit=8, seed=0, progress=False)
+    images_c, _, _ = decode_folder(tiny_folder / "train", limit=8, seed=1, progress=False)
+    assert torch.equal(images_a, images_b) and not torch.equal(images_a, images_c)
+
+
+def test_cifar_augment_matches_a_hand_made_crop_and_flip():
+    from visrecur.data import cifar_augment
+
+    images = torch.arange(2 * 3 * 5 * 6, dtype=torch.uint8).view(2, 3, 5, 6)
+    out = cifar_augment(images, torch.Generator().manual_seed(7), pad=2)
+    # the same draws, in the same order, from the same seed
+    g = torch.Generator().manual_seed(7)
+    dy, dx = torch.randint(0, 5, (2,), generator=g), torch.randint(0, 5, (2,), generator=g)
+    flip = torch.rand(2, generator=g) < 0.5
+    for k in range(2):
+        padded = np.zeros((3, 9, 10), dtype=np.uint8)
+        padded[:, 2:7, 2:8] = images[k].numpy()
+        crop = padded[:, dy[k]:dy[k] + 5, dx[k]:dx[k] + 6]
+        expected = crop[:, :, ::-1] if flip[k] else crop
+        np.testing.assert_array_equal(out[k].numpy(), expected)
+
+
+def test_imagenet_style_loader_uses_the_models_preprocess(tiny_folder):
+    from visrecur import Preprocess
+    from visrecur.data import imagenet_loader
+
+    pre = Preprocess((6, 6), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), resize_size=7)
+    val = imagenet_loader(tiny_folder / "test", 4, False, 0, 0, size=6, preprocess=pre)
+    images, labels = next(iter(val))
+    assert images.shape == (4, 3, 6, 6) and labels.tolist() == [0, 0, 0, 0]
+    by_hand = pre(Image.open(tiny_folder / "test" / "class0" / "0.png").convert("RGB"))
+    assert torch.equal(images[0], by_hand)
+    train_batch, _ = next(iter(imagenet_loader(tiny_folder / "train", 4, True, 0, 0, size=6, preprocess=pre)))
+    assert train_batch.shape == (4, 3, 6, 6) and train_batch.dtype == torch.float32

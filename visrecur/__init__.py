@@ -6,7 +6,7 @@ from .graph import Graph, ModelSpec, State, Transition
 __version__ = "0.1.0"
 
 __all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec", "list_models",
-           "load", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
+           "load", "Preprocess", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
 
 
 def __getattr__(name):
@@ -17,6 +17,9 @@ def __getattr__(name):
     if name in ("build", "spec", "list_models"):
         from . import zoo
         return getattr(zoo, name)
+    if name == "Preprocess":
+        from .preprocess import Preprocess
+        return Preprocess
     if name == "load":
         from .checkpoint import load
         return load

@@ -16,7 +16,7 @@ def grating(size: int, orientation_deg: float, cycles: float) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def shape(size: int, kind: str, colour) -> np.ndarray:
+def shape(size: int, name: str, colour) -> np.ndarray:
     y, x = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
     r = np.hypot(x, y)
     masks = {
@@ -28,7 +28,7 @@ def shape(size: int, kind: str, colour) -> np.ndarray:
         "star": r < 0.18 + 0.12 * np.cos(5 * np.arctan2(y, x)),
     }
     image = np.full((size, size, 3), 128, dtype=np.uint8)
-    image[masks[kind]] = colour
+    image[masks[name]] = colour
     return image
 
 
@@ -63,9 +63,9 @@ def generate(size: int = 64) -> list[dict]:
             items.append(dict(stimulus_id=f"grating_{orientation:03d}deg_{cycles}cyc", category="grating",
                               label=f"{orientation} deg", file="", image=grating(size, orientation, cycles)))
     for colour, rgb in COLOURS.items():
-        for kind in ("disc", "ring", "square", "triangle", "cross", "star"):
-            items.append(dict(stimulus_id=f"shape_{kind}_{colour}", category="shape", label=kind, file="",
-                              image=shape(size, kind, rgb)))
+        for name in ("disc", "ring", "square", "triangle", "cross", "star"):
+            items.append(dict(stimulus_id=f"shape_{name}_{colour}", category="shape", label=name, file="",
+                              image=shape(size, name, rgb)))
     for seed in range(3):
         items.append(dict(stimulus_id=f"noise_pink_{seed}", category="noise", label="1/f noise", file="",
                           image=pink_noise(size, seed)))

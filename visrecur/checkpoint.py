@@ -1,15 +1,18 @@
-"""Checkpoints: atomic writes, safe loads (weights_only=True), the architecture spec inside the file."""
+"""Checkpoints: atomic writes, safe loads (weights_only=True), the architecture spec and the preprocessing
+inside the file; loading a model (and its preprocessing) by path or by name."""
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
-from .files import publish
+from .errors import CheckpointError, InputError
+from .files import publish, sha256
 from .graph import ModelSpec
+from .preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
 
 FORMAT = "visrecur-checkpoint-1"
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
@@ -97,5 +100,90 @@ def load(path: str | Path | None = None, map_location="cpu", with_payload: bool 
     spec = ModelSpec.from_dict(payload["spec"])
     model = FRNN(spec)
     load_state(model, payload["model"], f"checkpoint {str(path or DEFAULT_CHECKPOINT)!r}")
+    model.preprocess = Preprocess.from_checkpoint(payload)  # the weights carry their preprocessing
     model.eval()
     return (model, payload) if with_payload else model
+
+
+def export_weights(checkpoint_path: str | Path, destination: str | Path) -> None:
+    """Write a small inference-only checkpoint (no optimiser state) for shipping with the package; it
+    carries the ``preprocess`` entry (built from ``normalization`` for older checkpoints)."""
+    payload = read(checkpoint_path)
+    slim = {k: payload[k] for k in ("format", "visrecur_version", "torch_version", "epoch", "model", "spec",
+                                    "metrics", "classes", "normalization", "config") if k in payload}
+    preprocess = Preprocess.from_checkpoint(payload)
+    if preprocess is not None:
+        slim["preprocess"] = preprocess.to_dict()
+    atomic_save(slim, destination)
+
+
+# --- a model with what a recording must say about it ---------------------------------------------
+UNTRAINED_PREPROCESS = "assumed for an untrained model: the cifar10 recipe's statistics"
+
+
+@dataclass
+class ModelSource:
+    """A model, its preprocessing and its provenance. ``preprocess`` defaults to the one the model
+    carries (``visrecur.load`` attaches it); a trained model without one is refused, an untrained one
+    gets the cifar10 recipe's, and the recording says it was assumed."""
+
+    model: torch.nn.Module
+    name: str
+    checkpoint: str = ""
+    checkpoint_sha256: str = ""
+    trained: bool = False
+    preprocess: Preprocess | None = None
+    classes: tuple = ()
+    preprocess_note: str = ""
+
+    def __post_init__(self):
+        if self.preprocess is None:
+            self.preprocess = getattr(self.model, "preprocess", None)
+        if self.preprocess is None:
+            if self.trained:
+                raise CheckpointError(f"the preprocessing of {self.name!r} is unknown (its checkpoint has no "
+                                      "'preprocess' or 'normalization' entry); pass preprocess=visrecur.Preprocess"
+                                      "(input_size, mean, std) with the statistics it was trained with")
+            self.preprocess = Preprocess(tuple(self.model.spec.input_size), CIFAR10_MEAN, CIFAR10_STD)
+            self.preprocess_note = self.preprocess_note or UNTRAINED_PREPROCESS
+
+    @property
+    def mean(self) -> tuple:
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> tuple:
+        return self.preprocess.std
+
+    @classmethod
+    def wrap(cls, model: torch.nn.Module, preprocess: Preprocess | None = None) -> "ModelSource":
+        """A bare model, whose preprocessing must be known: given, or carried by the model."""
+        if isinstance(model, ModelSource):
+            return model if preprocess is None else replace(model, preprocess=preprocess, preprocess_note="")
+        carried = getattr(model, "preprocess", None)
+        preprocess = preprocess or carried
+        if preprocess is None:
+            raise InputError("this model's preprocessing is unknown: pass preprocess=visrecur.Preprocess("
+                             "input_size, mean, std) (what it was trained with), or load it with "
+                             "visrecur.load(path), whose model carries it")
+        spec = getattr(model, "spec", None)
+        # a model carrying preprocessing came from a checkpoint; of any other, nothing is known
+        return cls(model, getattr(spec, "name", "model"), preprocess=preprocess, trained=carried is not None)
+
+
+def load_model(name_or_path: str | None = None, seed: int = 0, preprocess: Preprocess | None = None) -> ModelSource:
+    """A checkpoint path, a zoo name (untrained), or None: the pretrained default shipped with visrecur
+    (an untrained default model, flagged loudly, when no checkpoint is shipped)."""
+    from . import zoo
+
+    if name_or_path is None:
+        if DEFAULT_CHECKPOINT.is_file():
+            return load_model(str(DEFAULT_CHECKPOINT), preprocess=preprocess)
+        name_or_path = "frnn_4state_shared"
+    if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
+        model, payload = load(name_or_path, with_payload=True)
+        return ModelSource(model, model.spec.name, str(name_or_path), sha256(name_or_path), True,
+                           preprocess, tuple(payload.get("classes", ())))
+    torch.manual_seed(seed)  # the same untrained weights on every run and every rank
+    model = zoo.build(name_or_path).eval()
+    return ModelSource(model, name_or_path, preprocess=preprocess)

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .stimuli import IMAGE_SUFFIXES
+from .images import balanced_indices, folder_samples, to_rgb
+from .preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD", "find_split", "folder_samples",
+           "decode_folder", "load_cifar10_pickles", "balanced_subset", "normalize", "cifar_augment",
+           "TensorBatches", "epoch_batches", "imagenet_loader"]
 VAL_SPLIT_NAMES = ("test", "val", "validation")
 
 
@@ -37,28 +37,16 @@ def find_split(root: str | Path, split: str) -> Path:
                      "data root needs train/<class>/*.jpg and test/<class>/*.jpg (or val/)")
 
 
-def folder_samples(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """(path, class index) for every image under ``folder/<class>/``, classes sorted by name."""
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if not classes:
-        raise InputError(f"{str(folder)!r} has no class folders; expected {folder}/<class>/<image files>")
-    samples = [(path, k) for k, c in enumerate(classes) for path in sorted((folder / c).rglob("*"))
-               if path.suffix.lower() in IMAGE_SUFFIXES]
-    if not samples:
-        raise InputError(f"{str(folder)!r} has class folders but no image files ({', '.join(IMAGE_SUFFIXES)})")
-    return samples, classes
-
-
 def decode_folder(folder: Path, limit: int | None = None, seed: int = 0, progress: bool = True):
     """Decode an ImageFolder split into (uint8 tensor N x 3 x H x W, int64 labels, class names).
-    ``limit`` keeps a class-balanced random subset (for quick runs and tests)."""
+    ``limit`` keeps a class-balanced random subset (``images.balanced_indices``: equal per class, the
+    remainder to the first classes, drawn from ``seed``)."""
     from PIL import Image
     from tqdm.auto import tqdm
 
     samples, classes = folder_samples(folder)
     if limit is not None and limit < len(samples):
-        order = np.random.default_rng(seed).permutation(len(samples))[:limit]
-        samples = [samples[k] for k in sorted(order)]
+        samples = [samples[k] for k in balanced_indices([label for _, label in samples], limit, seed)]
     images, labels = [], []
     for path, label in tqdm(samples, desc=f"decoding {folder.name}", disable=not progress, leave=False):
         with Image.open(path) as img:
@@ -85,11 +73,12 @@ def load_cifar10_pickles(root: str | Path, train: bool, download: bool = False):
             torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
 
 
-def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
-    x = images_uint8.float().div_(255)
-    mean = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
+def balanced_subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None, seed: int = 0):
+    """A class-balanced subset of in-memory images (as ``decode_folder``'s ``limit``)."""
+    if limit is None or limit >= len(labels):
+        return images, labels
+    index = torch.tensor(balanced_indices(labels.tolist(), limit, seed), dtype=torch.int64)
+    return images[index], labels[index]
 
 
 def cifar_augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -142,20 +131,34 @@ class TensorBatches:
         return share // self.batch_size if self.drop_last else -(-share // self.batch_size)
 
 
+def epoch_batches(source, epoch: int):
+    """The batches of ``epoch`` from a TensorBatches or a DataLoader."""
+    if hasattr(source, "batches"):
+        return source.batches(epoch)
+    if hasattr(source, "sampler") and hasattr(source.sampler, "set_epoch"):
+        source.sampler.set_epoch(epoch)
+    return iter(source)
+
+
+def imagenet_preprocess(size: int = 224) -> Preprocess:
+    """Evaluation preprocessing of the ImageNet recipe: shorter side to size * 256 / 224, centre crop."""
+    return Preprocess((size, size), IMAGENET_MEAN, IMAGENET_STD, int(size * 256 / 224))
+
+
 def imagenet_loader(folder: Path, batch_size: int, train: bool, workers: int, seed: int,
-                    rank: int = 0, world_size: int = 1, size: int = 224):
+                    rank: int = 0, world_size: int = 1, size: int = 224, preprocess: Preprocess | None = None):
     """A DataLoader over an ImageFolder split with the ImageNet augmentation (random resized crop and
-    flip for training; resize 256 and centre crop for validation)."""
+    flip for training; ``imagenet_preprocess`` for validation)."""
     from torch.utils.data import DataLoader, DistributedSampler
     from torchvision import datasets, transforms
 
     folder_samples(folder)  # clear errors for empty or wrongly laid out folders
+    preprocess = preprocess or imagenet_preprocess(size)
     if train:
-        tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-                                 transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        tf = transforms.Compose([to_rgb, transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                                 transforms.PILToTensor(), preprocess.normalize])
     else:
-        tf = transforms.Compose([transforms.Resize(int(size * 256 / 224)), transforms.CenterCrop(size),
-                                 transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        tf = transforms.Compose([to_rgb, preprocess])
     dataset = datasets.ImageFolder(str(folder), transform=tf)
     sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed) if world_size > 1 else None
     generator = torch.Generator().manual_seed(seed)

@@ -1,4 +1,5 @@
-"""Fetch public data sets listed in data/manifest.json, checking every file's sha256.
+"""Fetch public data sets listed in visrecur/data_manifest.json (shipped in the package), checking every
+file's sha256.
 
     python -m visrecur.download 92images [--dest DIR]
 
@@ -7,7 +8,6 @@ tampered download never leaves a file that looks complete.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -16,11 +16,11 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from .errors import VisrecurError, report_errors
+from .errors import ArgumentParser, VisrecurError, report_errors
 from .files import publish, sha256 as file_sha256
 from .stimuli import shared_data_dir
 
-MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifest.json"
+MANIFEST = Path(__file__).resolve().parent / "data_manifest.json"
 
 
 class DownloadError(VisrecurError):
@@ -57,8 +57,13 @@ def fetch(url: str, dest: Path, sha256: str, progress: bool = True) -> Path:
     return dest
 
 
+def load_manifest(manifest: Path = MANIFEST) -> dict:
+    """{set name: {files: {file name: {url, sha256, ...}}, ...}}."""
+    return json.loads(Path(manifest).read_text())["sets"]
+
+
 def fetch_set(name: str, dest: Path | None = None, manifest: Path = MANIFEST, progress: bool = True) -> Path:
-    sets = json.loads(Path(manifest).read_text())["sets"]
+    sets = load_manifest(manifest)
     if name not in sets:
         raise DownloadError(f"unknown data set {name!r}; known: {sorted(sets)}")
     folder = Path(dest) if dest else shared_data_dir() / name
@@ -73,8 +78,8 @@ def fetch_set(name: str, dest: Path | None = None, manifest: Path = MANIFEST, pr
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m visrecur.download", description=__doc__.splitlines()[0])
-    p.add_argument("name", help="data set in data/manifest.json, e.g. 92images")
+    p = ArgumentParser(prog="python -m visrecur.download", description=__doc__.split("\n\n")[0])
+    p.add_argument("name", help="data set in visrecur/data_manifest.json, e.g. 92images")
     p.add_argument("--dest", help="folder (default $VISRECUR_DATA/<name> or ../shared/data/<name>)")
     args = p.parse_args(argv)
     print(fetch_set(args.name, Path(args.dest) if args.dest else None))

@@ -1,4 +1,7 @@
-"""User-facing errors: each message names the problem and the fix."""
+"""User-facing errors, and how every command reports them: one ``error: ...`` line, exit code 2."""
+import argparse
+import functools
+import sys
 
 
 class VisrecurError(ValueError):
@@ -21,10 +24,12 @@ class CheckpointError(VisrecurError):
     """A checkpoint that is missing, unreadable, or made for another architecture."""
 
 
-def report_errors(main):
-    """Decorate a command-line ``main``: a VisrecurError becomes one ``error: ...`` line and exit code 2."""
-    import functools
-    import sys
+def report_errors(main=None, *, interrupted: str = "interrupted"):
+    """Decorate a command-line ``main``: a VisrecurError (or a file the system refuses) becomes one
+    ``error: ...`` line and exit code 2; Ctrl-C prints ``interrupted`` and exits with 130. Use as
+    ``@report_errors`` or ``@report_errors(interrupted="...")``."""
+    if main is None:
+        return functools.partial(report_errors, interrupted=interrupted)
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -33,5 +38,36 @@ def report_errors(main):
         except VisrecurError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except OSError as err:  # e.g. an unwritable output folder: a user problem, not a bug
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(interrupted, file=sys.stderr)
+            return 130
 
     return wrapper
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every default (None, False and [] mean "not set" and are described in the help
+    itself) and keeps the epilog's line breaks."""
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if (default is None or default is argparse.SUPPRESS or isinstance(default, bool) or default == []
+                or "default" in text or not action.option_strings):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: ...`` (naming ``--help``) and exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)

@@ -1,13 +1,136 @@
-"""Reading recordings back: lazy opening, one state with plain dims, flat stimulus x neuroid export."""
+"""The recording's layout (plan, coordinates, attrs, variables) and its readers: lazy opening, one state
+with plain dims, flat stimulus x neuroid export."""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import xarray as xr
 
-from .errors import InputError
+from .errors import InputError, TimeStepError
+
+UNTRAINED_WARNING = ("UNTRAINED: random weights, not a trained model; its activity says nothing about "
+                     "vision. Train one with python -m visrecur.train or use a checkpoint.")
+
+
+# --- the recording's layout: plan and template ----------------------------------------------------
+def plan(model, states, times, readout_time):
+    """(states, state time steps, readout times) of a recording, checked against the model."""
+    spec = model.spec
+    names = [s.name for s in spec.graph.states]
+    states = list(states) if states else names
+    for s in states:
+        spec.graph.state_index(s, "--states")
+    readout_time = readout_time or spec.readout_time
+    spec.check_readout_time(readout_time)
+    # default: the steps a readout at T is computed from (0..T-1); logits at every readout time up to T
+    times = sorted(set(times)) if times is not None else list(range(readout_time))
+    if not times or min(times) < 0:
+        raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
+    readouts = list(range(spec.graph.earliest_readout, readout_time + 1))
+    if spec.graph.weight_sharing == "unshared" and max(max(times) + 1, readout_time) > spec.time_steps:
+        raise TimeStepError(f"this time-variant model has weights for steps up to {spec.time_steps - 1} "
+                            f"(readout up to {spec.time_steps}); asked for steps up to {max(times)} and readout "
+                            f"time {readout_time}")
+    return states, times, readouts
+
+
+@dataclass
+class Template:
+    """Everything a recording holds except the activity: coordinates (name -> (dims, values, attrs)),
+    dataset attrs, and the layout of the data variables (name -> (dims, shape, attrs)), which each writer
+    lays out itself; the activity is never held whole in memory."""
+
+    coords: dict
+    attrs: dict
+    layout: dict
+    n: int
+
+    def dataset(self) -> xr.Dataset:
+        # written with the template (not laid out empty), so no reader depends on a fill value for it
+        recorded = xr.Variable(("stimulus",), np.zeros(self.n, dtype=bool), RECORDED_ATTRS)
+        return xr.Dataset({"recorded": recorded}, coords=self.coords, attrs=self.attrs)
+
+
+RECORDED_ATTRS = {"description": "True once this stimulus has been recorded"}
+
+
+def template(source, stimuli, states, times, readouts, reduction, ms_per_step, extra_attrs: dict) -> Template:
+    """The layout of a recording of ``stimuli`` through ``source`` (a ModelSource)."""
+    import torch
+
+    from . import __version__
+    from .stimuli import describe_preprocessing
+    from .timing import latency_ms
+
+    spec = source.model.spec
+    n, nt, nr = len(stimuli), len(times), len(readouts)
+    layout = {}
+    for name in states:
+        state = spec.graph.state(name)
+        dims = reduction.dims(name, state.channels, state.size[0], state.size[1])
+        arrival = spec.graph.arrival_time(name)
+        layout[name] = (("stimulus", "time") + tuple(d for d, _ in dims), (n, nt) + tuple(size for _, size in dims),
+                        {"arrival_time": arrival, "channels": state.channels,
+                         "height_at_reference_input": state.size[0], "width_at_reference_input": state.size[1],
+                         "description": f"activity of state {name}; NaN at steps before its arrival (t < {arrival})"})
+    n_classes = spec.num_classes
+    for var in ("logits", "probabilities"):
+        layout[var] = (("stimulus", "readout_time", "class"), (n, nr, n_classes),
+                       {"description": f"post-net {var} at readout time T, computed from the last state at step T - 1"})
+    low, high = latency_ms(times, ms_per_step)
+    readout_low, readout_high = latency_ms(readouts, ms_per_step)
+    meta = stimuli.metadata
+    # strings as objects: every backend stores them as variable-length strings
+    coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=object)),
+              "time": ("time", np.array(times, dtype=np.int64), {"units": "model step"}),
+              "latency_min_ms": ("time", low, {"units": "ms", "description": f"{ms_per_step[0]} ms per step"}),
+              "latency_max_ms": ("time", high, {"units": "ms", "description": f"{ms_per_step[1]} ms per step"}),
+              "readout_time": ("readout_time", np.array(readouts, dtype=np.int64), {"units": "model step"}),
+              "readout_latency_min_ms": ("readout_time", readout_low, {"units": "ms"}),
+              "readout_latency_max_ms": ("readout_time", readout_high, {"units": "ms"}),
+              "class": ("class", np.array(source.classes or [str(k) for k in range(n_classes)], dtype=object))}
+    for column in meta.columns:
+        if column == "stimulus_id":
+            continue
+        values = meta[column].to_numpy()
+        coords[f"stimulus_{column}"] = ("stimulus", values.astype(str).astype(object)
+                                        if values.dtype == object or values.dtype.kind == "U" else values)
+    attrs = {
+        "title": f"visrecur recording of {source.name} on {stimuli.name}",
+        "model": source.name,
+        "model_spec": json.dumps(spec.to_dict()),
+        "trained": "yes" if source.trained else "NO",
+        "warning": "" if source.trained else UNTRAINED_WARNING,
+        "checkpoint": source.checkpoint,
+        "checkpoint_sha256": source.checkpoint_sha256,
+        "readout_time": int(max(readouts)),
+        "model_time_steps": int(spec.time_steps),
+        "time_specific_bn_past_trained_steps": (f"steps past {spec.time_steps} reuse step {spec.time_steps}'s "
+                                                "statistics" if max(max(times), max(readouts)) > spec.time_steps
+                                                else "not used"),
+        "ms_per_step": list(ms_per_step),
+        "stimulus_set": stimuli.name,
+        "stimulus_set_description": stimuli.description,
+        "preprocessing": describe_preprocessing(source.preprocess)
+                         + (f" ({source.preprocess_note})" if source.preprocess_note else ""),
+        "preprocess": json.dumps(source.preprocess.to_dict()),
+        "reduction": reduction.describe(),
+        "reduction_spec": f"{reduction.method}:{reduction.size}" if reduction.size else reduction.method,
+        "states": " ".join(states),  # netCDF attributes hold strings, not lists of them
+        "visrecur_version": __version__,
+        "torch_version": str(torch.__version__),
+        **extra_attrs,
+    }
+    coords = {name: value if len(value) == 3 else (*value, {}) for name, value in coords.items()}
+    return Template(coords, attrs, layout, n)
+
+
+
+# --- reading ---------------------------------------------------------------------------------------
 
 def open_recording(path: str | Path) -> xr.Dataset:
     """Open a recording lazily (dask arrays): nothing is loaded until it is used."""
@@ -48,7 +171,6 @@ def summary(path: Path, ds: xr.Dataset) -> str:
     if ds.attrs.get("warning"):
         lines.append(f"  WARNING: {ds.attrs['warning']}")
     return "\n".join(lines)
-
 
 
 def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequence[int] | None = None

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 
 from .errors import InputError
 
-KINDS = ("none", "mean", "pool", "srp", "pca")
+METHODS = ("none", "mean", "pool", "srp", "pca")
 
 
 @dataclass
 class Reduction:
-    kind: str = "none"
+    method: str = "none"
     size: int | None = None  # k for pool, output features for srp and pca
     seed: int = 0
     _fitted: dict = field(default_factory=dict, repr=False)
@@ -25,46 +25,47 @@ class Reduction:
     def parse(cls, text: str | None, seed: int = 0) -> "Reduction":
         """'none', 'mean', 'pool:K', 'srp:D' or 'pca:D'."""
         text = text or "none"
-        kind, _, arg = text.partition(":")
-        if kind not in KINDS:
+        method, _, arg = text.partition(":")
+        if method not in METHODS:
             raise InputError(f"reduction {text!r} not understood; use none, mean, pool:K, srp:D or pca:D")
-        if kind in ("pool", "srp", "pca"):
+        if method in ("pool", "srp", "pca"):
             if not arg.isdigit() or int(arg) < 1:
-                raise InputError(f"reduction {text!r} needs a positive size, e.g. {kind}:{2 if kind == 'pool' else 100}")
-            return cls(kind, int(arg), seed)
+                raise InputError(f"reduction {text!r} needs a positive size, e.g. "
+                                 f"{method}:{2 if method == 'pool' else 100}")
+            return cls(method, int(arg), seed)
         if arg:
-            raise InputError(f"reduction {kind!r} takes no size; drop ':{arg}'")
-        return cls(kind, None, seed)
+            raise InputError(f"reduction {method!r} takes no size; drop ':{arg}'")
+        return cls(method, None, seed)
 
     def describe(self) -> str:
         return {"none": "none (full channel x y x x maps)", "mean": "spatial mean over y and x",
                 "pool": f"adaptive average pooling to {self.size}x{self.size}",
                 "srp": f"sparse random projection to {self.size} features (scikit-learn, random_state={self.seed})",
-                "pca": f"PCA to {self.size} components, fitted per state on a fitting set over all steps"}[self.kind]
+                "pca": f"PCA to {self.size} components, fitted per state on a fitting set over all steps"}[self.method]
 
     def dims(self, state: str, channels: int, height: int, width: int) -> list[tuple[str, int]]:
         """(dimension name, size) of one stimulus at one step; names are prefixed with the state because
         states differ in size."""
-        if self.kind == "none":
+        if self.method == "none":
             return [(f"{state}_channel", channels), (f"{state}_y", height), (f"{state}_x", width)]
-        if self.kind == "mean":
+        if self.method == "mean":
             return [(f"{state}_channel", channels)]
-        if self.kind == "pool":
+        if self.method == "pool":
             k = self.size
             return [(f"{state}_channel", channels), (f"{state}_y", min(k, height)), (f"{state}_x", min(k, width))]
         features = channels * height * width
-        if self.kind == "pca" and state in self._fitted:
+        if self.method == "pca" and state in self._fitted:
             return [(f"{state}_feature", self._fitted[state].n_components_)]
-        return [(f"{state}_feature", min(self.size, features) if self.kind == "pca" else self.size)]
+        return [(f"{state}_feature", min(self.size, features) if self.method == "pca" else self.size)]
 
     def __call__(self, state: str, activity: torch.Tensor) -> np.ndarray:
         """(batch, C, H, W) tensor -> float32 numpy array of the reduced shape."""
         activity = activity.detach().float()
-        if self.kind == "none":
+        if self.method == "none":
             return activity.cpu().numpy()
-        if self.kind == "mean":
+        if self.method == "mean":
             return activity.mean(dim=(2, 3)).cpu().numpy()
-        if self.kind == "pool":
+        if self.method == "pool":
             h, w = activity.shape[-2:]
             return F.adaptive_avg_pool2d(activity, (min(self.size, h), min(self.size, w))).cpu().numpy()
         flat = activity.flatten(1).cpu().numpy()
@@ -72,7 +73,7 @@ class Reduction:
 
     def _transformer(self, state: str, features: int):
         if state not in self._fitted:
-            if self.kind == "pca":
+            if self.method == "pca":
                 raise InputError("PCA must be fitted first: Reduction.fit_pca(...) (the recorder does this on "
                                  "the fitting set)")
             from sklearn.random_projection import SparseRandomProjection

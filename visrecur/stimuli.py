@@ -1,10 +1,8 @@
 """Stimulus sets for recording: folders, file lists, arrays, the 92-image set, CIFAR-10 test images,
 and a built-in set that needs no download.
 
-Every image becomes RGB the same documented way (``to_rgb``): grayscale is repeated over the three
-channels, transparency is composited onto mid-grey (128, 128, 128), palette images are expanded.
-``preprocess`` then resizes the shorter side to the model's input size, centre-crops the longer one
-(odd-sized and non-square images), and normalises with the mean and std the model was trained with.
+Every image becomes RGB the same documented way (``images.to_rgb``); the model's ``Preprocess``
+(visrecur/preprocess.py) then makes it model input.
 """
 from __future__ import annotations
 
@@ -18,9 +16,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .images import (DECODING, GREY_BACKGROUND, IMAGE_SUFFIXES, array_to_pil as _array_to_pil, balanced_indices,
+                     folder_samples, is_image, list_images, open_image as _open, to_rgb)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-GREY_BACKGROUND = (128, 128, 128)
+__all__ = ["IMAGE_SUFFIXES", "GREY_BACKGROUND", "StimulusSet", "to_rgb", "preprocess", "describe_preprocessing",
+           "from_files", "from_folder", "from_array", "from_92images", "cifar10_test", "builtin", "resolve",
+           "shared_data_dir"]
 FILE_92 = "Kriegeskorte_Neuron2008_supplementalData.mat"
 
 
@@ -78,86 +79,26 @@ class StimulusSet:
         return digest.hexdigest()
 
 
-def to_rgb(image, name: str = "image"):
-    """PIL image or array -> RGB PIL image (grey repeated, alpha composited on mid-grey)."""
-    from PIL import Image
-
-    if isinstance(image, np.ndarray):
-        image = _array_to_pil(image, name)
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, GREY_BACKGROUND + (255,))
-        return Image.alpha_composite(background, image).convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray((255 * array / max(array.max(), 1)).astype(np.uint8))
-    return image.convert("RGB")
-
-
-def _array_to_pil(array: np.ndarray, name: str):
-    from PIL import Image
-
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)  # channels-first -> channels-last
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise InputError(f"{name}: array of shape {array.shape} is not an image; give (H, W), (H, W, 3|4) "
-                         "or (3, H, W)")
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and np.nanmin(array) >= 0 and np.nanmax(array) <= 1:
-            array = np.round(array * 255)
-        elif np.nanmin(array) < 0 or np.nanmax(array) > 255:
-            raise InputError(f"{name}: values span [{np.nanmin(array)}, {np.nanmax(array)}]; give uint8 in "
-                             "0..255 or floats in 0..1")
-        array = array.astype(np.uint8)
-    return Image.fromarray(array)
-
-
 def preprocess(image, size: tuple[int, int], mean, std):
-    """RGB PIL image -> normalised float tensor (3, H, W): resize shorter side, centre crop."""
-    import torch
-    from PIL import Image
+    """RGB PIL image -> normalised float tensor (3, H, W): ``Preprocess(size, mean, std)(image)``."""
+    from .preprocess import Preprocess
 
-    height, width = size
-    scale = max(height / image.height, width / image.width)
-    new = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
-    if new != image.size:
-        image = image.resize(new, Image.BILINEAR, reducing_gap=None)
-    left, top = (image.width - width) // 2, (image.height - height) // 2
-    image = image.crop((left, top, left + width, top + height))
-    array = torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
-    return (array - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    return Preprocess(tuple(size), tuple(mean), tuple(std))(image)
 
 
-def describe_preprocessing(size, mean, std) -> str:
-    return (f"to RGB (grey repeated, alpha over mid-grey {GREY_BACKGROUND}); shorter side resized "
-            f"(bilinear) to {size[0]}x{size[1]} and centre-cropped; scaled to 0..1; normalised with mean "
-            f"{tuple(round(m, 4) for m in mean)} and std {tuple(round(s, 4) for s in std)}")
+def describe_preprocessing(preprocessing: "Preprocess") -> str:
+    """What a recording's ``preprocessing`` attr says: decoding, then the model's preprocessing."""
+    return f"{DECODING}; then {preprocessing.describe()}"
 
 
 # --- sources --------------------------------------------------------------------------------------
-def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, OSError) as err:
-        raise InputError(f"cannot read image {str(path)!r} ({type(err).__name__}); remove it or convert it "
-                         "to PNG/JPEG") from None
-
-
 def from_files(paths: Sequence[str | Path], name: str = "files", root: Path | None = None) -> StimulusSet:
     """Stimuli from a list of image files (ids: path relative to ``root``, or the file name)."""
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
             raise InputError(f"stimulus file {str(path)!r} does not exist")
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image(path):
             raise InputError(f"{str(path)!r} is not an image file (suffix {path.suffix or 'none'}); "
                              f"give files ending in {', '.join(IMAGE_SUFFIXES)}")
     ids = [str(p.relative_to(root)) if root else p.name for p in paths]
@@ -175,8 +116,7 @@ def from_folder(folder: str | Path) -> StimulusSet:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"stimulus folder {str(folder)!r} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    images = list_images(folder)
     if not images:
         raise InputError(f"stimulus folder {str(folder)!r} has no image files "
                          f"({', '.join(IMAGE_SUFFIXES)}); point --stimuli at a folder of images")
@@ -223,13 +163,10 @@ def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> St
     """CIFAR-10 test images: an ImageFolder tree (root/test/<class>/) or torchvision's pickles."""
     root = Path(root) if root else shared_data_dir() / "cifar10-jpeg"
     if (root / "test").is_dir():
-        from .data import folder_samples
-
         samples, classes = folder_samples(root / "test")
+        if limit:  # class-balanced: the first images of each class
+            samples = [samples[k] for k in balanced_indices([label for _, label in samples], limit, None)]
         files = [(path, classes[k]) for path, k in samples]
-        if limit:  # balanced: take images round-robin over classes
-            by_class = {c: [f for f in files if f[1] == c] for c in classes}
-            files = [by_class[c][k] for k in range(limit) for c in classes if k < len(by_class[c])][:limit]
         meta = pd.DataFrame({"stimulus_id": [f"{c}/{p.name}" for p, c in files],
                              "file": [str(p) for p, _ in files], "label": [c for _, c in files],
                              "category": [c for _, c in files]})
@@ -238,11 +175,11 @@ def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> St
     from .data import load_cifar10_pickles
 
     images, labels, classes = load_cifar10_pickles(root, train=False)
-    n = limit or len(images)
-    array = images[:n].permute(0, 2, 3, 1).numpy()
-    names = [classes[k] for k in labels[:n].tolist()]
-    meta = pd.DataFrame({"stimulus_id": [f"cifar10_test_{k:05d}" for k in range(n)],
-                         "file": [f"cifar-10-batches-py/test_batch[{k}]" for k in range(n)],
+    keep = balanced_indices(labels.tolist(), limit, None) if limit else list(range(len(images)))
+    array = images[keep].permute(0, 2, 3, 1).numpy()
+    names = [classes[k] for k in labels[keep].tolist()]
+    meta = pd.DataFrame({"stimulus_id": [f"cifar10_test_{k:05d}" for k in keep],
+                         "file": [f"cifar-10-batches-py/test_batch[{k}]" for k in keep],
                          "label": names, "category": names})
     return StimulusSet("cifar10-test", meta, lambda i: array[i], "CIFAR-10 test images (pickles)")
 
@@ -267,18 +204,26 @@ def resolve(source: str | Sequence[str], limit: int | None = None) -> StimulusSe
             return resolve(sources[0], limit)
         stimuli = from_files(sources)
     else:
-        kind, _, arg = source.partition(":")
+        set_name, _, arg = source.partition(":")
         if source == "builtin":
             stimuli = builtin()
-        elif kind == "92images":
+        elif set_name == "92images":
             stimuli = from_92images(arg or None)
-        elif kind == "cifar10-test":
+        elif set_name == "cifar10-test":
             stimuli = cifar10_test(arg or None, limit)
         elif source.endswith(".npy"):
             if not Path(source).is_file():
                 raise InputError(f"stimulus array {source!r} does not exist")
-            stimuli = from_array(np.load(source, allow_pickle=False), name=Path(source).stem)
+            try:
+                array = np.load(source, allow_pickle=False)
+            except (ValueError, OSError) as err:
+                raise InputError(f"stimulus array {source!r} cannot be read ({err}); save it with "
+                                 "numpy.save") from None
+            stimuli = from_array(array, name=Path(source).stem)
         elif source.endswith(".txt"):
+            if not Path(source).is_file():
+                raise InputError(f"stimulus list {source!r} does not exist; give a text file with one image "
+                                 "path per line (relative to the list's folder or absolute)")
             lines = [line.strip() for line in Path(source).read_text().splitlines() if line.strip()]
             base = Path(source).parent
             stimuli = from_files([p if Path(p).is_absolute() else base / p for p in lines], Path(source).stem)

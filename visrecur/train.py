@@ -1,121 +1,34 @@
 """Train a model: ``python -m visrecur.train --model frnn_4state_shared --data-root DIR``.
 
 Reads top to bottom: config -> data -> model -> optimiser -> epochs (train, validate, checkpoint).
+The configuration and its command line are in config.py (``TrainConfig``). The learning rate of every
+epoch is ``lr_at(cfg, epoch)``, set at the start of the epoch; there is no other lr mechanism.
 Several GPUs or machines: launch the same command with ``torchrun --nproc_per_node N -m visrecur.train``.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
-import math
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoint, data, zoo
-from .errors import VisrecurError, report_errors
+from .checkpoint import export_weights  # noqa: F401  (re-exported: visrecur.train.export_weights)
+from .config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, TrainingError, build_config,  # noqa: F401
+                     build_parser, lr_at, parse_args)
+from .distributed import all_sum, setup_distributed, shutdown
+from .errors import report_errors
+from .evaluate import evaluate  # noqa: F401  (re-exported: visrecur.train.evaluate)
 from .model import FRNN
-
-# The paper's recipes (Section 5, Fig. 6). Every field can be overridden on the command line.
-PRESETS = {
-    "cifar10": dict(epochs=60, batch_size=64, lr=0.01, lr_schedule="steps", lr_steps=(40, 50),
-                    augment="cifar", mean=data.CIFAR10_MEAN, std=data.CIFAR10_STD),
-    "imagenet": dict(epochs=12, batch_size=256, lr=0.1, lr_schedule="logspace", lr_final=1e-4,
-                     augment="imagenet", mean=data.IMAGENET_MEAN, std=data.IMAGENET_STD,
-                     model_overrides={"bn_affine": True}),
-}
-
-
-class TrainingError(VisrecurError):
-    """Training cannot go on (non-finite loss, unwritable output, incompatible resume)."""
-
-
-@dataclass
-class TrainConfig:
-    model: str = "frnn_4state_shared"
-    preset: str = "cifar10"
-    data_root: str = "../shared/data/cifar10-jpeg"
-    dataset: str = "folder"  # "folder" (ImageFolder train/ + test/ or val/) or "cifar10" (torchvision)
-    download: bool = False
-    out: str = "runs/default"
-    epochs: int = 60
-    batch_size: int = 64
-    lr: float = 0.01
-    lr_schedule: str = "steps"  # "steps": lr / 10 at each of lr_steps; "logspace": lr .. lr_final
-    lr_steps: tuple = (40, 50)
-    lr_final: float = 1e-4
-    momentum: float = 0.9
-    weight_decay: float = 0.0  # the paper states none
-    augment: str = "cifar"
-    mean: tuple = data.CIFAR10_MEAN
-    std: tuple = data.CIFAR10_STD
-    readout_times: tuple = ()  # loss summed over these; () = the model's readout time
-    eval_readout_times: tuple = ()  # () = every readout time from the earliest to the largest trained
-    model_overrides: dict = field(default_factory=dict)
-    limit_train: int | None = None  # class-balanced subset, for quick runs
-    limit_val: int | None = None
-    device: str = "auto"
-    bf16: bool | None = None  # None: on for CUDA, off on CPU
-    channels_last: bool = False
-    compile: bool = False
-    deterministic: bool = False
-    seed: int = 0
-    workers: int = 4
-    threads: int | None = None
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    stop_after_batches: int | None = None  # testing aid: exit abruptly after this many batches, as if killed
-
-
-def build_config(preset: str = "cifar10", **overrides) -> TrainConfig:
-    if preset not in PRESETS:
-        raise TrainingError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("model_overrides") and preset == "imagenet":
-        values["model_overrides"] = {**PRESETS[preset]["model_overrides"], **overrides["model_overrides"]}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise TrainingError(f"unknown training option(s) {unknown}")
-    return TrainConfig(preset=preset, **values)
-
-
-def lr_at(cfg: TrainConfig, epoch: int) -> float:
-    """Learning rate of 0-based ``epoch``."""
-    if cfg.lr_schedule == "logspace":  # Matlab's logspace(log10(lr), log10(lr_final), epochs)
-        if cfg.epochs == 1:
-            return cfg.lr
-        return float(np.logspace(math.log10(cfg.lr), math.log10(cfg.lr_final), cfg.epochs)[epoch])
-    return cfg.lr * 0.1 ** sum(epoch >= step for step in cfg.lr_steps)
-
-
-# --- distributed helpers --------------------------------------------------------------------------
-def setup_distributed(device: str):
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, 0
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend)
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def all_sum(values: list[float], device) -> list[float]:
-    if not (dist.is_available() and dist.is_initialized()):
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
+from .preprocess import Preprocess
 
 
 def pick_device(requested: str, local_rank: int) -> str:
@@ -127,21 +40,29 @@ def pick_device(requested: str, local_rank: int) -> str:
 
 
 # --- data -----------------------------------------------------------------------------------------
-def make_data(cfg: TrainConfig, rank: int, world: int):
+def training_preprocess(cfg: TrainConfig, spec) -> Preprocess:
+    """The preprocessing the trained weights expect (saved in the checkpoint): at the model's input size
+    with the recipe's statistics; the imagenet recipe resizes the shorter side to 256/224 of it first."""
+    size = tuple(spec.input_size)
+    resize = int(min(size) * 256 / 224) if cfg.augment == "imagenet" else None
+    return Preprocess(size, cfg.mean, cfg.std, resize)
+
+
+def make_data(cfg: TrainConfig, preprocess: Preprocess, rank: int, world: int):
     """(train batches, validation batches, class names); each has .batches(epoch) or is a loader."""
     if cfg.augment == "imagenet":
         train_dir, val_dir = data.find_split(cfg.data_root, "train"), data.find_split(cfg.data_root, "val")
-        size = cfg.model_overrides.get("input_size", 224)
-        train = data.imagenet_loader(train_dir, cfg.batch_size, True, cfg.workers, cfg.seed, rank, world, size)
-        val = data.imagenet_loader(val_dir, cfg.batch_size, False, cfg.workers, cfg.seed, rank, world, size)
+        size = preprocess.crop_size[0]
+        train = data.imagenet_loader(train_dir, cfg.batch_size, True, cfg.workers, cfg.seed, rank, world, size,
+                                     preprocess)
+        val = data.imagenet_loader(val_dir, cfg.batch_size, False, cfg.workers, cfg.seed, rank, world, size,
+                                   preprocess)
         return train, val, train.dataset.classes
     if cfg.dataset == "cifar10":
         x_train, y_train, classes = data.load_cifar10_pickles(cfg.data_root, True, cfg.download)
         x_val, y_val, _ = data.load_cifar10_pickles(cfg.data_root, False, cfg.download)
-        if cfg.limit_train:
-            x_train, y_train = x_train[:cfg.limit_train], y_train[:cfg.limit_train]
-        if cfg.limit_val:
-            x_val, y_val = x_val[:cfg.limit_val], y_val[:cfg.limit_val]
+        x_train, y_train = data.balanced_subset(x_train, y_train, cfg.limit_train, cfg.seed)
+        x_val, y_val = data.balanced_subset(x_val, y_val, cfg.limit_val, cfg.seed)
     elif cfg.dataset == "folder":
         show = cfg.progress and rank == 0
         x_train, y_train, classes = data.decode_folder(data.find_split(cfg.data_root, "train"),
@@ -150,18 +71,11 @@ def make_data(cfg: TrainConfig, rank: int, world: int):
                                              cfg.seed, show)
     else:
         raise TrainingError(f"unknown dataset {cfg.dataset!r}; use 'folder' (ImageFolder) or 'cifar10'")
-    train = data.TensorBatches(x_train, y_train, cfg.batch_size, cfg.mean, cfg.std, True, cfg.seed,
-                               rank, world, drop_last=world > 1)
-    val = data.TensorBatches(x_val, y_val, cfg.batch_size, cfg.mean, cfg.std, False, cfg.seed, rank, world)
+    mean, std = preprocess.mean, preprocess.std
+    train = data.TensorBatches(x_train, y_train, cfg.batch_size, mean, std, True, cfg.seed, rank, world,
+                               drop_last=world > 1)
+    val = data.TensorBatches(x_val, y_val, cfg.batch_size, mean, std, False, cfg.seed, rank, world)
     return train, val, classes
-
-
-def epoch_batches(source, epoch: int):
-    if hasattr(source, "batches"):
-        return source.batches(epoch)
-    if hasattr(source, "sampler") and hasattr(source.sampler, "set_epoch"):
-        source.sampler.set_epoch(epoch)
-    return iter(source)
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -175,8 +89,10 @@ def train(cfg: TrainConfig) -> dict:
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     use_bf16 = device.startswith("cuda") if cfg.bf16 is None else cfg.bf16
-    out = Path(cfg.out)
+    out = Path(cfg.out or f"runs/{cfg.model}")
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.csv"
+    if cfg.dataset == "folder" or cfg.augment == "imagenet":
+        data.find_split(cfg.data_root, "train")  # a wrong --data-root is refused before OUT is made
     if rank == 0:
         _prepare_output(out, ckpt_path, cfg)
 
@@ -192,22 +108,24 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cudnn.allow_tf32 = True
 
     spec = zoo.spec(cfg.model, **cfg.model_overrides)
-    loss_times = sorted(cfg.readout_times) or [spec.readout_time]
+    loss_times = sorted(cfg.loss_readout_times) or [spec.readout_time]
     if max(loss_times) > spec.time_steps:
         spec = zoo.spec(cfg.model, **{**cfg.model_overrides, "time_steps": max(loss_times)})
     eval_times = sorted(cfg.eval_readout_times) or list(range(spec.graph.earliest_readout, spec.time_steps + 1))
     model = FRNN(spec).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr_at(cfg, 0), momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_at(cfg, e) / cfg.lr)
     start_epoch, history = 0, []
     if cfg.resume and ckpt_path.exists():
-        start_epoch, history = _resume(ckpt_path, model, optimizer, scheduler, cfg, device)
+        start_epoch, history, extended_from = _resume(ckpt_path, model, optimizer, cfg, device)
         if rank == 0:
-            print(f"resuming {ckpt_path} after epoch {start_epoch}", flush=True)
-    train_data, val_data, classes = make_data(cfg, rank, world)
+            extended = (f"; the run is extended from {extended_from} to {cfg.epochs} epochs"
+                        if extended_from else "")
+            print(f"resuming {ckpt_path} after epoch {start_epoch}{extended}", flush=True)
+    preprocess = training_preprocess(cfg, spec)
+    train_data, val_data, classes = make_data(cfg, preprocess, rank, world)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -219,7 +137,6 @@ def train(cfg: TrainConfig) -> dict:
         t0 = time.time()
         train_stats = _train_epoch(step_fn, train_data, optimizer, epoch, loss_times, eval_times, cfg,
                                    device, use_bf16, rank, batches_seen)
-        scheduler.step()
         val_err = evaluate(model, val_data, eval_times, device, use_bf16, cfg.channels_last)
         seconds = time.time() - t0
         row = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), **train_stats,
@@ -227,16 +144,14 @@ def train(cfg: TrainConfig) -> dict:
                "seconds": round(seconds, 1), "images_per_s": round(train_stats["train_images"] / seconds, 1)}
         history.append(row)
         if rank == 0:
-            payload = _payload(model, optimizer, scheduler, cfg, spec, history, classes, epoch + 1)
+            payload = _payload(model, optimizer, cfg, spec, preprocess, history, classes, epoch + 1)
             checkpoint.atomic_save(payload, ckpt_path)
             _write_metrics(metrics_path, history)
             best = min(val_err, key=val_err.get)
             print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val error "
                   + " ".join(f"t{t}:{100 * e:.1f}%" for t, e in val_err.items())
                   + f"  (best t{best})  {row['images_per_s']:.0f} img/s", flush=True)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    shutdown(world)
     return payload
 
 
@@ -254,29 +169,39 @@ def _prepare_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
                             "to start again (the old checkpoint is replaced only after the first epoch)")
 
 
-def _resume(path, model, optimizer, scheduler, cfg, device):
+def _resume(path, model, optimizer, cfg, device):
+    """Load the checkpoint's state into ``model`` and ``optimizer``; -> (epoch, metrics, epochs before an
+    extension or 0). Any option that shapes the run must match (RESUME_MUST_MATCH)."""
     payload = checkpoint.read(path, map_location=device)
-    saved = payload["config"]
-    for key in ("model", "model_overrides", "readout_times"):
-        mine = getattr(cfg, key)
-        theirs = saved.get(key)
-        if json.dumps(_jsonable(mine), sort_keys=True) != json.dumps(_jsonable(theirs), sort_keys=True):
+    saved = dict(payload["config"])
+    if "loss_readout_times" not in saved:  # checkpoints before the rename
+        saved["loss_readout_times"] = saved.get("readout_times", [])
+    for key in RESUME_MUST_MATCH:
+        mine, theirs = _jsonable(getattr(cfg, key)), _jsonable(saved.get(key))
+        if json.dumps(mine, sort_keys=True) != json.dumps(theirs, sort_keys=True):
             raise TrainingError(f"cannot resume {str(path)!r}: it was trained with {key}={theirs!r}, not "
                                 f"{mine!r}; use the same options or a new --out")
+    extended_from = 0
+    if cfg.epochs != saved["epochs"]:
+        if cfg.epochs < saved["epochs"] or cfg.lr_schedule == "logspace":
+            reason = ("a logspace schedule depends on the number of epochs" if cfg.epochs > saved["epochs"]
+                      else "only a larger --epochs extends a run")
+            raise TrainingError(f"cannot resume {str(path)!r}: it was trained with epochs={saved['epochs']}, not "
+                                f"{cfg.epochs} ({reason}); use --epochs {saved['epochs']} or a new --out")
+        extended_from = saved["epochs"]
     checkpoint.load_state(model, payload["model"], f"checkpoint {str(path)!r}")
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
+    optimizer.load_state_dict(payload["optimizer"])  # older files' "scheduler" entry is not needed
     torch.set_rng_state(payload["rng"]["torch"].cpu())
     if torch.cuda.is_available() and "cuda" in payload["rng"]:
         torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng"]["cuda"]])
-    return payload["epoch"], list(payload["metrics"])
+    return payload["epoch"], list(payload["metrics"]), extended_from
 
 
 def _jsonable(value):
     return json.loads(json.dumps(value, default=list))
 
 
-def _payload(model, optimizer, scheduler, cfg, spec, history, classes, epoch) -> dict:
+def _payload(model, optimizer, cfg, spec, preprocess, history, classes, epoch) -> dict:
     from . import __version__
 
     rng = {"torch": torch.get_rng_state()}
@@ -284,10 +209,11 @@ def _payload(model, optimizer, scheduler, cfg, spec, history, classes, epoch) ->
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"format": checkpoint.FORMAT, "visrecur_version": __version__, "torch_version": str(torch.__version__),
-            "epoch": epoch, "model": state, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng, "config": _jsonable(dataclasses.asdict(cfg)),
-            "spec": spec.to_dict(), "metrics": history, "classes": list(classes),
-            "normalization": {"mean": list(cfg.mean), "std": list(cfg.std)}}
+            "epoch": epoch, "model": state, "optimizer": optimizer.state_dict(), "rng": rng,
+            "config": _jsonable(dataclasses.asdict(cfg)), "spec": spec.to_dict(), "metrics": history,
+            "classes": list(classes), "preprocess": preprocess.to_dict(),
+            # older readers (and analyses) read normalization
+            "normalization": {"mean": list(preprocess.mean), "std": list(preprocess.std)}}
 
 
 def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, device, use_bf16, rank,
@@ -299,7 +225,7 @@ def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, dev
         group["lr"] = lr_at(cfg, epoch)
     track = sorted(set(loss_times) | {t for t in eval_times if t <= max(loss_times)})
     sums = {"loss": 0.0, "n": 0.0, **{t: 0.0 for t in track}}
-    batches = epoch_batches(source, epoch)
+    batches = data.epoch_batches(source, epoch)
     total = len(source) if hasattr(source, "__len__") else None
     bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                disable=not (cfg.progress and rank == 0), mininterval=2)
@@ -333,25 +259,6 @@ def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, dev
     return stats
 
 
-@torch.no_grad()
-def evaluate(model, source, readout_times, device, use_bf16=False, channels_last=False) -> dict[int, float]:
-    """Top-1 error at every readout time, from one pass per batch."""
-    model.eval()
-    errors = {t: 0.0 for t in readout_times}
-    count = 0.0
-    for images, labels in epoch_batches(source, 0):
-        images, labels = images.to(device), labels.to(device)
-        if channels_last:
-            images = images.to(memory_format=torch.channels_last)
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(images, readout_time=list(readout_times))
-        for t in readout_times:
-            errors[t] += (logits[t].argmax(1) != labels).sum().item()
-        count += len(labels)
-    reduced = all_sum([errors[t] for t in readout_times] + [count], device)
-    return {t: reduced[k] / reduced[-1] for k, t in enumerate(readout_times)}
-
-
 def _write_metrics(path: Path, history: list[dict]) -> None:
     fields = list(dict.fromkeys(k for row in history for k in row))
     tmp = path.with_suffix(".csv.tmp")
@@ -360,77 +267,6 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
         writer.writeheader()
         writer.writerows(history)
     os.replace(tmp, path)
-
-
-def export_weights(checkpoint_path: str | Path, destination: str | Path) -> None:
-    """Write a small inference-only checkpoint (no optimiser state) for shipping with the package."""
-    payload = checkpoint.read(checkpoint_path)
-    slim = {k: payload[k] for k in ("format", "visrecur_version", "torch_version", "epoch", "model", "spec",
-                                    "metrics", "classes", "normalization", "config")}
-    checkpoint.atomic_save(slim, destination)
-
-
-# --- command line ---------------------------------------------------------------------------------
-def parse_args(argv=None) -> TrainConfig:
-    p = argparse.ArgumentParser(
-        prog="python -m visrecur.train",
-        description="Train a visrecur model with one of the paper's recipes (presets). Every preset "
-                    "option can be overridden. Launch with torchrun for several GPUs.")
-    p.add_argument("--model", default="frnn_4state_shared", help="zoo model (visrecur.list_models())")
-    p.add_argument("--preset", default="cifar10", help=f"training recipe: {', '.join(sorted(PRESETS))}")
-    p.add_argument("--data-root", default="../shared/data/cifar10-jpeg",
-                   help="ImageFolder root with train/ and test/ (or val/), or a torchvision CIFAR-10 root")
-    p.add_argument("--dataset", choices=["folder", "cifar10"], default="folder")
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 (needs a network)")
-    p.add_argument("--out", default=None, help="output folder (default runs/<model>)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--lr-steps", type=int, nargs="*", help="epochs after which the lr is divided by 10")
-    p.add_argument("--lr-schedule", choices=["steps", "logspace"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--readout-time", type=int, help="the model's readout time")
-    p.add_argument("--loss-readout-times", type=int, nargs="*", default=[],
-                   help="sum the loss over these readout times (default: the model's readout time)")
-    p.add_argument("--time-steps", type=int, help="steps to build TSBN/weights for (>= readout time)")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other zoo builder argument, VALUE as JSON, e.g. --model-arg 'channels=[8,16,32,64]'")
-    p.add_argument("--limit-train", type=int, help="train on a class-balanced subset of this many images")
-    p.add_argument("--limit-val", type=int)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for CUDA)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=4, help="DataLoader workers (ImageNet-style data)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--overwrite", action="store_true", help="start again even if OUT has a checkpoint")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--stop-after-batches", type=int, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    model_overrides = {k: v for k, v in (("readout_time", a.readout_time), ("time_steps", a.time_steps))
-                       if v is not None}
-    for item in a.model_arg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--model-arg {item!r} must be KEY=VALUE")
-        try:
-            model_overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            model_overrides[key] = value
-    return build_config(
-        a.preset, model=a.model, data_root=a.data_root, dataset=a.dataset, download=a.download,
-        out=a.out or f"runs/{a.model}", epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-        lr_steps=tuple(a.lr_steps) if a.lr_steps is not None else None, lr_schedule=a.lr_schedule,
-        weight_decay=a.weight_decay, readout_times=tuple(a.loss_readout_times),
-        model_overrides=model_overrides or None, limit_train=a.limit_train, limit_val=a.limit_val,
-        device=a.device, bf16=a.bf16, channels_last=a.channels_last, compile=a.compile,
-        deterministic=a.deterministic, seed=a.seed, workers=a.workers, threads=a.threads,
-        resume=a.resume, overwrite=a.overwrite, progress=not a.no_progress,
-        stop_after_batches=a.stop_after_batches)
 
 
 @report_errors

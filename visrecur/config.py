@@ -1,0 +1,179 @@
+"""Training configuration, in one place: the ``TrainConfig`` dataclass (defaults = the paper's CIFAR-10
+recipe, help strings in field metadata), ``PRESETS`` (only what another recipe changes), the learning-rate
+schedule ``lr_at``, and the command line of ``python -m visrecur.train``, derived from the fields."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ArgumentParser, VisrecurError
+from .preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+
+
+class TrainingError(VisrecurError):
+    """Training cannot go on (non-finite loss, unwritable output, incompatible resume)."""
+
+
+def option(default=None, help="", factory=None, **cli):
+    """A config field with its command-line help (and argparse settings: nargs, type, choices, cli=False)."""
+    metadata = {"help": help, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; the defaults are the paper's CIFAR-10 recipe (Section 5)."""
+
+    model: str = option("frnn_4state_shared", "zoo model (visrecur.list_models())")
+    preset: str = option("cifar10", "training recipe (cifar10, imagenet); its values are the defaults of the "
+                         "options below")
+    data_root: str = option("../shared/data/cifar10-jpeg", "ImageFolder root with train/ and test/ (or val/), or "
+                            "a torchvision CIFAR-10 root")
+    dataset: str = option("folder", "folder: ImageFolder train/ + test/ (or val/); cifar10: torchvision pickles",
+                          choices=["folder", "cifar10"])
+    download: bool = option(False, "download CIFAR-10 (needs a network)")
+    out: str = option("", "output folder (default runs/<model>)")
+    epochs: int = option(60, "number of epochs")
+    batch_size: int = option(64, "images per batch (over all processes)")
+    lr: float = option(0.01, "learning rate of the first epoch")
+    lr_schedule: str = option("steps", "steps: lr / 10 after each of --lr-steps; logspace: lr .. lr-final",
+                              choices=["steps", "logspace"])
+    lr_steps: tuple = option((40, 50), "epochs after which the lr is divided by 10", nargs="*", type=int)
+    lr_final: float = option(1e-4, "last epoch's lr of the logspace schedule")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(0.0, "L2 weight decay (the paper states none)")
+    augment: str = option("cifar", "cifar: pad 4 + random crop + flip; imagenet: random resized crop + flip",
+                          choices=["cifar", "imagenet"])
+    mean: tuple = option(CIFAR10_MEAN, "normalisation mean per channel", nargs=3, type=float)
+    std: tuple = option(CIFAR10_STD, "normalisation std per channel", nargs=3, type=float)
+    loss_readout_times: tuple = option((), "sum the loss over these readout times (default: the model's)",
+                                       nargs="*", type=int)
+    eval_readout_times: tuple = option((), "validation readout times (default: every one up to the trained "
+                                       "steps)", nargs="*", type=int)
+    model_overrides: dict = option(help="zoo builder arguments", factory=dict, cli=False)
+    limit_train: int | None = option(None, "train on a class-balanced subset of this many images (equal per "
+                                     "class, the remainder to the first classes, drawn from --seed)", type=int)
+    limit_val: int | None = option(None, "validate on a class-balanced subset of this many images", type=int)
+    device: str = option("auto", "auto (CUDA if visible), cpu, cuda, cuda:1, ...")
+    bf16: bool | None = option(None, "bf16 autocast (default: on for CUDA, off on CPU)")
+    channels_last: bool = option(False, "channels-last memory format")
+    compile: bool = option(False, "torch.compile the model")
+    deterministic: bool = option(False, "deterministic algorithms (slower)")
+    seed: int = option(0, "seed of weights, data order and augmentation")
+    workers: int = option(4, "DataLoader workers (ImageNet-style data)")
+    threads: int | None = option(None, "CPU threads for torch (default: torch's)", type=int)
+    resume: bool = option(False, "continue from OUT/checkpoint.pt (same options; a larger --epochs extends "
+                          "the run)")
+    overwrite: bool = option(False, "start again even if OUT has a checkpoint")
+    progress: bool = option(True, "progress bars")
+    stop_after_batches: int | None = option(None, "testing aid: exit abruptly after this many batches, as if "
+                                            "killed", type=int, hidden=True)
+
+
+# The paper's recipes (Section 5, Fig. 6): what each changes from TrainConfig's defaults (cifar10).
+PRESETS = {
+    "cifar10": {},
+    "imagenet": dict(epochs=12, batch_size=256, lr=0.1, lr_schedule="logspace", lr_final=1e-4,
+                     augment="imagenet", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                     model_overrides={"bn_affine": True}),
+}
+# must equal the checkpoint's on --resume (epochs may grow)
+RESUME_MUST_MATCH = ("model", "model_overrides", "loss_readout_times", "lr", "lr_schedule", "lr_steps", "lr_final",
+                     "momentum", "weight_decay", "batch_size", "limit_train", "limit_val", "augment", "mean",
+                     "std", "dataset", "seed")
+
+
+def build_config(preset: str = "cifar10", **overrides) -> TrainConfig:
+    if preset not in PRESETS:
+        raise TrainingError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if overrides.get("model_overrides") and "model_overrides" in PRESETS[preset]:
+        values["model_overrides"] = {**PRESETS[preset]["model_overrides"], **overrides["model_overrides"]}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TrainingError(f"unknown training option(s) {unknown}")
+    return TrainConfig(preset=preset, **values)
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of 0-based ``epoch``."""
+    if cfg.lr_schedule == "logspace":  # Matlab's logspace(log10(lr), log10(lr_final), epochs)
+        if cfg.epochs == 1:
+            return cfg.lr
+        return float(np.logspace(math.log10(cfg.lr), math.log10(cfg.lr_final), cfg.epochs)[epoch])
+    return cfg.lr * 0.1 ** sum(epoch >= step for step in cfg.lr_steps)
+
+
+# --- the command line, derived from TrainConfig ----------------------------------------------------
+def _preset_defaults(name: str) -> str:
+    values = [f"{preset} preset: {_shown(PRESETS[preset][name])}" for preset in sorted(PRESETS)
+              if name in PRESETS[preset]]
+    default = next(f for f in dataclasses.fields(TrainConfig) if f.name == name).default
+    shown = "" if default in (None, "", ()) or isinstance(default, bool) else f"default: {_shown(default)}"
+    return "; ".join(([shown] if shown else []) + values)
+
+
+def _shown(value) -> str:
+    return " ".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
+
+
+def build_parser() -> ArgumentParser:
+    """The command line, derived from TrainConfig's fields (plus the model shortcuts)."""
+    p = ArgumentParser(
+        prog="python -m visrecur.train",
+        description="Train a visrecur model with one of the paper's recipes (presets). Every preset "
+                    "option can be overridden. Launch with torchrun for several GPUs.",
+        epilog="examples:\n"
+               "  python -m visrecur.train --model frnn_4state_shared --limit-train 2000 --limit-val 500 "
+               "--epochs 2   # minutes on a CPU\n"
+               "  python -m visrecur.train --model frnn_3state_shared --data-root ../shared/data/cifar10-jpeg")
+    for f in dataclasses.fields(TrainConfig):
+        meta = dict(f.metadata)
+        if meta.pop("cli", True) is False:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = meta.pop("help")
+        if meta.pop("hidden", False):
+            help_text = argparse.SUPPRESS
+        elif _preset_defaults(f.name):
+            help_text = f"{help_text} ({_preset_defaults(f.name)})"
+        if f.name == "bf16" or f.default is True:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.default is False:
+            p.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            meta.setdefault("type", type(f.default) if f.default not in (None, ()) else str)
+            p.add_argument(flag, default=None, help=help_text, **meta)
+    p.add_argument("--readout-time", type=int, help="the model's readout time (default: the zoo model's)")
+    p.add_argument("--time-steps", type=int, help="steps to build TSBN/weights for (>= readout time)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other zoo builder argument, VALUE as JSON, e.g. --model-arg 'channels=[8,16,32,64]'")
+    return p
+
+
+def parse_args(argv=None) -> TrainConfig:
+    p = build_parser()
+    a = vars(p.parse_args(argv))
+    model_overrides = {k: v for k, v in (("readout_time", a.pop("readout_time")),
+                                         ("time_steps", a.pop("time_steps"))) if v is not None}
+    for item in a.pop("model_arg"):
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--model-arg {item!r} must be KEY=VALUE")
+        try:
+            model_overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            model_overrides[key] = value
+    for name in ("epochs", "batch_size", "limit_train", "limit_val", "workers", "threads"):
+        if a.get(name) is not None and a[name] < (0 if name == "workers" else 1):
+            p.error(f"--{name.replace('_', '-')} {a[name]} must be at least {0 if name == 'workers' else 1}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
+    return build_config(values.pop("preset") or "cifar10", model_overrides=model_overrides or None, **values)

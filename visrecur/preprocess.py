@@ -1,0 +1,111 @@
+"""How images become model input: size, resize/crop policy and normalisation, in one object.
+
+A ``Preprocess`` travels with the weights (the checkpoint's ``preprocess`` entry, a plain dict), as
+torchvision's weight enums carry their transforms; recording, analyses and training's evaluation all
+call it. Old checkpoints that carry only ``normalization`` {mean, std} get one built from it and the
+spec's input size (``from_checkpoint``).
+
+What ``Preprocess(image)`` does to a decoded RGB image (``images.to_rgb``) of height H and width W:
+
+1. scale by ``s = max(resize_size / min(H, W), crop_h / H, crop_w / W)``: the shorter side becomes
+   ``resize_size`` unless the crop would not fit (a non-square crop), then just enough to cover the crop;
+   bilinear, antialiased (torchvision ``transforms.v2.functional.resize`` on the uint8 image);
+2. centre-crop to ``crop_h x crop_w`` (a non-square image loses its longer side's margins equally; an odd
+   margin puts the extra pixel at the bottom/right);
+3. scale 0..255 to 0..1 and normalise per channel: ``(x - mean) / std``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import InputError
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (N, 3, H, W) or (3, H, W) -> float, 0..1, then ``(x - mean) / std`` per channel."""
+    x = images_uint8.float().div_(255)
+    shape = (-1, 1, 1)
+    return (x - torch.tensor(mean, device=x.device).view(shape)) / torch.tensor(std, device=x.device).view(shape)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize (shorter side) + centre crop + normalise; see the module docstring for the exact steps."""
+
+    crop_size: tuple  # (height, width): the model's input size
+    mean: tuple
+    std: tuple
+    resize_size: int | None = None  # shorter side before cropping; None: the crop's shorter side
+
+    def __post_init__(self):
+        crop = tuple(int(v) for v in (self.crop_size if hasattr(self.crop_size, "__len__") else
+                                      (self.crop_size, self.crop_size)))
+        object.__setattr__(self, "crop_size", crop)
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if self.resize_size is None:
+            object.__setattr__(self, "resize_size", min(crop))
+        if len(crop) != 2 or min(crop) < 1 or int(self.resize_size) < 1:
+            raise InputError(f"preprocessing sizes must be positive: crop {crop}, resize {self.resize_size}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise InputError(f"preprocessing needs 3 means and 3 positive stds; got mean {self.mean}, "
+                             f"std {self.std}")
+
+    def __call__(self, image) -> torch.Tensor:
+        """RGB PIL image (or uint8 (3, H, W) tensor) -> normalised float tensor (3, crop_h, crop_w)."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        x = image if isinstance(image, torch.Tensor) else TF.pil_to_tensor(image)
+        height, width = x.shape[-2:]
+        crop_h, crop_w = self.crop_size
+        scale = max(self.resize_size / min(height, width), crop_h / height, crop_w / width)
+        size = [max(crop_h, round(height * scale)), max(crop_w, round(width * scale))]
+        if size != [height, width]:
+            x = TF.resize(x, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+        x = TF.center_crop(x, [crop_h, crop_w])
+        return normalize(x, self.mean, self.std)
+
+    def normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """Only the normalisation, for images already at the input size (training batches)."""
+        return normalize(images_uint8, self.mean, self.std)
+
+    def describe(self) -> str:
+        crop_h, crop_w = self.crop_size
+        return (f"scaled (bilinear, antialiased) so that the shorter side is {self.resize_size} px, or more "
+                f"where a {crop_h}x{crop_w} crop would not fit; centre-cropped to {crop_h}x{crop_w} "
+                "(height x width; a non-square image loses equal margins of its longer side); scaled to 0..1; "
+                f"normalised per channel with mean {tuple(round(m, 4) for m in self.mean)} and std "
+                f"{tuple(round(s, 4) for s in self.std)}")
+
+    def to_dict(self) -> dict:
+        """Plain types only: loadable with torch.load(..., weights_only=True)."""
+        return {"crop_size": list(self.crop_size), "resize_size": int(self.resize_size),
+                "mean": list(self.mean), "std": list(self.std), "interpolation": "bilinear", "antialias": True}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Preprocess":
+        try:
+            return cls(tuple(values["crop_size"]), tuple(values["mean"]), tuple(values["std"]),
+                       values.get("resize_size"))
+        except (KeyError, TypeError) as err:
+            raise InputError(f"preprocessing {values!r} is incomplete ({err}); it needs crop_size, mean and "
+                             "std") from None
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict) -> "Preprocess | None":
+        """The checkpoint's ``preprocess`` entry; for older files, their ``normalization`` plus the spec's
+        input size; None when the file says neither."""
+        if payload.get("preprocess"):
+            return cls.from_dict(payload["preprocess"])
+        norm = payload.get("normalization")
+        if norm and payload.get("spec"):
+            return cls(tuple(payload["spec"]["input_size"]), tuple(norm["mean"]), tuple(norm["std"]))
+        return None
