@@ -7,12 +7,13 @@ steps at which that transition ran during training (steps whose statistics were 
 """
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 import visrecur
+from visrecur.errors import ArgumentParser, report_errors
 
 
 def tsbn_statistics(model) -> pd.DataFrame:
@@ -30,17 +31,20 @@ def tsbn_statistics(model) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@report_errors
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m analyses.tsbn_decay", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="default: the pretrained model shipped with visrecur")
     p.add_argument("--out", default="results/tsbn_decay.csv")
     args = p.parse_args(argv)
     table = tsbn_statistics(visrecur.load(args.checkpoint))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    tmp = out.with_name(out.name + ".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out)
     print(f"{len(table)} rows -> {out}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

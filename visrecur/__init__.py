@@ -1,9 +1,10 @@
 """visrecur: multi-state fully recurrent networks (Liao & Poggio 2016) as time-resolved models of the
 ventral visual stream: build them from a spec, train them, record every state at every time step."""
 from .errors import CheckpointError, InputError, SpecError, TimeStepError, VisrecurError
-from .graph import Graph, ModelSpec, State, Transition
+from .graph import Graph, State, Transition
+from .modelspec import ModelSpec
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec", "list_models",
            "load", "Preprocess", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import TimeStepError
-from .graph import ConvLayer, ModelSpec
+from .graph import ConvLayer
+from .modelspec import ModelSpec
 
 
 class TimeSpecificBatchNorm(nn.Module):

@@ -11,7 +11,7 @@ import torch
 
 from .errors import CheckpointError, InputError
 from .files import publish, sha256
-from .graph import ModelSpec
+from .modelspec import ModelSpec
 from .preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
 
 FORMAT = "visrecur-checkpoint-1"

@@ -10,7 +10,7 @@ from torch import nn
 
 from .blocks import PostNet, PreNet, TimeSpecificBatchNorm, TransitionBlock, he_init
 from .errors import InputError, TimeStepError
-from .graph import ModelSpec
+from .modelspec import ModelSpec
 
 Observer = Callable[[str, int, torch.Tensor], None]
 
@@ -151,7 +151,7 @@ class FRNN(nn.Module):
                              f" or a sequence (batch, steps, {spec.in_channels}, height, width)")
         if not frame.is_floating_point():
             raise InputError(f"input frame {k} has dtype {frame.dtype}; convert images to float and "
-                             "normalise them as in training (visrecur.data.preprocess)")
+                             "normalise them as in training (visrecur.Preprocess)")
         dtype = next(self.prenet.parameters()).dtype
         if frame.dtype != dtype and not torch.is_autocast_enabled(frame.device.type):
             raise InputError(f"input frame {k} has dtype {frame.dtype} but the model's weights are "

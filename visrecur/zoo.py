@@ -14,7 +14,8 @@ from functools import partial
 from typing import Callable
 
 from .errors import SpecError
-from .graph import Graph, ModelSpec, State, Transition
+from .graph import Graph, State, Transition
+from .modelspec import ModelSpec
 
 VENTRAL_STREAM_STATES = ("V1", "V2", "V4", "IT")
 
