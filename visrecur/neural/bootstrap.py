@@ -62,7 +62,11 @@ def bootstrap_scores(model_rdm: xr.DataArray, targets: Sequence[xr.DataArray], m
 
 def percentile_ci(samples: xr.DataArray, level: float = 0.95, dim: str = "bootstrap") -> tuple[xr.DataArray, xr.DataArray]:
     """Percentile interval of bootstrap samples (NaN resamples ignored)."""
+    import warnings
+
     tail = (1 - level) / 2 * 100
-    low = samples.reduce(np.nanpercentile, dim=dim, q=tail)
-    high = samples.reduce(np.nanpercentile, dim=dim, q=100 - tail)
+    with warnings.catch_warnings():  # unreached (state, time) pairs are NaN in every resample: NaN interval
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = samples.reduce(np.nanpercentile, dim=dim, q=tail)
+        high = samples.reduce(np.nanpercentile, dim=dim, q=100 - tail)
     return low, high

@@ -42,3 +42,48 @@ def subject_rdms(base: np.ndarray, n_subjects: int, noise: float, seed: int, ids
     noisy = (noisy + noisy.transpose(0, 2, 1)) / 2
     noisy[:, np.arange(n), np.arange(n)] = 0
     return as_rdm(noisy, ids, {"subject": [f"S{k + 1:02d}" for k in range(n_subjects)]}, name)
+
+
+def planted_meg(step_rdms: np.ndarray, times_ms: np.ndarray, onset_ms: float, ms_per_step: float,
+                width_ms: float = 12.0, noise: float = 0.3, n_subjects: int = 3, n_sessions: int = 2,
+                seed: int = 0) -> np.ndarray:
+    """MEG-like RDMs (subject, session, time, N, N; NaN diagonal) in which model step t's RDM is expressed
+    around ``onset_ms + ms_per_step * t``: at each time a Gaussian-weighted mix of the steps' RDMs plus
+    noise."""
+    rng = np.random.default_rng(seed)
+    n = step_rdms.shape[-1]
+    i, j = np.triu_indices(n, 1)
+    vectors = step_rdms[:, i, j]
+    vectors = (vectors - vectors.mean(1, keepdims=True)) / vectors.std(1, keepdims=True)
+    centres = onset_ms + ms_per_step * np.arange(len(step_rdms))
+    weights = np.exp(-0.5 * ((times_ms[:, None] - centres[None]) / width_ms) ** 2)  # time x step
+    signal = weights @ vectors
+    out = np.full((n_subjects, n_sessions, len(times_ms), n, n), np.nan)
+    for s in range(n_subjects):
+        for k in range(n_sessions):
+            v = 50 + 5 * (signal + noise * rng.standard_normal(signal.shape))  # "decoding accuracy" around 50%
+            out[s, k][:, i, j] = out[s, k][:, j, i] = v
+    return out
+
+
+def write_cichy2014_meg(path, values: np.ndarray, key: str = "MEG_decoding_RDMs") -> None:
+    """Write (subject, session, time, N, N) values as the released file is laid out: MATLAB v7.3 (HDF5,
+    512-byte MATLAB header), which h5py reads as N x N x time x session x subject."""
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset(key, data=values.transpose(3, 4, 2, 1, 0))
+    header = b"MATLAB 7.3 MAT-file, written by visrecur.neural.synthetic (HDF5 schema 1.00)"
+    with open(path, "r+b") as f:
+        f.write(header.ljust(116, b" "))
+
+
+def write_algonauts2019_meg(path, early: np.ndarray, late: np.ndarray) -> None:
+    """Write subjects (x sessions) x N x N arrays as the Algonauts 2019 MEG file (.mat or .npz)."""
+    from pathlib import Path
+
+    if Path(path).suffix == ".npz":
+        np.savez(path, MEG_RDMs_early=early, MEG_RDMs_late=late)
+    else:
+        from scipy.io import savemat
+        savemat(path, {"MEG_RDMs_early": early, "MEG_RDMs_late": late})

@@ -1,0 +1,180 @@
+"""Neural alignment over time: RSA of every (state, time step) against brain RDMs, with noise ceilings,
+bootstrap intervals and the hierarchy contrast.
+
+    python -m analyses.neural_alignment                      # the shipped default model on the 92 images
+    python -m analyses.neural_alignment --recording rec.nc --targets cichy2014_fmri_IT my_rdms.npz
+    python -m analyses.neural_alignment --model runs/x/checkpoint.pt --stimuli 92images --bootstrap 200
+
+Writes (atomically) under --out-dir: NAME.nc (dims target, state, time), NAME.csv (one row per target,
+state and time, with units), NAME_contrast.csv (the hierarchy contrast and its verdict in words).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from visrecur.errors import report_errors
+from visrecur.neural import (TARGETS, bootstrap_scores, load_target, model_rdms, peak_contrast, percentile_ci,
+                             rsa_scores)
+from visrecur.neural.errors import ScoringError
+from visrecur.timing import DEFAULT_MS_PER_STEP, latency_ms
+
+DEFAULT_TARGETS = list(TARGETS)
+DEFAULT_CONTRAST = ("cichy2014_fmri_EVC", "cichy2014_fmri_IT")
+
+
+def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: str = "spearman",
+                metric: str = "correlation", zscore: bool = False, states=None, times=None, n_boot: int = 1000,
+                seed: int = 0, level: float = 0.95, contrast: Sequence[str] | None = DEFAULT_CONTRAST,
+                ms_per_step=DEFAULT_MS_PER_STEP) -> tuple[xr.Dataset, dict | None]:
+    """The (target, state, time) score table with noise ceilings and bootstrap intervals, and the
+    hierarchy contrast of the two targets named in ``contrast`` (None where either is not scored)."""
+    rdm = model_rdms(recording, states, times, metric, zscore)
+    per_target = [rsa_scores(rdm, t, method).drop_vars("subject_score").drop_dims("subject")
+                  .expand_dims(target=[str(t.name)]) for t in targets]
+    ds = xr.concat(per_target, "target", combine_attrs="drop")
+    low, high = latency_ms(ds["time"].values, ms_per_step)
+    ds = ds.assign_coords(latency_min_ms=("time", low), latency_max_ms=("time", high))
+    ds["n_subjects"] = ("target", [t.sizes["subject"] for t in targets])
+    ds["independent"] = ("target", [str(t.attrs.get("independent", "yes")) for t in targets])
+    ds["provenance"] = ("target", [", ".join(f"{k}: {v}" for k, v in t.attrs.items()
+                                             if k in ("paper", "file", "sha256", "source", "modality", "species"))
+                                   for t in targets])
+    boot = None
+    if n_boot:
+        boot = bootstrap_scores(rdm, targets, method, n_boot, seed)
+        for var in ("score", "subject_mean"):
+            ds[f"{var}_ci_low"], ds[f"{var}_ci_high"] = percentile_ci(boot[var], level)
+        for var in ("noise_ceiling_lower", "noise_ceiling_upper"):
+            ds[f"{var}_ci_low"], ds[f"{var}_ci_high"] = percentile_ci(boot[var], level)
+    units = f"{method} correlation between RDMs"
+    for var in ds.data_vars:
+        if var.startswith(("score", "subject_mean", "subject_sem", "noise_ceiling")):
+            ds[var].attrs["units"] = units
+    ds["latency_min_ms"].attrs["units"] = ds["latency_max_ms"].attrs["units"] = "ms"
+    ds["time"].attrs["units"] = "model step"
+    ds.attrs = {"method": method, "rdm_metric": metric, "zscore_units": int(zscore),
+                "skipped": rdm.attrs["skipped"] or "none",
+                "skipped_note": "(state, time) pairs not yet reached by the state (NaN in the recording): no score",
+                "n_boot": n_boot, "seed": seed, "ci_level": level, "ms_per_step": list(ms_per_step),
+                "score": "correlation of the model RDM with the subject-mean RDM",
+                "subject_mean": "mean over subjects of the per-subject correlations (bounded by the noise ceiling)",
+                **{f"recording_{k}": v for k, v in recording.attrs.items()
+                   if k in ("model", "checkpoint", "checkpoint_sha256", "stimulus_set", "reduction", "readout_time")}}
+    result = None
+    names = [str(t.name) for t in targets]
+    if contrast and boot is not None and all(c in names for c in contrast):
+        result = peak_contrast(ds, boot, contrast[0], contrast[1], level, ms_per_step)
+        ds.attrs["verdict"] = result["verdict"]
+    return ds, result
+
+
+def tidy(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per target, state and time; ms and units in the columns."""
+    per_cell = [v for v in ds.data_vars if set(ds[v].dims) == {"target", "state", "time"}]
+    table = ds[per_cell].to_dataframe().reset_index()
+    per_target = ds[[v for v in ds.data_vars if ds[v].dims == ("target",)]].to_dataframe().reset_index()
+    table = table.merge(per_target.drop(columns="provenance", errors="ignore"), on="target")  # provenance: in .nc
+    table["reached"] = table["score"].notna()
+    table["method"] = ds.attrs["method"]
+    table["score_units"] = f"{ds.attrs['method']} correlation between RDMs"
+    return table
+
+
+def write_atomically(path: Path, write) -> None:
+    """``write(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        from visrecur.files import publish
+        publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_recording(args) -> xr.Dataset:
+    if args.recording:
+        from visrecur.recordings import open_recording
+        return open_recording(args.recording).load()
+    from visrecur.record import load_model, record
+    from visrecur.stimuli import resolve
+    source = load_model(args.model)
+    return record(source, resolve(args.stimuli), states=args.states, times=args.times, reduction=args.reduction,
+                  progress=False, ms_per_step=tuple(args.ms_per_step))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m analyses.neural_alignment", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--recording", help="a recording (.nc/.zarr) made with python -m visrecur.record")
+    src.add_argument("--model", help="checkpoint path or zoo name to record now (default: the shipped model)")
+    p.add_argument("--stimuli", default="92images", help="stimulus set when recording now (default 92images)")
+    p.add_argument("--reduction", default="none", help="reduction when recording now (default none)")
+    p.add_argument("--states", nargs="+", help="states to score (default: all recorded)")
+    p.add_argument("--times", type=int, nargs="+", help="time steps to score (default: all recorded)")
+    p.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS,
+                   help=f"built-in targets ({', '.join(TARGETS)}) or RDM files (.npz/.npy/.mat)")
+    p.add_argument("--target-stimuli", help="stimulus ids of RDM files: a text file, or 92images")
+    p.add_argument("--method", default="spearman", choices=["spearman", "kendall_tau_a", "pearson"])
+    p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean", "cosine"])
+    p.add_argument("--zscore", action="store_true", help="z-score each unit across stimuli before the RDM")
+    p.add_argument("--bootstrap", type=int, default=1000, help="stimulus resamples for the intervals (0: none)")
+    p.add_argument("--ci", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--contrast", nargs=2, default=list(DEFAULT_CONTRAST), metavar=("A", "B"),
+                   help="does A's best (state, time) come earlier than B's?")
+    p.add_argument("--ms-per-step", type=float, nargs=2, default=list(DEFAULT_MS_PER_STEP))
+    p.add_argument("--out-dir", default="results")
+    p.add_argument("--name", default="neural_alignment")
+    return p.parse_args(argv)
+
+
+@report_errors
+def main(argv=None):
+    args = parse_args(argv)
+    if not 0 < args.ci < 1:
+        raise ScoringError(f"--ci {args.ci} must lie between 0 and 1, e.g. 0.95")
+    targets = [load_target(t, stimuli=args.target_stimuli) if t not in TARGETS else load_target(t)
+               for t in args.targets]
+    recording = load_recording(args)
+    ds, contrast = score_table(recording, targets, args.method, args.metric, args.zscore, args.states, args.times,
+                               args.bootstrap, args.seed, args.ci, args.contrast, tuple(args.ms_per_step))
+    table = tidy(ds)
+    out = Path(args.out_dir)
+    write_atomically(out / f"{args.name}.nc", lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    write_atomically(out / f"{args.name}.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+    if contrast:
+        write_atomically(out / f"{args.name}_contrast.csv",
+                         lambda tmp: pd.DataFrame([contrast]).to_csv(tmp, index=False, float_format="%.6g"))
+    print(summary(ds, contrast))
+    print(f"-> {out / args.name}.nc, .csv" + (", _contrast.csv" if contrast else ""))
+
+
+def summary(ds: xr.Dataset, contrast: dict | None) -> str:
+    lines = []
+    for target in ds["target"].values:
+        d = ds.sel(target=target)
+        lines.append(f"{target} ({ds.attrs['method']}; noise ceiling {float(d.noise_ceiling_lower):.3f}-"
+                     f"{float(d.noise_ceiling_upper):.3f}; independent: {str(d.independent.values)[:3]})")
+        lines.append(d["score"].to_pandas().round(3).to_string())
+    if ds.attrs.get("skipped", "none") != "none":
+        lines.append(f"skipped (not yet reached): {ds.attrs['skipped']}")
+    if contrast:
+        lines.append(contrast["verdict"])
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
