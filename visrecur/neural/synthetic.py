@@ -87,3 +87,30 @@ def write_algonauts2019_meg(path, early: np.ndarray, late: np.ndarray) -> None:
     else:
         from scipy.io import savemat
         savemat(path, {"MEG_RDMs_early": early, "MEG_RDMs_late": late})
+
+
+def planted_assembly(recording_ds: xr.Dataset, state: str, steps_for_bins: Sequence[int], n_neuroids: int = 8,
+                     repetitions: int = 4, noise: float = 1.0, seed: int = 0) -> tuple[xr.DataArray, float]:
+    """A Brain-Score-style assembly (presentation x neuroid x time_bin) whose time bin k is a fixed linear
+    map of ``state``'s activity at step ``steps_for_bins[k]`` (unit signal variance per neuroid) plus
+    repetition noise. Returns it with the expected reliability of the stimulus means,
+    1 / (1 + noise**2 / repetitions)."""
+    from ..recordings import state_array
+
+    rng = np.random.default_rng(seed)
+    da = state_array(recording_ds, state)
+    ids = [str(s) for s in recording_ds["stimulus"].values]
+    bins = []
+    for step in steps_for_bins:
+        x = np.asarray(da.sel(time=step).values, dtype=np.float64).reshape(len(ids), -1)
+        signal = x @ rng.standard_normal((x.shape[1], n_neuroids))
+        bins.append((signal - signal.mean(0)) / signal.std(0))
+    signal = np.stack(bins, -1)  # stimulus, neuroid, time_bin
+    values = np.concatenate([signal + noise * rng.standard_normal(signal.shape) for _ in range(repetitions)])
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", ids * repetitions),
+        "repetition": ("presentation", np.repeat(np.arange(repetitions), len(ids))),
+        "neuroid_id": ("neuroid", [f"n{k}" for k in range(n_neuroids)]),
+        "time_bin_start": ("time_bin", 70.0 + 20 * np.arange(len(steps_for_bins))),
+        "time_bin_end": ("time_bin", 90.0 + 20 * np.arange(len(steps_for_bins)))})
+    return assembly, 1 / (1 + noise ** 2 / repetitions)
