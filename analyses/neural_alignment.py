@@ -5,8 +5,12 @@ bootstrap intervals and the hierarchy contrast.
     python -m analyses.neural_alignment --recording rec.nc --targets cichy2014_fmri_IT my_rdms.npz
     python -m analyses.neural_alignment --model runs/x/checkpoint.pt --stimuli 92images --bootstrap 200
 
+    python -m analyses.neural_alignment --meg MEG_decoding_RDMs.mat --meg-window -100 600 --targets
+
 Writes (atomically) under --out-dir: NAME.nc (dims target, state, time), NAME.csv (one row per target,
-state and time, with units), NAME_contrast.csv (the hierarchy contrast and its verdict in words).
+state and time, with units), NAME_contrast.csv (the hierarchy contrast and its verdict in words); with
+--meg also NAME_meg.nc (state x step x neural time scores, peak latencies) and NAME_meg_fit.csv (the
+ms-per-step and onset fit per state). Every input is checked before anything is written.
 """
 from __future__ import annotations
 
@@ -124,7 +128,7 @@ def parse_args(argv=None):
     p.add_argument("--reduction", default="none", help="reduction when recording now (default none)")
     p.add_argument("--states", nargs="+", help="states to score (default: all recorded)")
     p.add_argument("--times", type=int, nargs="+", help="time steps to score (default: all recorded)")
-    p.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS,
+    p.add_argument("--targets", nargs="*", default=DEFAULT_TARGETS,
                    help=f"built-in targets ({', '.join(TARGETS)}) or RDM files (.npz/.npy/.mat)")
     p.add_argument("--target-stimuli", help="stimulus ids of RDM files: a text file, or 92images")
     p.add_argument("--method", default="spearman", choices=["spearman", "kendall_tau_a", "pearson"])
@@ -136,6 +140,12 @@ def parse_args(argv=None):
     p.add_argument("--contrast", nargs=2, default=list(DEFAULT_CONTRAST), metavar=("A", "B"),
                    help="does A's best (state, time) come earlier than B's?")
     p.add_argument("--ms-per-step", type=float, nargs=2, default=list(DEFAULT_MS_PER_STEP))
+    p.add_argument("--meg", help="time-resolved MEG RDMs: Cichy 2014 MEG_decoding_RDMs.mat or an Algonauts "
+                                   "2019 MEG file")
+    p.add_argument("--meg-format", choices=["cichy2014", "algonauts2019"], default="cichy2014")
+    p.add_argument("--meg-window", type=float, nargs=2, metavar=("START_MS", "END_MS"),
+                   help="neural time window to read (Cichy 2014 format)")
+    p.add_argument("--meg-bootstrap", type=int, default=200, help="stimulus resamples for the ms-per-step fit")
     p.add_argument("--out-dir", default="results")
     p.add_argument("--name", default="neural_alignment")
     return p.parse_args(argv)
@@ -148,18 +158,59 @@ def main(argv=None):
         raise ScoringError(f"--ci {args.ci} must lie between 0 and 1, e.g. 0.95")
     targets = [load_target(t, stimuli=args.target_stimuli) if t not in TARGETS else load_target(t)
                for t in args.targets]
+    meg = load_meg(args) if args.meg else None
+    if not targets and meg is None:
+        raise ScoringError("nothing to score against: give --targets and/or --meg")
     recording = load_recording(args)
-    ds, contrast = score_table(recording, targets, args.method, args.metric, args.zscore, args.states, args.times,
-                               args.bootstrap, args.seed, args.ci, args.contrast, tuple(args.ms_per_step))
-    table = tidy(ds)
+    outputs = {}
+    if targets:
+        ds, contrast = score_table(recording, targets, args.method, args.metric, args.zscore, args.states,
+                                   args.times, args.bootstrap, args.seed, args.ci, args.contrast,
+                                   tuple(args.ms_per_step))
+        print(summary(ds, contrast))
+        outputs[".nc"] = lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf")
+        table = tidy(ds)
+        outputs[".csv"] = lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g")
+        if contrast:
+            outputs["_contrast.csv"] = lambda tmp: pd.DataFrame([contrast]).to_csv(tmp, index=False,
+                                                                                   float_format="%.6g")
+    if meg is not None:
+        meg_ds, fits = meg_analysis(recording, meg, args)
+        print("\n".join(fits["sentence"]))
+        outputs["_meg.nc"] = lambda tmp: meg_ds.to_netcdf(tmp, engine="h5netcdf")
+        outputs["_meg_fit.csv"] = lambda tmp: fits.to_csv(tmp, index=False, float_format="%.6g")
     out = Path(args.out_dir)
-    write_atomically(out / f"{args.name}.nc", lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
-    write_atomically(out / f"{args.name}.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
-    if contrast:
-        write_atomically(out / f"{args.name}_contrast.csv",
-                         lambda tmp: pd.DataFrame([contrast]).to_csv(tmp, index=False, float_format="%.6g"))
-    print(summary(ds, contrast))
-    print(f"-> {out / args.name}.nc, .csv" + (", _contrast.csv" if contrast else ""))
+    for suffix, write in outputs.items():  # everything is computed (and checked) before the first file
+        write_atomically(out / f"{args.name}{suffix}", write)
+    print(f"-> {out / args.name}{{{', '.join(outputs)}}}")
+
+
+def load_meg(args) -> xr.DataArray:
+    from visrecur.neural.meg import load_algonauts2019_meg, load_cichy2014_meg
+
+    stimuli = None
+    if args.target_stimuli and args.target_stimuli != "92images":
+        stimuli = [line.strip() for line in Path(args.target_stimuli).read_text().splitlines() if line.strip()]
+    if args.meg_format == "algonauts2019":
+        return load_algonauts2019_meg(args.meg, stimuli)
+    return load_cichy2014_meg(args.meg, time_window_ms=args.meg_window, stimuli=stimuli)
+
+
+def meg_analysis(recording: xr.Dataset, meg: xr.DataArray, args) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Scores over model step x neural time, each state's peak latency, and the step -> ms fit of every
+    state reached at two or more steps."""
+    from visrecur.neural.meg import fit_step_latency, meg_scores, peak_latencies
+
+    rdm = model_rdms(recording, args.states, args.times, args.metric, args.zscore)
+    scores = meg_scores(rdm, meg, args.method)
+    ds = xr.merge([scores.to_dataset(), peak_latencies(scores)])
+    ds["peak_ms"].attrs["units"] = ds["state_peak_ms"].attrs["units"] = "ms after stimulus onset"
+    ds.attrs = {"method": args.method, "skipped": rdm.attrs["skipped"] or "none", "meg_file": str(meg.attrs.get("file")),
+                **{f"meg_{k}": str(v) for k, v in meg.attrs.items()}}
+    reached = [s for s in rdm["state"].values if (~np.isnan(rdm.sel(state=s)[:, 0, 1])).sum() >= 2]
+    fits = pd.DataFrame([fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci,
+                                          tuple(args.ms_per_step)) for s in reached])
+    return ds, fits
 
 
 def summary(ds: xr.Dataset, contrast: dict | None) -> str:

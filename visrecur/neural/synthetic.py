@@ -55,6 +55,7 @@ def planted_meg(step_rdms: np.ndarray, times_ms: np.ndarray, onset_ms: float, ms
     i, j = np.triu_indices(n, 1)
     vectors = step_rdms[:, i, j]
     vectors = (vectors - vectors.mean(1, keepdims=True)) / vectors.std(1, keepdims=True)
+    vectors = np.nan_to_num(vectors)  # steps the state has not reached contribute nothing
     centres = onset_ms + ms_per_step * np.arange(len(step_rdms))
     weights = np.exp(-0.5 * ((times_ms[:, None] - centres[None]) / width_ms) ** 2)  # time x step
     signal = weights @ vectors
