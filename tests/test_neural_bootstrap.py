@@ -57,3 +57,32 @@ def test_bootstrap_of_a_perfect_model_stays_perfect_and_ceiling_recomputed():
     boot = bootstrap_scores(rdm, [exact], n_boot=10, seed=1)
     np.testing.assert_allclose(boot.score.sel(state="V2", time=3), 1.0)
     np.testing.assert_allclose(boot.noise_ceiling_lower, 1.0)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "kendall_tau_a"])
+def test_fast_resampled_scores_equal_scoring_each_resample_directly(method):
+    """The sorted-once ranks give what scoring the resampled RDM vectors from scratch gives."""
+    from scipy.stats import spearmanr
+    from visrecur.neural import compare, noise_ceiling, upper_triangle
+
+    rdm, early, late = _planted(seed=2)
+    rdm = rdm.isel(time=[0, 2, 4])
+    # ties in the target: rounded dissimilarities
+    early = early.copy(data=np.round(early.values, 1))
+    n_boot = 3 if method == "kendall_tau_a" else 5
+    boot = bootstrap_scores(rdm, [early, late], method, n_boot=n_boot, seed=7)
+    rng = np.random.default_rng(7)
+    m = upper_triangle(rdm.values).reshape(-1, 190)
+    for k in range(n_boot):
+        _, pairs = resampled_pairs(20, rng)
+        for j, target in enumerate((early, late)):
+            subj = upper_triangle(target.values)[:, pairs]
+            expected = compare(m[:, pairs], subj.mean(0, keepdims=True), method)[:, 0].reshape(3, 3)
+            np.testing.assert_allclose(boot.score[k, j].values, expected, atol=1e-10)
+            np.testing.assert_allclose(boot.subject_mean[k, j].values,
+                                       compare(m[:, pairs], subj, method).mean(1).reshape(3, 3), atol=1e-10)
+            np.testing.assert_allclose([boot.noise_ceiling_lower[k, j], boot.noise_ceiling_upper[k, j]],
+                                       noise_ceiling(subj, method), atol=1e-10)
+            if method == "spearman" and j == 0:
+                r = spearmanr(m[0, pairs], subj.mean(0)).statistic  # the V1, t=0 cell against scipy itself
+                assert boot.score[k, 0, 0, 0] == pytest.approx(r)

@@ -22,7 +22,7 @@ import xarray as xr
 from scipy.stats import linregress
 
 from ..timing import DEFAULT_MS_PER_STEP
-from .bootstrap import resampled_pairs
+from .bootstrap import resampled_pairs, single_threaded_blas
 from .errors import NeuralDataError, ScoringError
 from .rdm import align, as_rdm, upper_triangle
 from .rsa import compare
@@ -224,13 +224,14 @@ def fit_step_latency(model_rdm: xr.DataArray, meg: xr.DataArray, state: str, met
     ms = meg["time_ms"].values
     rng = np.random.default_rng(seed)
     boot = np.full((n_boot, 2), np.nan)
-    for k in range(n_boot):
-        _, pairs = resampled_pairs(n, rng)
-        s = compare(m[:, pairs], group[:, pairs], method)
-        ok = ~np.isnan(s).all(1)
-        p = np.full(len(s), np.nan)
-        p[ok] = ms[np.nanargmax(s[ok], 1)]
-        boot[k, :2] = _fit(steps, p)[:2]
+    with single_threaded_blas():
+        for k in range(n_boot):
+            _, pairs = resampled_pairs(n, rng)
+            s = compare(m[:, pairs], group[:, pairs], method)
+            ok = ~np.isnan(s).all(1)
+            p = np.full(len(s), np.nan)
+            p[ok] = ms[np.nanargmax(s[ok], 1)]
+            boot[k] = _fit(steps, p)[:2]
     tail = (1 - level) / 2 * 100
     (slope_low, onset_low), (slope_high, onset_high) = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
     low, high = paper_ms_per_step

@@ -22,9 +22,12 @@ def _check_method(method: str) -> None:
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
+    """Rows centred and scaled to unit norm, so that a dot product is a Pearson r."""
     x = x - x.mean(-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return x / np.sqrt((x * x).sum(-1, keepdims=True))
+        x /= np.sqrt(np.einsum("ij,ij->i", x.reshape(-1, x.shape[-1]), x.reshape(-1, x.shape[-1]))).reshape(
+            x.shape[:-1] + (1,))
+    return x
 
 
 def _tau_a_numerator(a: np.ndarray, b: np.ndarray, paired: bool, block: int = 64) -> np.ndarray:
@@ -98,12 +101,15 @@ def rsa_scores(model_rdm: xr.DataArray, target: xr.DataArray, method: str = "spe
     m = upper_triangle(model_rdm.values).reshape(-1, len(ids) * (len(ids) - 1) // 2)
     subjects = upper_triangle(target.values)
     group = subjects.mean(0, keepdims=True)
-    by_subject = compare(m, subjects, method)
+    from .bootstrap import single_threaded_blas
+    with single_threaded_blas():
+        by_subject = compare(m, subjects, method)
+        by_group = compare(m, group, method)[:, 0]
     shape = (model_rdm.sizes["state"], model_rdm.sizes["time"])
     st = {"state": model_rdm["state"].values, "time": model_rdm["time"].values}
     n = len(subjects)
     ds = xr.Dataset({
-        "score": (("state", "time"), compare(m, group, method)[:, 0].reshape(shape)),
+        "score": (("state", "time"), by_group.reshape(shape)),
         "subject_score": (("state", "time", "subject"), by_subject.reshape(shape + (n,))),
         "subject_mean": (("state", "time"), by_subject.mean(1).reshape(shape)),
         "subject_sem": (("state", "time"), (by_subject.std(1, ddof=1) / np.sqrt(n) if n > 1
@@ -114,7 +120,8 @@ def rsa_scores(model_rdm: xr.DataArray, target: xr.DataArray, method: str = "spe
             ds = ds.assign_coords({name: ("time", model_rdm[name].values)})
     lower = upper = np.nan
     if ceiling or (ceiling is None and n >= 3):
-        lower, upper = noise_ceiling(subjects, method, target.name or "target")
+        with single_threaded_blas():
+            lower, upper = noise_ceiling(subjects, method, target.name or "target")
     ds["noise_ceiling_lower"], ds["noise_ceiling_upper"] = lower, upper
     skipped = model_rdm.attrs.get("skipped", "")
     ds.attrs = {"method": method, "target": str(target.name), "n_subjects": n,
