@@ -37,11 +37,13 @@ DEFAULT_CONTRAST = ("cichy2014_fmri_EVC", "cichy2014_fmri_IT")
 def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: str = "spearman",
                 metric: str = "correlation", zscore: bool = False, states=None, times=None, n_boot: int = 1000,
                 seed: int = 0, level: float = 0.95, contrast: Sequence[str] | None = DEFAULT_CONTRAST,
-                ms_per_step=DEFAULT_MS_PER_STEP) -> tuple[xr.Dataset, dict | None]:
+                ms_per_step=DEFAULT_MS_PER_STEP, require_ceilings: bool = False) -> tuple[xr.Dataset, dict | None]:
     """The (target, state, time) score table with noise ceilings and bootstrap intervals, and the
-    hierarchy contrast of the two targets named in ``contrast`` (None where either is not scored)."""
+    hierarchy contrast of the two targets named in ``contrast`` (None where either is not scored).
+    Noise ceilings are computed for targets with at least 3 subjects; ``require_ceilings`` refuses
+    targets with fewer."""
     rdm = model_rdms(recording, states, times, metric, zscore)
-    per_target = [rsa_scores(rdm, t, method).drop_vars("subject_score").drop_dims("subject")
+    per_target = [rsa_scores(rdm, t, method, ceiling=True if require_ceilings else None).drop_vars("subject_score").drop_dims("subject")
                   .expand_dims(target=[str(t.name)]) for t in targets]
     ds = xr.concat(per_target, "target", combine_attrs="drop")
     low, high = latency_ms(ds["time"].values, ms_per_step)
@@ -134,6 +136,8 @@ def parse_args(argv=None):
     p.add_argument("--method", default="spearman", choices=["spearman", "kendall_tau_a", "pearson"])
     p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean", "cosine"])
     p.add_argument("--zscore", action="store_true", help="z-score each unit across stimuli before the RDM")
+    p.add_argument("--noise-ceiling", choices=["auto", "all"], default="auto",
+                   help="auto: for targets with >= 3 subjects; all: every target must have one")
     p.add_argument("--bootstrap", type=int, default=1000, help="stimulus resamples for the intervals (0: none)")
     p.add_argument("--ci", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
@@ -166,7 +170,7 @@ def main(argv=None):
     if targets:
         ds, contrast = score_table(recording, targets, args.method, args.metric, args.zscore, args.states,
                                    args.times, args.bootstrap, args.seed, args.ci, args.contrast,
-                                   tuple(args.ms_per_step))
+                                   tuple(args.ms_per_step), args.noise_ceiling == "all")
         print(summary(ds, contrast))
         outputs[".nc"] = lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf")
         table = tidy(ds)
@@ -218,7 +222,7 @@ def summary(ds: xr.Dataset, contrast: dict | None) -> str:
     for target in ds["target"].values:
         d = ds.sel(target=target)
         lines.append(f"{target} ({ds.attrs['method']}; noise ceiling {float(d.noise_ceiling_lower):.3f}-"
-                     f"{float(d.noise_ceiling_upper):.3f}; independent: {str(d.independent.values)[:3]})")
+                     f"{float(d.noise_ceiling_upper):.3f}; independent: {str(d.independent.values).split(":")[0]})")
         lines.append(d["score"].to_pandas().round(3).to_string())
     if ds.attrs.get("skipped", "none") != "none":
         lines.append(f"skipped (not yet reached): {ds.attrs['skipped']}")

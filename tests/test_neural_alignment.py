@@ -68,12 +68,15 @@ def test_command_writes_scores_ceilings_cis_verdict_and_meg_fit(inputs, tmp_path
     (["--targets", "--meg", "{inputs}/meg.mat", "--meg-window", "0", "900", "--target-stimuli", "{inputs}/ids.txt"],
      "time window 0..900 ms lies outside"),
     (["--targets", "{inputs}/missing.npz"], "missing.npz' does not exist"),
+    (["--targets", "{inputs}/early.npz", "{inputs}/single.npy", "--target-stimuli", "{inputs}/ids.txt",
+      "--noise-ceiling", "all"], "single has 1 subject(s); a noise ceiling needs at least 3"),
 ])
 def test_bad_input_is_one_line_and_nothing_is_written(inputs, tmp_path, capsys, extra, message):
     (inputs / "wrong_ids.txt").write_text("\n".join(IDS[:-1] + ["92img_99"]))
     asym = np.stack([np.ones((16, 16)) - np.eye(16)] * 3)
     asym[:, 2, 5] = 3
     np.save(inputs / "asym.npy", asym)
+    np.save(inputs / "single.npy", np.ones((16, 16)) - np.eye(16))
     out = tmp_path / "results"
     rc = main(["--recording", str(inputs / "rec.nc"), "--bootstrap", "5", "--out-dir", str(out)]
               + [a.format(inputs=inputs) for a in extra])
