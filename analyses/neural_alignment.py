@@ -222,7 +222,7 @@ def summary(ds: xr.Dataset, contrast: dict | None) -> str:
     for target in ds["target"].values:
         d = ds.sel(target=target)
         lines.append(f"{target} ({ds.attrs['method']}; noise ceiling {float(d.noise_ceiling_lower):.3f}-"
-                     f"{float(d.noise_ceiling_upper):.3f}; independent: {str(d.independent.values).split(":")[0]})")
+                     f"{float(d.noise_ceiling_upper):.3f}; independent: {str(d.independent.values).split(':')[0]})")
         lines.append(d["score"].to_pandas().round(3).to_string())
     if ds.attrs.get("skipped", "none") != "none":
         lines.append(f"skipped (not yet reached): {ds.attrs['skipped']}")
