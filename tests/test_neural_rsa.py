@@ -109,11 +109,11 @@ def test_bad_rdms_and_requests_are_refused_in_one_line():
         rsa_scores(model_rdms(ds), as_rdm(good[None], ids, {"subject": ["g"]}, "g"), ceiling=True)
 
 
-rsatoolbox = pytest.importorskip("rsatoolbox", reason="rsatoolbox not installed (pip install '.[test]')")
-
-
 def test_against_rsatoolbox():
-    from rsatoolbox.data import Dataset
+    try:  # rsatoolbox 0.3 fails to import under scikit-learn < 1.6 with errors other than ImportError
+        from rsatoolbox.data import Dataset
+    except Exception as err:
+        pytest.skip(f"rsatoolbox not importable here ({type(err).__name__}); pip install '.[test]'")
     from rsatoolbox.rdm import RDMs, calc_rdm
     from rsatoolbox.rdm import compare as rsa_compare
 

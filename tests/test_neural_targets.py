@@ -5,6 +5,7 @@ import scipy.io
 from scipy.spatial.distance import squareform
 
 from visrecur.neural import IDS_92, NeuralDataError, RDMError, load_rdm_file, load_target
+from visrecur.neural import synthetic
 from visrecur.neural.targets import cichy2014_fmri
 from visrecur.stimuli import shared_data_dir
 
@@ -56,6 +57,8 @@ def test_generic_loader_npz_npy_mat_and_condensed(tmp_path):
                 load_target(str(tmp_path / "x.mat"), stimuli=ids)):
         assert rdm.dims == ("subject", "stimulus", "stimulus_b") and list(rdm.stimulus.values) == ids
         np.testing.assert_allclose(rdm.values, rdms)
+    synthetic.write_matlab73(tmp_path / "v73.mat", {"Net_RDM": rdms})  # MATLAB's subjects x N x N
+    np.testing.assert_allclose(load_rdm_file(tmp_path / "v73.mat", stimuli=ids).values, rdms)
     with pytest.raises(NeuralDataError, match="no stimulus list"):
         load_rdm_file(tmp_path / "x.npy")
     np.save(tmp_path / "bad.npy", rdms[:, :, :3])

@@ -74,9 +74,24 @@ def write_cichy2014_meg(path, values: np.ndarray, key: str = "MEG_decoding_RDMs"
 
     with h5py.File(path, "w", userblock_size=512) as f:
         f.create_dataset(key, data=values.transpose(3, 4, 2, 1, 0))
-    header = b"MATLAB 7.3 MAT-file, written by visrecur.neural.synthetic (HDF5 schema 1.00)"
+    _matlab73_header(path)
+
+
+def _matlab73_header(path) -> None:
+    """MATLAB's 128-byte v7.3 header in the HDF5 user block: text, subsystem offset, version 0x0200, "IM"."""
+    text = b"MATLAB 7.3 MAT-file, written by visrecur.neural.synthetic, HDF5 schema 1.00 ."
     with open(path, "r+b") as f:
-        f.write(header.ljust(116, b" "))
+        f.write(text.ljust(116, b" ") + bytes(8) + b"\x00\x02IM")
+
+
+def write_matlab73(path, arrays: dict) -> None:
+    """Arrays as MATLAB v7.3 stores them (axes reversed, as h5py then reads them)."""
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for name, values in arrays.items():
+            f.create_dataset(name, data=np.asarray(values).T)
+    _matlab73_header(path)
 
 
 def write_algonauts2019_meg(path, early: np.ndarray, late: np.ndarray) -> None:

@@ -175,14 +175,13 @@ def _read_npz(path: Path, key: str) -> np.ndarray:
 
 
 def _loadmat(path: Path) -> dict:
+    import h5py
     from scipy.io import loadmat
 
+    if h5py.is_hdf5(path):  # MATLAB v7.3 files are HDF5; h5py shows their arrays with the axes reversed
+        with h5py.File(path, "r") as f:
+            return {k: np.asarray(v).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
     try:
         return loadmat(path, squeeze_me=True, struct_as_record=False)
-    except NotImplementedError:  # MATLAB v7.3 files are HDF5
-        import h5py
-
-        with h5py.File(path, "r") as f:  # h5py shows MATLAB arrays with their axes reversed
-            return {k: np.asarray(v).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
     except Exception as err:
         raise NeuralDataError(f"{path.name} cannot be read as a MATLAB file ({type(err).__name__}: {err})") from None
