@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from visrecur.errors import report_errors
+from visrecur.files import publish
 from visrecur.neural import (TARGETS, bootstrap_scores, load_target, model_rdms, peak_contrast, percentile_ci,
                              rsa_scores)
 from visrecur.neural.errors import ScoringError
@@ -101,7 +102,6 @@ def write_atomically(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        from visrecur.files import publish
         publish(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -111,7 +111,7 @@ def write_atomically(path: Path, write) -> None:
 def load_recording(args) -> xr.Dataset:
     if args.recording:
         from visrecur.recordings import open_recording
-        return open_recording(args.recording).load()
+        return open_recording(args.recording)  # lazy: model_rdms reads one (state, step) at a time
     from visrecur.record import load_model, record
     from visrecur.stimuli import resolve
     source = load_model(args.model)
@@ -160,8 +160,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not 0 < args.ci < 1:
         raise ScoringError(f"--ci {args.ci} must lie between 0 and 1, e.g. 0.95")
-    targets = [load_target(t, stimuli=args.target_stimuli) if t not in TARGETS else load_target(t)
-               for t in args.targets]
+    targets = [load_target(t, stimuli=args.target_stimuli) for t in args.targets]
     meg = load_meg(args) if args.meg else None
     if not targets and meg is None:
         raise ScoringError("nothing to score against: give --targets and/or --meg")

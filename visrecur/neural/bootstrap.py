@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .rdm import align, upper_triangle
-from .rsa import _check_method, _standardise, compare, noise_ceiling
+from .rsa import _check_method, _standardise, compare, noise_ceiling, single_threaded_blas
 
 
 def resampled_pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -134,14 +134,6 @@ def _resample_scores(values, method, n_model, parts, reached):
             loo = z[start + s + 1:start + 2 * s + 1]
             ceiling[j] = np.einsum("ij,ij->", subj, loo) / s, (subj @ mean[0]).mean()
     return score, subject_mean, ceiling
-
-
-def single_threaded_blas():
-    """BLAS limited to one thread: these matrices are small, and on a busy machine threaded BLAS spent
-    ten times longer waiting for threads than multiplying (benchmarks/bench_rsa.py)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
 
 
 def percentile_ci(samples: xr.DataArray, level: float = 0.95, dim: str = "bootstrap") -> tuple[xr.DataArray, xr.DataArray]:

@@ -22,10 +22,10 @@ import xarray as xr
 from scipy.stats import linregress
 
 from ..timing import DEFAULT_MS_PER_STEP
-from .bootstrap import resampled_pairs, single_threaded_blas
+from .bootstrap import resampled_pairs
 from .errors import NeuralDataError, ScoringError
 from .rdm import align, as_rdm, upper_triangle
-from .rsa import compare
+from .rsa import compare, single_threaded_blas
 from .targets import CICHY2014, IDS_92
 
 CICHY_MEG_FILE = "MEG_decoding_RDMs.mat"

@@ -30,6 +30,14 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def single_threaded_blas():
+    """BLAS limited to one thread: these matrices are small, and on a busy machine threaded BLAS spent
+    ten times longer waiting for threads than multiplying (benchmarks/bench_rsa.py)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
 def _tau_a_numerator(a: np.ndarray, b: np.ndarray, paired: bool, block: int = 64) -> np.ndarray:
     """sum over ordered pairs (i, j) of sign(a_i - a_j) sign(b_i - b_j), in blocks of i so that memory
     stays at rows x block x n."""
@@ -101,7 +109,6 @@ def rsa_scores(model_rdm: xr.DataArray, target: xr.DataArray, method: str = "spe
     m = upper_triangle(model_rdm.values).reshape(-1, len(ids) * (len(ids) - 1) // 2)
     subjects = upper_triangle(target.values)
     group = subjects.mean(0, keepdims=True)
-    from .bootstrap import single_threaded_blas
     with single_threaded_blas():
         by_subject = compare(m, subjects, method)
         by_group = compare(m, group, method)[:, 0]
