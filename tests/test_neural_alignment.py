@@ -99,3 +99,19 @@ def test_scores_a_real_recording_layout():
         x = ds[state].sel(time=t).values.reshape(6, -1).astype(float)
         np.testing.assert_allclose(upper_triangle(rdm.sel(state=state, time=t).values),
                                    upper_triangle(1 - np.corrcoef(x)), atol=1e-9)
+
+
+def test_command_reads_algonauts_meg(inputs, tmp_path):
+    rdm = model_rdms(xr.load_dataset(inputs / "rec.nc", engine="h5netcdf"))
+    early = np.stack([rdm.sel(state="V1", time=1).values] * 15)
+    late = np.stack([rdm.sel(state="IT", time=4).values] * 15)
+    synthetic.write_algonauts2019_meg(tmp_path / "meg.mat", early, late)
+    out = tmp_path / "results"
+    assert main(["--recording", str(inputs / "rec.nc"), "--targets", "--meg", str(tmp_path / "meg.mat"),
+                 "--meg-format", "algonauts2019", "--target-stimuli", str(inputs / "ids.txt"),
+                 "--meg-bootstrap", "5", "--out-dir", str(out)]) == 0
+    meg = xr.load_dataset(out / "neural_alignment_meg.nc")
+    assert list(meg.time_ms.values) == [80, 150]
+    assert float(meg.meg_score.sel(state="V1", time=1, time_ms=80)) == pytest.approx(1)
+    assert float(meg.meg_score.sel(state="IT", time=4, time_ms=150)) == pytest.approx(1)
+    assert sorted(p.name for p in out.iterdir()) == ["neural_alignment_meg.nc", "neural_alignment_meg_fit.csv"]
