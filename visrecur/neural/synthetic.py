@@ -1,0 +1,132 @@
+"""Small data sets with planted structure, in exactly the layouts of the real ones: recordings (as
+``visrecur.record`` writes them), subject RDMs, and RDM stacks made from planted patterns. Used by the
+tests, the benchmark and the figure test; nothing here is a measurement."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..timing import DEFAULT_MS_PER_STEP, latency_ms
+from .rdm import as_rdm
+
+
+def recording(n_stimuli: int = 12, states: Sequence[tuple[str, int, int]] = (("V1", 4, 4), ("V2", 6, 2)),
+              times: Sequence[int] = (0, 1, 2, 3), arrival: Sequence[int] | None = None, seed: int = 0,
+              ids: Sequence[str] | None = None) -> xr.Dataset:
+    """A recording laid out as ``visrecur.record`` lays it out: one variable per state with dims
+    ``stimulus, time, <state>_channel, <state>_y, <state>_x``, NaN before the state's arrival (state k
+    arrives at step k unless ``arrival`` says otherwise)."""
+    rng = np.random.default_rng(seed)
+    ids = list(ids or [f"92img_{k + 1:02d}" for k in range(n_stimuli)])
+    arrival = list(arrival if arrival is not None else range(len(states)))
+    low, high = latency_ms(list(times), DEFAULT_MS_PER_STEP)
+    ds = xr.Dataset(coords={"stimulus": np.array(ids, dtype=object), "time": np.array(times),
+                            "latency_min_ms": ("time", low), "latency_max_ms": ("time", high)})
+    for (name, channels, size), first in zip(states, arrival):
+        values = rng.standard_normal((len(ids), len(times), channels, size, size)).astype(np.float32)
+        values[:, np.asarray(times) < first] = np.nan
+        ds[name] = ((f"stimulus", "time", f"{name}_channel", f"{name}_y", f"{name}_x"), values,
+                    {"arrival_time": first})
+    ds.attrs["states"] = " ".join(s[0] for s in states)
+    return ds
+
+
+def subject_rdms(base: np.ndarray, n_subjects: int, noise: float, seed: int, ids: Sequence[str],
+                 name: str = "target") -> xr.DataArray:
+    """``n_subjects`` noisy copies of the RDM ``base`` (symmetric noise on the dissimilarities)."""
+    rng = np.random.default_rng(seed)
+    n = base.shape[-1]
+    noisy = base + noise * rng.standard_normal((n_subjects, n, n))
+    noisy = (noisy + noisy.transpose(0, 2, 1)) / 2
+    noisy[:, np.arange(n), np.arange(n)] = 0
+    return as_rdm(noisy, ids, {"subject": [f"S{k + 1:02d}" for k in range(n_subjects)]}, name)
+
+
+def planted_meg(step_rdms: np.ndarray, times_ms: np.ndarray, onset_ms: float, ms_per_step: float,
+                width_ms: float = 12.0, noise: float = 0.3, n_subjects: int = 3, n_sessions: int = 2,
+                seed: int = 0) -> np.ndarray:
+    """MEG-like RDMs (subject, session, time, N, N; NaN diagonal) in which model step t's RDM is expressed
+    around ``onset_ms + ms_per_step * t``: at each time a Gaussian-weighted mix of the steps' RDMs plus
+    noise."""
+    rng = np.random.default_rng(seed)
+    n = step_rdms.shape[-1]
+    i, j = np.triu_indices(n, 1)
+    vectors = step_rdms[:, i, j]
+    vectors = (vectors - vectors.mean(1, keepdims=True)) / vectors.std(1, keepdims=True)
+    vectors = np.nan_to_num(vectors)  # steps the state has not reached contribute nothing
+    centres = onset_ms + ms_per_step * np.arange(len(step_rdms))
+    weights = np.exp(-0.5 * ((times_ms[:, None] - centres[None]) / width_ms) ** 2)  # time x step
+    signal = weights @ vectors
+    out = np.full((n_subjects, n_sessions, len(times_ms), n, n), np.nan)
+    for s in range(n_subjects):
+        for k in range(n_sessions):
+            v = 50 + 5 * (signal + noise * rng.standard_normal(signal.shape))  # "decoding accuracy" around 50%
+            out[s, k][:, i, j] = out[s, k][:, j, i] = v
+    return out
+
+
+def write_cichy2014_meg(path, values: np.ndarray, key: str = "MEG_decoding_RDMs") -> None:
+    """Write (subject, session, time, N, N) values as the released file is laid out: MATLAB v7.3 (HDF5,
+    512-byte MATLAB header), which h5py reads as N x N x time x session x subject."""
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset(key, data=values.transpose(3, 4, 2, 1, 0))
+    _matlab73_header(path)
+
+
+def _matlab73_header(path) -> None:
+    """MATLAB's 128-byte v7.3 header in the HDF5 user block: text, subsystem offset, version 0x0200, "IM"."""
+    text = b"MATLAB 7.3 MAT-file, written by visrecur.neural.synthetic, HDF5 schema 1.00 ."
+    with open(path, "r+b") as f:
+        f.write(text.ljust(116, b" ") + bytes(8) + b"\x00\x02IM")
+
+
+def write_matlab73(path, arrays: dict) -> None:
+    """Arrays as MATLAB v7.3 stores them (axes reversed, as h5py then reads them)."""
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for name, values in arrays.items():
+            f.create_dataset(name, data=np.asarray(values).T)
+    _matlab73_header(path)
+
+
+def write_algonauts2019_meg(path, early: np.ndarray, late: np.ndarray) -> None:
+    """Write subjects (x sessions) x N x N arrays as the Algonauts 2019 MEG file (.mat or .npz)."""
+    from pathlib import Path
+
+    if Path(path).suffix == ".npz":
+        np.savez(path, MEG_RDMs_early=early, MEG_RDMs_late=late)
+    else:
+        from scipy.io import savemat
+        savemat(path, {"MEG_RDMs_early": early, "MEG_RDMs_late": late})
+
+
+def planted_assembly(recording_ds: xr.Dataset, state: str, steps_for_bins: Sequence[int], n_neuroids: int = 8,
+                     repetitions: int = 4, noise: float = 1.0, seed: int = 0) -> tuple[xr.DataArray, float]:
+    """A Brain-Score-style assembly (presentation x neuroid x time_bin) whose time bin k is a fixed linear
+    map of ``state``'s activity at step ``steps_for_bins[k]`` (unit signal variance per neuroid) plus
+    repetition noise. Returns it with the expected reliability of the stimulus means,
+    1 / (1 + noise**2 / repetitions)."""
+    from ..recordings import state_array
+
+    rng = np.random.default_rng(seed)
+    da = state_array(recording_ds, state)
+    ids = [str(s) for s in recording_ds["stimulus"].values]
+    bins = []
+    for step in steps_for_bins:
+        x = np.asarray(da.sel(time=step).values, dtype=np.float64).reshape(len(ids), -1)
+        signal = x @ rng.standard_normal((x.shape[1], n_neuroids))
+        bins.append((signal - signal.mean(0)) / signal.std(0))
+    signal = np.stack(bins, -1)  # stimulus, neuroid, time_bin
+    values = np.concatenate([signal + noise * rng.standard_normal(signal.shape) for _ in range(repetitions)])
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", ids * repetitions),
+        "repetition": ("presentation", np.repeat(np.arange(repetitions), len(ids))),
+        "neuroid_id": ("neuroid", [f"n{k}" for k in range(n_neuroids)]),
+        "time_bin_start": ("time_bin", 70.0 + 20 * np.arange(len(steps_for_bins))),
+        "time_bin_end": ("time_bin", 90.0 + 20 * np.arange(len(steps_for_bins)))})
+    return assembly, 1 / (1 + noise ** 2 / repetitions)
