@@ -297,7 +297,7 @@ def test_tsbn_every_used_slot_is_trained():
     pn = model.postnet.norm
     assert [n_tracked(pn, t) > 0 for t in range(len(pn.stats))] == [False, False, True, True]
     assert untrained_steps(model, 3) == []
-    assert "every step up to readout 3 uses its own" in describe_statistics(model, 3)
+    assert "every step up to readout 3 uses statistics estimated for it" in describe_statistics(model, 3)
     assert untrained_steps(model, 4) == [3, 4]
 
 
@@ -882,7 +882,10 @@ def _recording(times):
 
     model, _ = trained_two_state()
     arr = (np.random.default_rng(0).random((4, 8, 8, 3)) * 255).astype(np.uint8)
-    return model, record(model, from_array(arr), times=times, progress=False)
+    from visrecur import Preprocess
+
+    return model, record(model, from_array(arr), times=times, progress=False,
+                         preprocess=Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3))
 
 
 def test_recording_time_axes():
@@ -894,9 +897,6 @@ def test_recording_time_axes():
     assert ds.h2.attrs["arrival_time"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="recordings do not store describe_statistics; their attr "
-                   "'time_specific_bn_past_trained_steps' keeps visrecur 0.1's rule (compares with time_steps, "
-                   "not with the trained steps) and says 'not used' although step 3 borrows step 2's statistics")
 def test_recording_attrs_state_borrowed_statistics():
     """README TSBN: 'describe_statistics(model, T) says which steps borrow whose statistics (recordings
     store it in their attrs)'. Model trained at readout 2, 3 (transition steps 1, 2) recorded at steps
@@ -907,9 +907,6 @@ def test_recording_attrs_state_borrowed_statistics():
     assert ds.attrs.get("time_specific_bn_past_trained_steps", "") != "not used"
 
 
-@pytest.mark.xfail(strict=True, reason="record(model_module, ...) always labels a torch module as untrained "
-                   "(attrs trained='NO' plus the UNTRAINED warning), even when its TSBN statistics show it "
-                   "was trained")
 def test_recording_of_trained_module_is_not_labelled_untrained():
     """README Recording: 'An untrained model says so in its output and attrs' — a trained one must not."""
     _, ds = _recording(None)

@@ -320,7 +320,7 @@ def test_a_model_without_known_preprocessing_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--ms-per-step", "50", "20"], "0 < LOW <= HIGH"),
+    (["--ms-per-step", "50", "20"], "give the smaller duration first"),
     (["--stimuli", "missing_list.txt"], "stimulus list 'missing_list.txt' does not exist"),
     (["--stimuli", "missing.npy"], "stimulus array 'missing.npy' does not exist"),
     (["--reduction", "pool"], "needs a positive size"),
@@ -339,3 +339,42 @@ def test_command_line_errors_are_one_line(args, message, tmp_path, monkeypatch, 
     errors = [line for line in err if line.startswith("error: ")]
     assert code == 2 and len(errors) == 1 and message in errors[0], err
     assert not list(tmp_path.rglob("*.nc"))
+
+
+def test_attrs_say_which_steps_borrow_statistics_and_lie_past_training():
+    """Trained at readouts 2, 3 (transition steps 1, 2): steps 0..2 are trained, step 3 borrows step 2's."""
+    import warnings
+
+    from visrecur import Preprocess, zoo
+    from visrecur.record import ActivityWarning
+
+    torch.manual_seed(0)
+    model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=3, input_size=8).train()
+    model(torch.randn(16, 3, 8, 8), readout_time=[2, 3])
+    stimuli = from_array((np.random.default_rng(0).random((3, 8, 8, 3)) * 255).astype(np.uint8))
+    preprocess = Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3)
+    inside = record(model, stimuli, times=[0, 1, 2], progress=False, preprocess=preprocess)
+    assert inside.attrs["last_trained_step"] == 2 and inside.attrs["steps_past_trained"] == ""
+    assert "estimated for it" in inside.attrs["tsbn_statistics"] and inside.attrs["trained"] == "yes"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ActivityWarning)  # nothing explodes one step past training
+        past = record(model, stimuli, times=[0, 1, 2, 3], readout_time=4, progress=False, preprocess=preprocess)
+    assert past.attrs["steps_past_trained"] == "3" and past.attrs["readout_times_past_trained"] == "4"
+    assert "t3: step 2" in past.attrs["tsbn_statistics"] and "t4: step 3" in past.attrs["tsbn_statistics"]
+    assert past.attrs["time_mapping"] == "20-50 ms per step"
+
+
+def test_overflow_is_warned_not_mistaken_for_a_missing_state():
+    from visrecur.record import ActivityMonitor, ActivityWarning
+
+    monitor = ActivityMonitor(last_trained=2, factor=100)
+    monitor("IT", 2, torch.tensor([1.0, -3.0]))          # the last trained step: reference size 3
+    with pytest.warns(ActivityWarning, match="IT at step 4 is 1000 times its size at the last trained step 2"):
+        monitor("IT", 4, torch.tensor([3000.0]))
+    with pytest.warns(ActivityWarning, match="V1 at step 1 is not finite"):
+        monitor("V1", 1, torch.tensor([float("inf")]))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ActivityWarning)
+        monitor("IT", 4, torch.tensor([5000.0]))  # once per (state, step)
+        monitor("IT", 3, torch.tensor([200.0]))   # 67x: below the factor

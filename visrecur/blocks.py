@@ -382,3 +382,14 @@ def describe_statistics(model: nn.Module, readout_time: int) -> str:
                                    for s in sorted(sources, key=str)) for t, sources in sorted(borrowed.items())]
     return ("statistics estimated for each step except (beyond_trained="
             f"{model.spec.beyond_trained!r}; step: statistics used instead) " + "; ".join(parts))
+
+
+def last_trained_step(model: nn.Module) -> int | None:
+    """The last step at which a transition's TSBN statistics were estimated from data (None: never)."""
+    steps = [t for norms in getattr(model, "norms", {}).values() for m in norms for t in m.trained_steps()]
+    return max(steps) if steps else None
+
+
+def is_trained(model: nn.Module) -> bool:
+    """Whether any TSBN statistics of ``model`` were estimated from data (training or recalibration)."""
+    return any(m.trained_steps() for m in tsbn_modules(model))

@@ -166,9 +166,12 @@ class ModelSource:
             raise InputError("this model's preprocessing is unknown: pass preprocess=visrecur.Preprocess("
                              "input_size, mean, std) (what it was trained with), or load it with "
                              "visrecur.load(path), whose model carries it")
+        from .blocks import is_trained
+
         spec = getattr(model, "spec", None)
-        # a model carrying preprocessing came from a checkpoint; of any other, nothing is known
-        return cls(model, getattr(spec, "name", "model"), preprocess=preprocess, trained=carried is not None)
+        # trained: it came from a checkpoint, or data have shaped its TSBN statistics
+        return cls(model, getattr(spec, "name", "model"), preprocess=preprocess,
+                   trained=carried is not None or is_trained(model))
 
 
 def load_model(name_or_path: str | None = None, seed: int = 0, preprocess: Preprocess | None = None) -> ModelSource:

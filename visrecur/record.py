@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -31,13 +32,45 @@ from .recordings import UNTRAINED_WARNING, open_recording, plan, summary, templa
 from .reductions import Reduction
 from .stimuli import StimulusSet, resolve
 from .stores import partial_paths
-from .timing import DEFAULT_MS_PER_STEP, latency_ms
+from .blocks import last_trained_step
+from .timing import DEFAULT_MS_PER_STEP, TimeMapping
 
 __all__ = ["record", "ModelSource", "load_model", "partial_paths", "UNTRAINED_WARNING", "main"]
 
 
 # --- computing one batch --------------------------------------------------------------------------
-def _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction):
+class ActivityWarning(UserWarning):
+    """Activity that overflowed (NaN/inf, not to be confused with a state not yet reached) or exploded."""
+
+
+class ActivityMonitor:
+    """Warns once per (state, step) when activity is non-finite, or, past the last trained step, grows
+    more than ``factor`` times its size at that step: a recording's NaN must mean "not yet arrived"."""
+
+    def __init__(self, last_trained: int | None, factor: float = 100.0):
+        self.last_trained, self.factor = last_trained, factor
+        self.reference: dict[str, float] = {}
+        self.warned: set[tuple[str, int]] = set()
+
+    def __call__(self, name: str, t: int, value: torch.Tensor) -> None:
+        size = float(value.detach().abs().amax())
+        if t == self.last_trained:
+            self.reference[name] = max(size, self.reference.get(name, 0.0))
+        if (name, t) in self.warned:
+            return
+        if not np.isfinite(size):
+            message = f"activity of state {name} at step {t} is not finite (overflow), not a missing state"
+        elif self.last_trained is not None and t > self.last_trained and self.reference.get(name, 0) > 0 \
+                and size > self.factor * self.reference[name]:
+            message = (f"activity of state {name} at step {t} is {size / self.reference[name]:.0f} times its size "
+                       f"at the last trained step {self.last_trained}: it explodes past the trained steps")
+        else:
+            return
+        self.warned.add((name, t))
+        warnings.warn(message, ActivityWarning, stacklevel=2)
+
+
+def _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction, monitor=None):
     """{variable: numpy array (batch, time, ...)} for the stimuli at ``indices``."""
     model, images = source.model, _images(stimuli, indices, source, device)
     index = {t: k for k, t in enumerate(times)}
@@ -45,6 +78,8 @@ def _batch_arrays(source, stimuli, indices, device, states, times, readouts, red
     captured: dict[tuple[str, int], np.ndarray] = {}
 
     def observer(name, t, value):
+        if monitor is not None:
+            monitor(name, t, value)
         if name in wanted and t in index:
             captured[(name, t)] = reduction(name, value)
 
@@ -85,7 +120,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     (``visrecur.load``); any other model needs ``preprocess=visrecur.Preprocess(...)``."""
     source = ModelSource.wrap(source, preprocess)
     reduction = reduction if isinstance(reduction, Reduction) else Reduction.parse(reduction)
-    latency_ms(0, ms_per_step)  # checks it before any work
+    mapping = ms_per_step if isinstance(ms_per_step, TimeMapping) else TimeMapping(ms_per_step)
     model = source.model.to(device).eval()
     states, times, readouts = plan(model, states, times, readout_time)
     if batch_size < 1:
@@ -94,24 +129,27 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
         _fit_pca(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device)
     rank, world, _ = setup_distributed("cpu")  # recording's few collectives are barriers: gloo serves
     extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
+             "pca_fit_set_sha256": (pca_fit or stimuli).content_hash() if reduction.method == "pca" else "",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    template = make_template(source, stimuli, states, times, readouts, reduction, ms_per_step, extra)
+    template = make_template(source, stimuli, states, times, readouts, reduction, mapping, extra)
+    monitor = ActivityMonitor(last_trained_step(model))
     if output is None:
         return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
-                                 device, progress)
+                                 device, progress, monitor)
     return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
-                            batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches)
+                            batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches,
+                            monitor)
 
 
 def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
-                      progress):
+                      progress, monitor):
     from tqdm.auto import tqdm
 
     ds, layout = template.dataset(), template.layout
     arrays = {name: np.full(shape, np.nan, dtype=np.float32) for name, (_, shape, _) in layout.items()}
     for start in tqdm(range(0, len(stimuli), batch_size), disable=not progress, desc="recording", leave=False):
         indices = range(start, min(start + batch_size, len(stimuli)))
-        batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction)
+        batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction, monitor)
         for name, values in batch.items():
             arrays[name][start:start + len(indices)] = values
     for name, values in arrays.items():
@@ -121,7 +159,7 @@ def _record_in_memory(source, stimuli, template, states, times, readouts, reduct
 
 
 def _record_to_store(source, stimuli, output, template, states, times, readouts, reduction, batch_size,
-                     device, overwrite, resume, progress, rank, world, stop_after_batches):
+                     device, overwrite, resume, progress, rank, world, stop_after_batches, monitor):
     from tqdm.auto import tqdm
 
     if output.suffix not in (".nc", ".zarr"):
@@ -147,7 +185,7 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
             if stop_after_batches is not None and k >= stop_after_batches:
                 raise KeyboardInterrupt("stopped on request (testing resume)")
             indices = range(start, min(start + batch_size, len(stimuli)))
-            batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction)
+            batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction, monitor)
             if pending is not None:
                 pending.result()
             pending = writer.submit(stores.write_batch, store, slice(indices.start, indices.stop), batch)
@@ -222,7 +260,7 @@ def parse_args(argv=None):
 @report_errors(interrupted="interrupted; continue with the same command and --resume")
 def main(argv=None) -> int:
     args = parse_args(argv)
-    latency_ms(0, args.ms_per_step)
+    TimeMapping(args.ms_per_step)  # checked before any work
     reduction = Reduction.parse(args.reduction, args.seed)
     source = load_model(args.model)
     stimuli = resolve(args.stimuli, args.limit)

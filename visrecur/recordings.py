@@ -58,13 +58,14 @@ class Template:
 RECORDED_ATTRS = {"description": "True once this stimulus has been recorded"}
 
 
-def template(source, stimuli, states, times, readouts, reduction, ms_per_step, extra_attrs: dict) -> Template:
-    """The layout of a recording of ``stimuli`` through ``source`` (a ModelSource)."""
+def template(source, stimuli, states, times, readouts, reduction, mapping, extra_attrs: dict) -> Template:
+    """The layout of a recording of ``stimuli`` through ``source`` (a ModelSource); ``mapping``, a
+    ``TimeMapping``, gives the milliseconds."""
     import torch
 
     from . import __version__
+    from .blocks import describe_statistics, last_trained_step
     from .stimuli import describe_preprocessing
-    from .timing import latency_ms
 
     spec = source.model.spec
     n, nt, nr = len(stimuli), len(times), len(readouts)
@@ -81,8 +82,11 @@ def template(source, stimuli, states, times, readouts, reduction, ms_per_step, e
     for var in ("logits", "probabilities"):
         layout[var] = (("stimulus", "readout_time", "class"), (n, nr, n_classes),
                        {"description": f"post-net {var} at readout time T, computed from the last state at step T - 1"})
-    low, high = latency_ms(times, ms_per_step)
-    readout_low, readout_high = latency_ms(readouts, ms_per_step)
+    low, high = mapping.latency(times)
+    readout_low, readout_high = mapping.latency(readouts)
+    ms_per_step = mapping.ms_per_step
+    last_trained = last_trained_step(source.model)
+    trained_readouts = source.model.postnet.norm.trained_steps()
     meta = stimuli.metadata
     # strings as objects: every backend stores them as variable-length strings
     coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=object)),
@@ -109,10 +113,15 @@ def template(source, stimuli, states, times, readouts, reduction, ms_per_step, e
         "checkpoint_sha256": source.checkpoint_sha256,
         "readout_time": int(max(readouts)),
         "model_time_steps": int(spec.time_steps),
-        "time_specific_bn_past_trained_steps": (f"steps past {spec.time_steps} reuse step {spec.time_steps}'s "
-                                                "statistics" if max(max(times), max(readouts)) > spec.time_steps
-                                                else "not used"),
+        # which TSBN statistics each step used, and which steps lie past the trained ones
+        "tsbn_statistics": describe_statistics(source.model, max(max(times) + 1, max(readouts))),
+        "last_trained_step": -1 if last_trained is None else int(last_trained),
+        "steps_past_trained": " ".join(str(t) for t in times if last_trained is not None and t > last_trained),
+        "readout_times_past_trained": " ".join(str(t) for t in readouts
+                                               if trained_readouts and t > max(trained_readouts)),
+        "time_mapping": mapping.describe(),
         "ms_per_step": list(ms_per_step),
+        "onset_ms": mapping.onset_ms,
         "stimulus_set": stimuli.name,
         "stimulus_set_description": stimuli.description,
         "preprocessing": describe_preprocessing(source.preprocess)
@@ -120,6 +129,8 @@ def template(source, stimuli, states, times, readouts, reduction, ms_per_step, e
         "preprocess": json.dumps(source.preprocess.to_dict()),
         "reduction": reduction.describe(),
         "reduction_spec": f"{reduction.method}:{reduction.size}" if reduction.size else reduction.method,
+        "reduction_seed": int(reduction.seed) if reduction.method in ("srp", "pca") else -1,
+        "reduction_basis_sha256": reduction.basis_sha256(),
         "states": " ".join(states),  # netCDF attributes hold strings, not lists of them
         "visrecur_version": __version__,
         "torch_version": str(torch.__version__),

@@ -43,6 +43,23 @@ class Reduction:
                 "srp": f"sparse random projection to {self.size} features (scikit-learn, random_state={self.seed})",
                 "pca": f"PCA to {self.size} components, fitted per state on a fitting set over all steps"}[self.method]
 
+    def basis_sha256(self) -> str:
+        """A hash of what the stored values depend on beyond method and size: the fitted PCA bases
+        (components and means of every state), or the projection's seed; "" for the others."""
+        import hashlib
+
+        if self.method == "srp":
+            return hashlib.sha256(f"srp:{self.size}:{self.seed}".encode()).hexdigest()
+        if self.method != "pca":
+            return ""
+        digest = hashlib.sha256()
+        for state in sorted(self._fitted):
+            pca = self._fitted[state]
+            digest.update(state.encode())
+            digest.update(np.ascontiguousarray(pca.components_, dtype=np.float64).tobytes())
+            digest.update(np.ascontiguousarray(pca.mean_, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
     def dims(self, state: str, channels: int, height: int, width: int) -> list[tuple[str, int]]:
         """(dimension name, size) of one stimulus at one step; names are prefixed with the state because
         states differ in size."""

@@ -15,7 +15,9 @@ import xarray as xr
 from .errors import InputError
 from .recordings import RECORDED_ATTRS, Template
 
-RESUME_KEYS = ("model_spec", "checkpoint_sha256", "preprocess", "stimulus_set_sha256", "reduction_spec", "states")
+# everything that determines the stored values: a resume must agree on each
+RESUME_KEYS = ("model_spec", "checkpoint_sha256", "preprocess", "stimulus_set_sha256", "reduction_spec",
+               "reduction_seed", "reduction_basis_sha256", "pca_fit_set_sha256", "states", "ms_per_step", "onset_ms")
 
 
 def partial_paths(output: Path) -> list[Path]:
@@ -144,8 +146,9 @@ def check_resumable(partial: Path, template: Template) -> np.ndarray:
         if key == "stimulus_set_sha256" and not mine:
             continue
         if json.dumps(_plain(theirs)) != json.dumps(_plain(mine)):
-            raise InputError(f"cannot resume {str(partial)!r}: its {key} differs from this run's; resume with "
-                             "the same model, stimuli, states and reduction, or pass --overwrite")
+            shown = [v if len(json.dumps(_plain(v))) <= 80 else "(another value)" for v in (theirs, mine)]
+            raise InputError(f"cannot resume {str(partial)!r}: its {key} is {shown[0]!r}, this run's is "
+                             f"{shown[1]!r}; resume with the same options, or pass --overwrite")
     if (stored.sizes.get("stimulus") != template.n
             or list(stored["time"].values) != list(template.coords["time"][1])
             or list(stored["readout_time"].values) != list(template.coords["readout_time"][1])):
