@@ -7,7 +7,7 @@ from .modelspec import ModelSpec
 __version__ = "0.2.0"
 
 __all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec", "list_models",
-           "load", "Preprocess", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
+           "load", "list_pretrained", "Preprocess", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
 
 
 def __getattr__(name):
@@ -21,7 +21,7 @@ def __getattr__(name):
     if name == "Preprocess":
         from .preprocess import Preprocess
         return Preprocess
-    if name == "load":
-        from .checkpoint import load
-        return load
+    if name in ("load", "list_pretrained"):
+        from . import checkpoint
+        return getattr(checkpoint, name)
     raise AttributeError(f"module 'visrecur' has no attribute {name!r}")

@@ -16,7 +16,28 @@ from .preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
 
 FORMAT = "visrecur-checkpoint-1"
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_CHECKPOINT = PACKAGE_WEIGHTS / "frnn_4state_shared_cifar10.pt"
+# pretrained models shipped with visrecur, by name; the first is the default
+PRETRAINED = {"frnn_4state_cifar10": "frnn_4state_shared_cifar10.pt",
+              "frnn_4state_adjacent_cifar10": "frnn_4state_adjacent_shared_cifar10.pt"}
+DEFAULT_CHECKPOINT = PACKAGE_WEIGHTS / PRETRAINED["frnn_4state_cifar10"]
+
+
+def list_pretrained() -> list[str]:
+    """Names of the pretrained models shipped with this installation (``visrecur.load(name)``)."""
+    return [name for name, file in PRETRAINED.items() if (PACKAGE_WEIGHTS / file).is_file()]
+
+
+def resolve_checkpoint(path_or_name: str | Path | None) -> Path:
+    """A checkpoint path, the name of a shipped pretrained model, or None (the default)."""
+    if path_or_name is None:
+        return DEFAULT_CHECKPOINT
+    if str(path_or_name) in PRETRAINED:
+        path = PACKAGE_WEIGHTS / PRETRAINED[str(path_or_name)]
+        if not path.is_file():
+            raise CheckpointError(f"the pretrained model {str(path_or_name)!r} is not shipped with this "
+                                  f"installation; available: {list_pretrained()}")
+        return path
+    return Path(path_or_name)
 
 
 def atomic_save(obj, path: str | Path) -> None:
@@ -93,13 +114,15 @@ def _fit_tsbn_steps(model: torch.nn.Module, state: dict) -> None:
 
 def load(path: str | Path | None = None, map_location="cpu", with_payload: bool = False):
     """Rebuild the model stored in a checkpoint (architecture from the file itself) in eval mode.
-    ``path=None`` loads the pretrained default model shipped with visrecur."""
+    ``path``: a checkpoint file, the name of a shipped pretrained model (``list_pretrained()``, e.g.
+    "frnn_4state_adjacent_cifar10"), or None for the default ("frnn_4state_cifar10")."""
     from .model import FRNN
 
-    payload = read(path or DEFAULT_CHECKPOINT, map_location)
+    path = resolve_checkpoint(path)
+    payload = read(path, map_location)
     spec = ModelSpec.from_dict(payload["spec"])
     model = FRNN(spec)
-    load_state(model, payload["model"], f"checkpoint {str(path or DEFAULT_CHECKPOINT)!r}")
+    load_state(model, payload["model"], f"checkpoint {str(path)!r}")
     model.preprocess = Preprocess.from_checkpoint(payload)  # the weights carry their preprocessing
     model.eval()
     return (model, payload) if with_payload else model
@@ -183,6 +206,8 @@ def load_model(name_or_path: str | None = None, seed: int = 0, preprocess: Prepr
         if DEFAULT_CHECKPOINT.is_file():
             return load_model(str(DEFAULT_CHECKPOINT), preprocess=preprocess)
         name_or_path = "frnn_4state_shared"
+    if name_or_path in PRETRAINED:
+        name_or_path = str(resolve_checkpoint(name_or_path))
     if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
         model, payload = load(name_or_path, with_payload=True)
         return ModelSource(model, model.spec.name, str(name_or_path), sha256(name_or_path), True,

@@ -225,8 +225,9 @@ def parse_args(argv=None):
                "      --times 0 1 2 3 4 5 6 7 --output rec.zarr\n"
                "  python -m visrecur.record --output rec.zarr --resume      # after an interruption\n"
                "read it back: visrecur.recordings.open_recording(path) (lazy xarray.Dataset)")
-    p.add_argument("--model", help="checkpoint (.pt) or zoo model name (untrained!); default: the shipped "
-                                   "pretrained model")
+    p.add_argument("--model", help="checkpoint (.pt), shipped pretrained model (visrecur.list_pretrained(): "
+                                   "frnn_4state_cifar10, frnn_4state_adjacent_cifar10) or zoo model name "
+                                   "(untrained!); default: the shipped frnn_4state_cifar10")
     p.add_argument("--stimuli", nargs="+", default=["builtin"],
                    help="builtin | 92images[:file.mat] | cifar10-test[:root] | folder | array.npy | list.txt | "
                         "image files")
