@@ -125,7 +125,7 @@ def check_writable(output: Path) -> None:
     existing = Path(output).resolve().parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if not existing.is_dir() or not _can_write_in(existing):
         raise InputError(f"cannot write {str(output)!r}: {str(existing)!r} is not a writable folder; choose "
                          "another --output")
 
@@ -187,3 +187,15 @@ def finalize(partial: Path, output: Path) -> None:
             ds.to_netcdf(tmp, engine="h5netcdf")
         os.replace(tmp, output)
         shutil.rmtree(partial)
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried with a temporary file, removed at once; the
+    permission bits alone say yes to root even where the file system refuses)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visrecur-write-test"):
+            return True
+    except OSError:
+        return False
