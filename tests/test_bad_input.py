@@ -4,6 +4,7 @@ and after. One row per case: the command (its in-process ``main(argv)``) or Pyth
 say. The README's "What the commands refuse" table lists the same cases."""
 from __future__ import annotations
 
+import os
 import urllib.error
 import warnings
 
@@ -53,12 +54,30 @@ def files(tmp_path_factory):
     (root / "truncated.pt").write_bytes(whole[:len(whole) // 2])
     torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
     (root / "text.nc").write_text("this is not netCDF\n")
+    for name, content in (("resume-empty", b""), ("resume-truncated", whole[:len(whole) // 2])):
+        (root / name).mkdir()
+        (root / name / "checkpoint.pt").write_bytes(content)
     for split, n in (("train", 4), ("test", 2)):
         for c in range(2):
             folder = root / "data" / split / f"c{c}"
             folder.mkdir(parents=True)
             for k in range(n):
                 Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    # an unfinished recording (srp:4, seed 0, default ms per step) and a finished one-epoch training
+    from visrecur.checkpoint import load_model
+    from visrecur.record import record
+    from visrecur.stimuli import resolve
+    from visrecur.train import main as train_main
+
+    with pytest.raises(KeyboardInterrupt):
+        record(load_model("frnn_2state_shared"), resolve(str(root / "good.npy")), root / "part.nc",
+               reduction="srp:4", batch_size=1, progress=False, stop_after_batches=1)
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        assert train_main([*T, "--out", "trained"]) == 0
+    finally:
+        os.chdir(old)
     return root
 
 
@@ -169,6 +188,14 @@ COMMANDS = [
     ("record-ckpt-foreign", "record", ["--model", "foreign.pt", "--stimuli", "good.npy"], "not a visrecur checkpoint",
      None),
     ("record-zoo-unknown", "record", ["--model", "frnn_9state", "--stimuli", "good.npy"], "frnn_9state", None),
+    # record: resuming with other settings (the unfinished part.nc.partial.nc: srp:4, seed 0)
+    ("record-resume-seed", "record", ["--stimuli", "good.npy", "--output", "part.nc", "--resume", "--reduction",
+                                      "srp:4", "--seed", "1"], "reduction_seed", None),
+    ("record-resume-ms", "record", ["--stimuli", "good.npy", "--output", "part.nc", "--resume", "--reduction",
+                                    "srp:4", "--ms-per-step", "10", "20"], "ms_per_step", None),
+    ("record-resume-reduction", "record", ["--stimuli", "good.npy", "--output", "part.nc", "--resume"],
+     "cannot resume", None),
+    ("record-partial-exists", "record", ["--stimuli", "good.npy", "--output", "part.nc"], "--resume", None),
     # train: counts and numbers, checked before any data is read
     ("train-limit-train-neg", "train", [*T, "--limit-train", "-5"], "--limit-train -5 must be at least 1", None),
     ("train-limit-train-0", "train", [*T, "--limit-train", "0"], "--limit-train 0 must be at least 1", None),
@@ -199,6 +226,14 @@ COMMANDS = [
     ("train-tpu", "train", [*T, "--device", "tpu9"], "not understood", None),
     ("train-out-sys", "train", [*T, "--out", "/sys/run"], "not a writable folder", None),
     ("train-resume-nothing", "train", [*T, "--resume"], "nothing to resume", None),
+    ("train-resume-empty", "train", [*T, "--out", "resume-empty", "--resume"], "is empty (0 bytes)", None),
+    ("train-resume-truncated", "train", [*T, "--out", "resume-truncated", "--resume"], "copy it again", None),
+    ("train-resume-mismatch", "train", [*T, "--out", "trained", "--resume", "--lr", "0.5"], "lr=", None),
+    ("train-resume-fewer-epochs", "train", [*T, "--out", "trained", "--resume", "--epochs", "1",
+                                            "--lr-schedule", "logspace"], "cannot resume", None),
+    ("train-checkpoint-exists", "train", [*T, "--out", "trained"], "pass --resume", None),
+    ("record-trained-readout", "record", ["--model", "trained/checkpoint.pt", "--stimuli", "good.npy",
+                                          "--states", "V1"], "unknown state", None),
     # analyses
     ("readout-limit-neg", "readout_time", ["--limit", "-5"], "--limit -5 must be at least 1", None),
     ("readout-recalibrate-0", "readout_time", ["--recalibrate", "0"], "--recalibrate 0 must be at least 1", None),
@@ -228,6 +263,8 @@ def test_command_refuses_in_one_line(command, argv, fragment, patch, files, tmp_
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and "Traceback" not in err and len(errors) == 1, err
     assert fragment in errors[0], errors[0]
+    if command != "train":  # only training has --download and --data-root
+        assert "--download" not in errors[0] and "--data-root" not in errors[0] or command == "readout_time"
     assert errors[0].rstrip().endswith((")", ".", "'", "]", "help", "again", "bytes)")) or len(errors[0]) < 400
     assert _listing(tmp_path) == before
 
