@@ -337,6 +337,10 @@ CALLS = [
     ("build-beyond-trained", lambda f, r: __import__("visrecur").zoo.build("frnn_2state_shared",
                                                                             beyond_trained="error")(
         torch.zeros(1, 3, 32, 32), readout_time=9), VisrecurError, ""),
+    ("spec-depth-0", lambda f, r: __import__("visrecur").zoo.spec("frnn_2state_shared").depth(0), SpecError,
+     "too early"),
+    ("spec-parameters-0", lambda f, r: __import__("visrecur").zoo.spec("frnn_2state_shared").effective_parameters(0),
+     SpecError, "too early"),
     ("model-float64", lambda f, r: __import__("visrecur").zoo.build("frnn_2state_shared")(
         torch.zeros(1, 3, 32, 32, dtype=torch.float64)), InputError, "float64"),
 ]
