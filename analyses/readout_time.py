@@ -19,6 +19,7 @@ import torch
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
+from visrecur.errors import CheckpointError
 from visrecur.errors import ArgumentParser, report_errors
 from visrecur.evaluate import evaluate
 from visrecur.stimuli import shared_data_dir
@@ -67,6 +68,9 @@ def main(argv=None):
     if args.readout_times and min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     model = load(args.checkpoint)
+    if model.preprocess is None:
+        raise CheckpointError(f"checkpoint {args.checkpoint!r} does not say its preprocessing (no 'preprocess' or "
+                              "'normalization' entry); give a checkpoint written by python -m visrecur.train")
     mean, std = model.preprocess.mean, model.preprocess.std  # CIFAR-size images: no resize or crop
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
     batches = data.TensorBatches(images, labels, 500, mean, std, train=False)

@@ -109,7 +109,8 @@ def test_resolve_every_source(image_tree, tmp_path):
                                                                          str(tmp_path / "test/cat/1.png")]
     for missing, message in ((tmp_path / "no.txt", "stimulus list .* does not exist"),
                              (tmp_path / "no.npy", "stimulus array .* does not exist"),
-                             (tmp_path / "nothing", "not understood"),
+                             (tmp_path / "nothing", "does not exist"),
+                             ("nothing", "not understood"),
                              (f"92images:{tmp_path / 'no.mat'}", "92-image set was not found")):
         with pytest.raises(InputError, match=message):
             resolve(str(missing))

@@ -62,11 +62,15 @@ def read(path: str | Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path of a .pt file written "
                               "by python -m visrecur.train (runs/<name>/checkpoint.pt)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes), e.g. from a copy or download that "
+                              "did not finish; copy it again or give another checkpoint")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # corrupted, truncated or foreign pickle
-        raise CheckpointError(f"{str(path)!r} cannot be read as a checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}); was it written by visrecur?") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}); it is truncated, "
+                              "corrupted or not written by visrecur: copy it again or give another "
+                              "checkpoint") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a visrecur checkpoint (no {FORMAT!r} format tag); "
                               "load plain state dicts with model.load_state_dict(torch.load(path, "

@@ -170,10 +170,21 @@ def parse_args(argv=None) -> TrainConfig:
             p.error(f"--model-arg {item!r} must be KEY=VALUE")
         try:
             model_overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if value.strip()[:1] in '[{"' or value.strip()[:1].isdigit() or value.strip()[:1] == "-":
+                p.error(f"--model-arg {item!r}: VALUE is not valid JSON ({err.msg}); e.g. 'channels=[8,16]'")
             model_overrides[key] = value
     for name in ("epochs", "batch_size", "limit_train", "limit_val", "workers", "threads"):
         if a.get(name) is not None and a[name] < (0 if name == "workers" else 1):
             p.error(f"--{name.replace('_', '-')} {a[name]} must be at least {0 if name == 'workers' else 1}")
+    for name in ("lr", "lr_final"):
+        if a.get(name) is not None and not a[name] > 0:
+            p.error(f"--{name.replace('_', '-')} {a[name]} must be greater than 0")
+    for name in ("momentum", "weight_decay"):
+        if a.get(name) is not None and not a[name] >= 0:
+            p.error(f"--{name.replace('_', '-')} {a[name]} must be at least 0")
+    for name in ("loss_readout_times", "eval_readout_times"):
+        if a.get(name) and min(a[name]) < 1:
+            p.error(f"--{name.replace('_', '-')} {' '.join(map(str, a[name]))}: readout times start at 1")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
     return build_config(values.pop("preset") or "cifar10", model_overrides=model_overrides or None, **values)

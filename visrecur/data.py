@@ -60,15 +60,22 @@ def decode_folder(folder: Path, limit: int | None = None, seed: int = 0, progres
     return array, torch.tensor(labels, dtype=torch.int64), classes
 
 
-def load_cifar10_pickles(root: str | Path, train: bool, download: bool = False):
-    """CIFAR-10 in torchvision's layout (cifar-10-batches-py/ under ``root``) as uint8 tensors."""
+def load_cifar10_pickles(root: str | Path, train: bool, download: bool = False, fix: str | None = None):
+    """CIFAR-10 in torchvision's layout (cifar-10-batches-py/ under ``root``) as uint8 tensors. ``fix``: what
+    to tell the user when it is missing (default: training's --download / --data-root)."""
     from torchvision.datasets import CIFAR10
 
+    fix = fix or ("pass --download where there is a network, or point --data-root at the folder holding "
+                  "cifar-10-batches-py/")
     try:
         ds = CIFAR10(str(root), train=train, download=download)
     except RuntimeError as err:
-        raise InputError(f"CIFAR-10 not found under {str(root)!r} ({err}); pass --download where there is "
-                         "a network, or point --data-root at the folder holding cifar-10-batches-py/") from None
+        reason = str(err).rstrip(".").split(".")[0]
+        raise InputError(f"CIFAR-10 not found under {str(root)!r} ({reason}); {fix}") from None
+    except OSError as err:  # no network (URLError is an OSError)
+        raise InputError(f"cannot download CIFAR-10 to {str(root)!r} ({getattr(err, 'reason', None) or err}); "
+                         "check the network, or download cifar-10-python.tar.gz by hand, unpack it there and "
+                         "run without --download") from None
     return (torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
             torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
 

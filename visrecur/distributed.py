@@ -47,3 +47,26 @@ def shutdown(world: int) -> None:
 
         dist.barrier()
         dist.destroy_process_group()
+
+
+def parse_device(requested: str, local_rank: int = 0) -> str:
+    """A device word of ``--device`` -> a torch device string, or one clear error: ``cpu``, ``cuda``,
+    ``cuda:N`` (N below the number of visible GPUs) or ``auto`` (``cuda:<local rank>`` if a GPU is
+    visible, else ``cpu``). Shared by training and recording."""
+    from .errors import InputError
+
+    word = str(requested).strip().lower()
+    if word == "auto":
+        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if word == "cpu":
+        return "cpu"
+    kind, _, index = word.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise InputError(f"--device {requested!r} not understood; use cpu, cuda, cuda:N or auto")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise InputError(f"--device {requested} asked for, but no CUDA GPU is visible; use --device cpu")
+    if index and int(index) >= count:
+        raise InputError(f"--device {requested} asked for, but only {count} GPU(s) are visible (cuda:0.."
+                         f"cuda:{count - 1}); use one of those or --device cpu")
+    return word

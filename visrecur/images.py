@@ -77,6 +77,18 @@ def open_image(path: Path):
                          "to PNG/JPEG") from None
 
 
+def check_image(path: Path) -> None:
+    """Refuse an image file whose header or data PIL cannot verify (corrupt, truncated, not an image)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"cannot read image {str(path)!r} ({type(err).__name__}): it is corrupt or truncated; "
+                         "remove it or convert it to PNG/JPEG, then run the same command again") from None
+
+
 def to_rgb(image, name: str = "image"):
     """PIL image or array -> RGB PIL image, as described in this module's docstring."""
     from PIL import Image

@@ -100,7 +100,7 @@ class ModelSpec:
         return self.prenet_parameters() + recurrent + self.postnet_parameters()
 
     def effective_parameters(self, readout_time: int | None = None) -> int:
-        readout_time = readout_time or self.readout_time
+        readout_time = self.readout_time if readout_time is None else readout_time
         self.check_readout_time(readout_time)
         return (self.prenet_parameters() + self.postnet_parameters()
                 + self.graph.effective_parameters(readout_time, self.bn_affine))
@@ -108,15 +108,15 @@ class ModelSpec:
     def depth(self, readout_time: int | None = None) -> int:
         """Weighted layers and pooling layers on the longest path (the paper's Table 1 'Depth'):
         pre-net convolutions + transition convolutions + global pooling + linear."""
-        readout_time = readout_time or self.readout_time
+        readout_time = self.readout_time if readout_time is None else readout_time
         self.check_readout_time(readout_time)
         prenet = len(self.prenet_layers()) + (1 if self.prenet == "stem" else 0)
         return prenet + self.graph.effective_depth(readout_time) + 2
 
     def macs(self, readout_time: int | None = None, input_size: tuple[int, int] | None = None) -> int:
         """Multiply-accumulates of one forward pass up to ``readout_time`` (convolutions and linear)."""
-        readout_time = readout_time or self.readout_time
-        size = _pair(input_size or self.input_size, "input_size")
+        readout_time = self.readout_time if readout_time is None else readout_time
+        size = _pair(self.input_size if input_size is None else input_size, "input_size")
         scale = size[0] / self.input_size[0]
         total, current = 0, size
         for layer in self.prenet_layers():

@@ -25,7 +25,7 @@ import torch
 
 from . import stores
 from .checkpoint import ModelSource, load_model
-from .distributed import barrier, setup_distributed
+from .distributed import barrier, parse_device, setup_distributed
 from .errors import ArgumentParser, InputError, report_errors
 from .preprocess import Preprocess
 from .recordings import UNTRAINED_WARNING, open_recording, plan, summary, template as make_template
@@ -119,18 +119,34 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     ``source``: a ModelSource (``load_model``), or a model that carries its preprocessing
     (``visrecur.load``); any other model needs ``preprocess=visrecur.Preprocess(...)``."""
     source = ModelSource.wrap(source, preprocess)
+    device = parse_device(device)
     reduction = reduction if isinstance(reduction, Reduction) else Reduction.parse(reduction)
     mapping = ms_per_step if isinstance(ms_per_step, TimeMapping) else TimeMapping(ms_per_step)
     model = source.model.to(device).eval()
     states, times, readouts = plan(model, states, times, readout_time)
-    if batch_size < 1:
-        raise InputError(f"batch size {batch_size} must be at least 1")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch size {batch_size!r} must be an integer of at least 1")
+    if output is not None:  # refuse a bad output before any work or any file
+        output = Path(output)
+        if output.suffix not in (".nc", ".zarr"):
+            raise InputError(f"output {str(output)!r} must end in .nc (netCDF) or .zarr")
+        stores.check_writable(output)
+    for images in (stimuli, pca_fit):  # a corrupt file is named now, not after half the batches
+        if images is not None:
+            images.check_files()
+    notes = _reduction_notes(model, states, reduction)
     if reduction.method == "pca":
         _fit_pca(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device)
+        notes += [f"{name}: {reduction._fitted[name].n_components_} PCA components, not {reduction.size} (the fitting "
+                  f"set gives at most min(samples, features))" for name in states
+                  if reduction._fitted[name].n_components_ < reduction.size]
+    for note in notes:
+        warnings.warn(f"reduction {reduction.method}:{reduction.size}: {note}", UserWarning, stacklevel=2)
     rank, world, _ = setup_distributed("cpu")  # recording's few collectives are barriers: gloo serves
     extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
              "pca_fit_set_sha256": (pca_fit or stimuli).content_hash() if reduction.method == "pca" else "",
-             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+             "reduction_notes": "; ".join(notes)}
     template = make_template(source, stimuli, states, times, readouts, reduction, mapping, extra)
     monitor = ActivityMonitor(last_trained_step(model))
     if output is None:
@@ -139,6 +155,18 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
                             batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches,
                             monitor)
+
+
+def _reduction_notes(model, states, reduction) -> list[str]:
+    """What a reduction does not do as asked: pooling to a grid no smaller than the map."""
+    notes = []
+    if reduction.method == "pool":
+        for name in states:
+            state = model.spec.graph.state(name)
+            if reduction.size >= max(state.size):
+                notes.append(f"{name}'s map is {state.size[0]}x{state.size[1]}, not larger than {reduction.size}: "
+                             "it is not pooled")
+    return notes
 
 
 def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
@@ -262,6 +290,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     TimeMapping(args.ms_per_step)  # checked before any work
+    parse_device(args.device)
+    if args.readout_time is not None and args.readout_time < 1:
+        raise InputError(f"--readout-time {args.readout_time}: readout times start at 1")
     reduction = Reduction.parse(args.reduction, args.seed)
     source = load_model(args.model)
     stimuli = resolve(args.stimuli, args.limit)

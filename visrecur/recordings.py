@@ -24,7 +24,7 @@ def plan(model, states, times, readout_time):
     states = list(states) if states else names
     for s in states:
         spec.graph.state_index(s, "--states")
-    readout_time = readout_time or spec.readout_time
+    readout_time = spec.readout_time if readout_time is None else readout_time
     spec.check_readout_time(readout_time)
     # default: the steps a readout at T is computed from (0..T-1); logits at every readout time up to T
     times = sorted(set(times)) if times is not None else list(range(readout_time))
@@ -145,12 +145,22 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
 
 def open_recording(path: str | Path) -> xr.Dataset:
     """Open a recording lazily (dask arrays): nothing is loaded until it is used."""
+    import warnings
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"recording {str(path)!r} does not exist")
-    if path.suffix == ".zarr" or path.is_dir():
-        return xr.open_zarr(path)
-    return xr.open_dataset(path, engine="h5netcdf", chunks={})
+    if ".partial." in path.name:
+        warnings.warn(f"{str(path)!r} is an unfinished recording: stimuli whose 'recorded' flag is False hold "
+                      "no data; finish it with python -m visrecur.record ... --resume", UserWarning, stacklevel=2)
+    try:
+        if path.suffix == ".zarr" or path.is_dir():
+            return xr.open_zarr(path)
+        return xr.open_dataset(path, engine="h5netcdf", chunks={})
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{str(path)!r} cannot be opened as a recording ({type(err).__name__}); give a .nc or "
+                         ".zarr file written by python -m visrecur.record (a .nc file that is cut short must "
+                         "be recorded again)") from None
 
 
 def recorded_states(ds: xr.Dataset) -> list[str]:
@@ -160,6 +170,8 @@ def recorded_states(ds: xr.Dataset) -> list[str]:
 
 def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
     """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature)."""
+    if state not in recorded_states(ds) or state not in ds:
+        raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
     da = ds[state]
     return da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
 
@@ -201,6 +213,10 @@ def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequ
             raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
         da = state_array(ds, state)
         if times is not None:
+            missing = sorted(set(times) - set(int(t) for t in da["time"].values))
+            if missing:
+                raise InputError(f"time step(s) {missing} are not in this recording; it has steps "
+                                 f"{[int(t) for t in da['time'].values]}")
             da = da.sel(time=list(times))
         feature_dims = [d for d in da.dims if d not in ("stimulus", "time")]
         stacked = da.stack(neuroid=feature_dims).transpose("stimulus", "neuroid", "time")

@@ -42,6 +42,7 @@ class StimulusSet:
     loader: Callable[[int], "object"] = field(repr=False)
     description: str = ""
     raw: Callable[[int], bytes] | None = field(default=None, repr=False)  # the stored bytes, for hashing
+    files: Sequence[Path] | None = field(default=None, repr=False)  # image files, checked by check_files()
 
     def __post_init__(self):
         if len(self.metadata) == 0:
@@ -67,7 +68,16 @@ class StimulusSet:
         raw = self.raw
         return StimulusSet(self.name, self.metadata.iloc[indices].reset_index(drop=True),
                            lambda i: self.loader(indices[i]), self.description,
-                           None if raw is None else (lambda i: raw(indices[i])))
+                           None if raw is None else (lambda i: raw(indices[i])),
+                           None if self.files is None else [self.files[i] for i in indices])
+
+    def check_files(self) -> None:
+        """Open every image file's header (``PIL.Image.verify``) before any work, so that a corrupt or
+        truncated file is named now instead of halfway through a recording."""
+        from .images import check_image
+
+        for path in self.files or ():
+            check_image(Path(path))
 
     def content_hash(self) -> str:
         """sha256 over every stimulus id and its stored bytes (file contents, array values; decoded RGB
@@ -108,7 +118,7 @@ def from_files(paths: Sequence[str | Path], name: str = "files", root: Path | No
     meta = pd.DataFrame({"stimulus_id": ids, "file": [str(p) for p in paths], "label": category,
                          "category": category})
     return StimulusSet(name, meta, lambda i: _open(paths[i]), f"{len(paths)} image files",
-                       lambda i: paths[i].read_bytes())
+                       lambda i: paths[i].read_bytes(), files=paths)
 
 
 def from_folder(folder: str | Path) -> StimulusSet:
@@ -127,6 +137,13 @@ def from_array(array: np.ndarray, ids: Sequence[str] | None = None, name: str = 
                metadata: pd.DataFrame | None = None) -> StimulusSet:
     """Stimuli from an array (N, H, W), (N, H, W, 3|4) or (N, 3, H, W); uint8 or floats in 0..1."""
     array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InputError(f"a stimulus array must hold numbers (uint8 0..255 or floats 0..1), not dtype "
+                         f"{array.dtype}; convert it, e.g. array.astype(numpy.uint8)")
+    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise InputError(f"stimulus array {name!r} has {bad} non-finite pixel value(s) (NaN or inf) of "
+                         f"{array.size}; replace them (e.g. numpy.nan_to_num) before recording")
     if array.ndim not in (3, 4):
         raise InputError(f"a stimulus array needs a first axis over stimuli: (N, H, W[, C]) or (N, C, H, W); "
                          f"got shape {array.shape}")
@@ -164,7 +181,7 @@ def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> St
     root = Path(root) if root else shared_data_dir() / "cifar10-jpeg"
     if (root / "test").is_dir():
         samples, classes = folder_samples(root / "test")
-        if limit:  # class-balanced: the first images of each class
+        if limit is not None:  # class-balanced: the first images of each class
             samples = [samples[k] for k in balanced_indices([label for _, label in samples], limit, None)]
         files = [(path, classes[k]) for path, k in samples]
         meta = pd.DataFrame({"stimulus_id": [f"{c}/{p.name}" for p, c in files],
@@ -174,8 +191,10 @@ def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> St
                            lambda i: files[i][0].read_bytes())
     from .data import load_cifar10_pickles
 
-    images, labels, classes = load_cifar10_pickles(root, train=False)
-    keep = balanced_indices(labels.tolist(), limit, None) if limit else list(range(len(images)))
+    images, labels, classes = load_cifar10_pickles(
+        root, train=False, fix="give --stimuli cifar10-test:/path/to/root (a folder with test/<class>/ images or "
+                               "cifar-10-batches-py/), or set VISRECUR_DATA to the folder holding cifar10-jpeg/")
+    keep = balanced_indices(labels.tolist(), limit, None) if limit is not None else list(range(len(images)))
     array = images[keep].permute(0, 2, 3, 1).numpy()
     names = [classes[k] for k in labels[keep].tolist()]
     meta = pd.DataFrame({"stimulus_id": [f"cifar10_test_{k:05d}" for k in keep],
@@ -198,6 +217,8 @@ def builtin(size: int = 64) -> StimulusSet:
 def resolve(source: str | Sequence[str], limit: int | None = None) -> StimulusSet:
     """A stimulus set from a command-line word: builtin, 92images[:path], cifar10-test[:root], a folder,
     an .npy array, a .txt list of files, or image files."""
+    if limit is not None and limit < 1:
+        raise InputError(f"limit {limit} must be at least 1 (None: every stimulus)")
     if not isinstance(source, str):
         sources = list(source)
         if len(sources) == 1:
@@ -216,7 +237,14 @@ def resolve(source: str | Sequence[str], limit: int | None = None) -> StimulusSe
                 raise InputError(f"stimulus array {source!r} does not exist")
             try:
                 array = np.load(source, allow_pickle=False)
-            except (ValueError, OSError) as err:
+            except ValueError as err:
+                if "allow_pickle" in str(err):
+                    raise InputError(f"stimulus array {source!r} holds Python objects (object dtype), not "
+                                     "pixel values; save a numeric array (uint8 0..255 or floats 0..1) with "
+                                     "numpy.save") from None
+                raise InputError(f"stimulus array {source!r} cannot be read ({err}); save it with "
+                                 "numpy.save") from None
+            except OSError as err:
                 raise InputError(f"stimulus array {source!r} cannot be read ({err}); save it with "
                                  "numpy.save") from None
             stimuli = from_array(array, name=Path(source).stem)
@@ -231,9 +259,12 @@ def resolve(source: str | Sequence[str], limit: int | None = None) -> StimulusSe
             stimuli = from_folder(source)
         elif Path(source).is_file():
             stimuli = from_files([source])
+        elif "/" in source or os.sep in source or Path(source).suffix:
+            raise InputError(f"stimuli {source!r} does not exist; give an existing folder, image file, .npy "
+                             "array or .txt list (or builtin, 92images, cifar10-test)")
         else:
             raise InputError(f"stimuli {source!r} not understood: give builtin, 92images, cifar10-test, a "
                              "folder of images, an .npy array, a .txt list of files, or image files")
-    if limit and len(stimuli) > limit:
+    if limit is not None and len(stimuli) > limit:
         stimuli = stimuli.subset(range(limit))
     return stimuli

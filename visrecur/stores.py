@@ -120,11 +120,18 @@ def _no_compression() -> dict:
     return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {"compressor": None}
 
 
+def check_writable(output: Path) -> None:
+    """Refuse an output whose folder cannot be created or written, without creating anything."""
+    existing = Path(output).resolve().parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not _can_write_in(existing):
+        raise InputError(f"cannot write {str(output)!r}: {str(existing)!r} is not a writable folder; choose "
+                         "another --output")
+
+
 def check_output(output: Path, partial: Path, existing: list[Path], overwrite: bool, resume: bool) -> None:
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create the output folder {str(output.parent)!r} ({err.strerror})") from None
+    check_writable(output)
     if output.exists() and not overwrite:
         raise InputError(f"{str(output)!r} already exists; pass --overwrite to replace it or choose --output")
     if resume and not existing:
@@ -133,6 +140,10 @@ def check_output(output: Path, partial: Path, existing: list[Path], overwrite: b
     if existing and not resume and not overwrite:
         raise InputError(f"an unfinished recording {str(existing[0])!r} exists; pass --resume to continue it or "
                          "--overwrite to start again")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder {str(output.parent)!r} ({err.strerror})") from None
 
 
 def check_resumable(partial: Path, template: Template) -> np.ndarray:
@@ -176,3 +187,15 @@ def finalize(partial: Path, output: Path) -> None:
             ds.to_netcdf(tmp, engine="h5netcdf")
         os.replace(tmp, output)
         shutil.rmtree(partial)
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried with a temporary file, removed at once; the
+    permission bits alone say yes to root even where the file system refuses)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visrecur-write-test"):
+            return True
+    except OSError:
+        return False

@@ -16,7 +16,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 def format_summary(spec, readout_times: Sequence[int] | None = None) -> str:
     graph = spec.graph
-    readout_times = list(readout_times or range(graph.earliest_readout, spec.time_steps + 1))
+    readout_times = list(range(graph.earliest_readout, spec.time_steps + 1) if readout_times is None
+                         else readout_times)
     parts = [
         f"{spec.name}: {len(graph.states)} states, {len(graph.transitions)} transitions, "
         f"{graph.execution} execution, {graph.aggregation} aggregation, weights {graph.weight_sharing}"

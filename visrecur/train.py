@@ -24,7 +24,7 @@ from . import checkpoint, data, zoo
 from .checkpoint import export_weights  # noqa: F401  (re-exported: visrecur.train.export_weights)
 from .config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, TrainingError, build_config,  # noqa: F401
                      build_parser, lr_at, parse_args)
-from .distributed import all_sum, setup_distributed, shutdown
+from .distributed import all_sum, parse_device, setup_distributed, shutdown
 from .errors import report_errors
 from .evaluate import evaluate  # noqa: F401  (re-exported: visrecur.train.evaluate)
 from .model import FRNN
@@ -32,11 +32,8 @@ from .preprocess import Preprocess
 
 
 def pick_device(requested: str, local_rank: int) -> str:
-    if requested == "auto":
-        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"--device {requested} asked for, but no CUDA GPU is visible; use --device cpu")
-    return requested
+    """cpu, cuda, cuda:N or auto -> a torch device (``distributed.parse_device``, shared with recording)."""
+    return parse_device(requested, local_rank)
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -83,6 +80,7 @@ def train(cfg: TrainConfig) -> dict:
     """Run (or resume) a training; returns the final checkpoint payload (rank 0) or {}."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    pick_device(cfg.device, 0)  # a device word that cannot work is refused before anything starts
     rank, world, local_rank = setup_distributed(cfg.device if cfg.device != "auto" else
                                                 ("cuda" if torch.cuda.is_available() else "cpu"))
     device = pick_device(cfg.device, local_rank)
@@ -94,7 +92,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.dataset == "folder" or cfg.augment == "imagenet":
         data.find_split(cfg.data_root, "train")  # a wrong --data-root is refused before OUT is made
     if rank == 0:
-        _prepare_output(out, ckpt_path, cfg)
+        _check_output(out, ckpt_path, cfg)  # OUT itself is made only when training starts
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -109,7 +107,14 @@ def train(cfg: TrainConfig) -> dict:
 
     spec = zoo.spec(cfg.model, **cfg.model_overrides)
     loss_times = sorted(cfg.loss_readout_times) or [spec.readout_time]
+    if min(loss_times) < spec.graph.earliest_readout:
+        raise TrainingError(f"--loss-readout-times {' '.join(map(str, loss_times))}: {cfg.model} can read out "
+                            f"from t={spec.graph.earliest_readout} on; give readout times >= "
+                            f"{spec.graph.earliest_readout}")
     if max(loss_times) > spec.time_steps:
+        if rank == 0:
+            print(f"the model is built for readout times up to {spec.time_steps}; --loss-readout-times "
+                  f"{' '.join(map(str, loss_times))} extends its time_steps to {max(loss_times)}", flush=True)
         spec = zoo.spec(cfg.model, **{**cfg.model_overrides, "time_steps": max(loss_times)})
     eval_times = sorted(cfg.eval_readout_times) or list(range(spec.graph.earliest_readout, spec.time_steps + 1))
     model = FRNN(spec).to(device)
@@ -118,7 +123,7 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr_at(cfg, 0), momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     start_epoch, history = 0, []
-    if cfg.resume and ckpt_path.exists():
+    if cfg.resume:
         start_epoch, history, extended_from = _resume(ckpt_path, model, optimizer, cfg, device)
         if rank == 0:
             extended = (f"; the run is extended from {extended_from} to {cfg.epochs} epochs"
@@ -131,6 +136,8 @@ def train(cfg: TrainConfig) -> dict:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
     step_fn = torch.compile(net) if cfg.compile else net
+    if rank == 0:
+        _prepare_output(out, ckpt_path, cfg)
 
     payload, batches_seen = {}, [0]
     for epoch in range(start_epoch, cfg.epochs):
@@ -153,6 +160,22 @@ def train(cfg: TrainConfig) -> dict:
                   + f"  (best t{best})  {row['images_per_s']:.0f} img/s", flush=True)
     shutdown(world)
     return payload
+
+
+def _check_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
+    """Refuse what cannot work before any data is loaded, without creating anything."""
+    if cfg.resume and not ckpt_path.is_file():
+        raise TrainingError(f"nothing to resume: {str(ckpt_path)!r} does not exist; run without --resume to "
+                            "start a new training (or with --overwrite to start again in OUT)")
+    if ckpt_path.exists() and not (cfg.resume or cfg.overwrite):
+        raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
+                            "to start again (the old checkpoint is replaced only after the first epoch)")
+    existing = out.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not _can_write_in(existing):
+        raise TrainingError(f"cannot write to output folder {str(out)!r} ({str(existing)!r} is not a writable "
+                            "folder); choose another with --out")
 
 
 def _prepare_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
@@ -269,9 +292,22 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-@report_errors
+@report_errors(interrupted="interrupted; continue with --resume (the last finished epoch is kept)")
 def main(argv=None) -> int:
     train(parse_args(argv))
+
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried with a temporary file, removed at once; the
+    permission bits alone say yes to root even where the file system refuses)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visrecur-write-test"):
+            return True
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

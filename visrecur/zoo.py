@@ -49,7 +49,8 @@ def _sequential_resnet(names, channels, self_steps, *, shared, input_size, first
                   self_steps=dict(zip(names, self_steps)),
                   weight_sharing="shared" if shared else "unshared")
     full = sum(self_steps) + len(names)  # last state's final update + 1 step for the post-net
-    return ModelSpec(graph, readout_time or full, time_steps, name=name, num_classes=num_classes,
+    return ModelSpec(graph, full if readout_time is None else readout_time, time_steps, name=name,
+                     num_classes=num_classes,
                      input_size=(input_size, input_size), prenet=prenet, bn_affine=bn_affine)
 
 
