@@ -33,19 +33,20 @@ def last_trained_readout(model) -> int:
     return max(trained) if trained else model.spec.time_steps
 
 
-def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained") -> pd.DataFrame:
-    """Top-1 error per readout time, with whether it lies past the trained readout times and which
-    steps borrowed another step's TSBN statistics."""
-    trained = last_trained_readout(model)
+def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained",
+                        trained_readout: int | None = None) -> pd.DataFrame:
+    """Top-1 error per readout time, whether it lies past the trained readout times (``trained_readout``,
+    default the model's last trained one) and which steps borrowed another step's TSBN statistics."""
+    trained = last_trained_readout(model) if trained_readout is None else trained_readout
     errors = evaluate(model, batches, list(readout_times), "cpu")
-    borrowed = borrowed_statistics(model, max(readout_times))
     low, high = latency_ms(list(errors))
     return pd.DataFrame({
         "readout_time": list(errors), "error": list(errors.values()),
         "latency_min_ms": low, "latency_max_ms": high,
         "beyond_trained_steps": [t > trained for t in errors],
-        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(borrowed) if s <= t) or "none"
-                                           for t in errors],
+        # a readout at t runs transitions at steps < t and reads the post-net at t
+        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(borrowed_statistics(model, t)))
+                                           or "none" for t in errors],
         "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
 
 
@@ -75,15 +76,16 @@ def main(argv=None):
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
     batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
     times = list(args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1))
+    trained = last_trained_readout(model)  # before recalibration makes later steps "trained"
     with torch.no_grad():
-        tables = [readout_time_errors(model, batches, times, "last trained")]
+        tables = [readout_time_errors(model, batches, times, "last trained", trained)]
     if args.recalibrate:
         train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
         calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, mean, std, train=False)
         recalibrate_batchnorm(model, [x for x, _ in calibration.batches()], max(times), progress=True)
         with torch.no_grad():
             tables.append(readout_time_errors(model, batches, times,
-                                              f"recalibrated on {len(train_x)} training images"))
+                                              f"recalibrated on {len(train_x)} training images", trained))
     table = pd.concat(tables, ignore_index=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,3 +36,17 @@ def test_readout_time_errors_match_a_direct_count():
             assert np.isclose(table.set_index("readout_time").error[t], expected)
     assert table.beyond_trained_steps.tolist() == [False, False, True]
     assert table.latency_max_ms.tolist() == [100, 150, 250]
+
+
+def test_readout_errors_name_the_borrowed_steps_per_readout_time():
+    torch.manual_seed(0)
+    model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=3, input_size=8).train()
+    model(torch.randn(16, 3, 8, 8), readout_time=[2, 3])  # transitions trained at 1, 2; post-net at 2, 3
+    model.eval()
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    batches = TensorBatches(images, torch.randint(0, 10, (6,)), 6, (0.5,) * 3, (0.25,) * 3, train=False)
+    table = readout_time_errors(model, batches, [2, 3, 4, 5]).set_index("readout_time")
+    # readout 3 (the last trained) borrows nothing; readout 4 runs step 3 and reads the post-net at 4
+    assert table.steps_with_borrowed_statistics.tolist() == ["none", "none", "3 4", "3 4 5"]
+    assert table.beyond_trained_steps.tolist() == [False, False, True, True]
+    assert readout_time_errors(model, batches, [4], trained_readout=5).beyond_trained_steps.tolist() == [False]

@@ -7,7 +7,7 @@ import torch
 import xarray as xr
 
 from analyses.neural_alignment import main
-from visrecur import zoo
+from visrecur import Preprocess, zoo
 from visrecur.neural import model_rdms, upper_triangle
 from visrecur.neural import synthetic
 from visrecur.record import record
@@ -90,7 +90,8 @@ def test_scores_a_real_recording_layout():
     torch.manual_seed(0)
     model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=4, input_size=8).eval()
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
-    ds = record(model, from_array(images, ids=IDS[:6]), progress=False)
+    ds = record(model, from_array(images, ids=IDS[:6]), progress=False,
+                preprocess=Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3))
     first, second = ds.attrs["states"].split()
     arrival = ds[second].attrs["arrival_time"]
     rdm = model_rdms(ds)
