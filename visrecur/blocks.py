@@ -1,4 +1,9 @@
-"""Torch building blocks: time-specific batch norm, transition blocks, pre-net and post-net."""
+"""Torch building blocks: time-specific batch norm, transition blocks, pre-net and post-net.
+
+Over ~350 lines on purpose: TSBN's policy for steps without trained statistics, its extension and its
+recalibration (the second half) read and change exactly the per-step slots defined here, and are tested
+as one unit (tests/test_tsbn_steps.py).
+"""
 from __future__ import annotations
 
 import torch

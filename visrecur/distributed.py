@@ -50,8 +50,8 @@ def shutdown(world: int) -> None:
 
 
 def parse_device(requested: str, local_rank: int = 0) -> str:
-    """A device word of ``--device`` -> a torch device string, or one clear error: ``cpu``, ``cuda``,
-    ``cuda:N`` (N below the number of visible GPUs) or ``auto`` (``cuda:<local rank>`` if a GPU is
+    """A device word of ``--device`` -> a torch device string, or one clear error: ``cpu``, ``cuda``
+    (-> ``cuda:<local rank>``), ``cuda:N`` (N below the number of visible GPUs) or ``auto`` (``cuda:<local rank>`` if a GPU is
     visible, else ``cpu``). Shared by training and recording."""
     from .errors import InputError
 
@@ -69,4 +69,5 @@ def parse_device(requested: str, local_rank: int = 0) -> str:
     if index and int(index) >= count:
         raise InputError(f"--device {requested} asked for, but only {count} GPU(s) are visible (cuda:0.."
                          f"cuda:{count - 1}); use one of those or --device cpu")
-    return word
+    # plain "cuda": this process's GPU (torchrun's local rank), with an index torch.cuda.set_device accepts
+    return word if index else f"cuda:{local_rank % count}"
