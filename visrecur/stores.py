@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import InputError
+from .files import writable_ancestor
 from .recordings import RECORDED_ATTRS, Template
 
 # everything that determines the stored values: a resume must agree on each
@@ -122,10 +123,8 @@ def _no_compression() -> dict:
 
 def check_writable(output: Path) -> None:
     """Refuse an output whose folder cannot be created or written, without creating anything."""
-    existing = Path(output).resolve().parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not _can_write_in(existing):
+    existing, writable = writable_ancestor(Path(output).resolve().parent)
+    if not writable:
         raise InputError(f"cannot write {str(output)!r}: {str(existing)!r} is not a writable folder; choose "
                          "another --output")
 
@@ -188,14 +187,3 @@ def finalize(partial: Path, output: Path) -> None:
         os.replace(tmp, output)
         shutil.rmtree(partial)
 
-
-def _can_write_in(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (tried with a temporary file, removed at once; the
-    permission bits alone say yes to root even where the file system refuses)."""
-    import tempfile
-
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visrecur-write-test"):
-            return True
-    except OSError:
-        return False

@@ -27,6 +27,7 @@ from .config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, TrainingError, bui
 from .distributed import all_sum, parse_device, setup_distributed, shutdown
 from .errors import report_errors
 from .evaluate import evaluate  # noqa: F401  (re-exported: visrecur.train.evaluate)
+from .files import writable_ancestor
 from .model import FRNN
 from .preprocess import Preprocess
 
@@ -137,7 +138,7 @@ def train(cfg: TrainConfig) -> dict:
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
     step_fn = torch.compile(net) if cfg.compile else net
     if rank == 0:
-        _prepare_output(out, ckpt_path, cfg)
+        _prepare_output(out)
 
     payload, batches_seen = {}, [0]
     for epoch in range(start_epoch, cfg.epochs):
@@ -170,26 +171,19 @@ def _check_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
     if ckpt_path.exists() and not (cfg.resume or cfg.overwrite):
         raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
                             "to start again (the old checkpoint is replaced only after the first epoch)")
-    existing = out.resolve()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not _can_write_in(existing):
+    existing, writable = writable_ancestor(out)
+    if not writable:
         raise TrainingError(f"cannot write to output folder {str(out)!r} ({str(existing)!r} is not a writable "
                             "folder); choose another with --out")
 
 
-def _prepare_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
+def _prepare_output(out: Path) -> None:
+    """Make OUT once training starts (``_check_output`` has refused what cannot work)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
     except OSError as err:
         raise TrainingError(f"cannot write to output folder {str(out)!r} ({err.strerror}); choose another "
                             "with --out") from None
-    if ckpt_path.exists() and not (cfg.resume or cfg.overwrite):
-        raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
-                            "to start again (the old checkpoint is replaced only after the first epoch)")
 
 
 def _resume(path, model, optimizer, cfg, device):
@@ -297,17 +291,6 @@ def main(argv=None) -> int:
     train(parse_args(argv))
 
 
-
-def _can_write_in(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (tried with a temporary file, removed at once; the
-    permission bits alone say yes to root even where the file system refuses)."""
-    import tempfile
-
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visrecur-write-test"):
-            return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":
