@@ -29,7 +29,7 @@ def results(tmp_path):
 
 
 # notebooks with results of their own are run by their own tests (test_neural_figures.py)
-OWN_TESTS = {"neural_alignment.ipynb"}
+OWN_TESTS = {"neural_alignment.ipynb", "readout_generalization.ipynb"}
 
 
 @pytest.mark.parametrize("notebook", sorted(p for p in FIGURES.glob("*.ipynb") if p.name not in OWN_TESTS),

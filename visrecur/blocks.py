@@ -272,14 +272,17 @@ def extend_time(model: nn.Module, time_steps: int, init: str = "last") -> None:
         spec.time_steps = max(spec.time_steps, time_steps)
 
 
-def _used_steps(model: nn.Module, readout_time: int) -> dict[TimeSpecificBatchNorm, list[int]]:
-    """Every TSBN of an FRNN -> the steps at which a readout up to ``readout_time`` normalises with it."""
+def _used_steps(model: nn.Module, readout_time: int,
+                all_readouts: bool = True) -> dict[TimeSpecificBatchNorm, list[int]]:
+    """Every TSBN of an FRNN -> the steps at which a readout up to ``readout_time`` (or, with
+    ``all_readouts=False``, the one readout at ``readout_time``) normalises with it."""
     graph, used = model.spec.graph, {}
     for key, norms in model.norms.items():
         tr = next(tr for tr in graph.transitions if tr.key == key)
         for m in norms:
             used[m] = [t for t in range(1, readout_time) if graph.runs(tr, t)]
-    used[model.postnet.norm] = list(range(graph.earliest_readout, readout_time + 1))
+    used[model.postnet.norm] = list(range(graph.earliest_readout if all_readouts else readout_time,
+                                          readout_time + 1))
     return used
 
 
@@ -354,12 +357,13 @@ def recalibrate_batchnorm(model: nn.Module, batches, readout_time: int, steps=No
     return sorted({t for t, _ in passes})
 
 
-def borrowed_statistics(model: nn.Module, readout_time: int) -> dict[int, set]:
+def borrowed_statistics(model: nn.Module, readout_time: int, all_readouts: bool = True) -> dict[int, set]:
     """Step t -> the steps whose statistics normalise it, for every step up to ``readout_time`` that a
     readout there would normalise (partly) with statistics not estimated for it (transition steps and
     post-net readouts together): another step's number, "initial" for a transition that never ran in
-    training (mean 0, variance 1), or "refused" (beyond_trained="error"). Empty when none."""
-    used = _used_steps(model, readout_time)
+    training (mean 0, variance 1), or "refused" (beyond_trained="error"). Empty when none.
+    ``all_readouts=False``: only what the one readout at ``readout_time`` uses (not earlier readouts)."""
+    used = _used_steps(model, readout_time, all_readouts)
     model_trained = any(m.trained_steps() for m in used)
     borrowed: dict[int, set] = {}
     for m, steps in used.items():

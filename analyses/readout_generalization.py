@@ -1,0 +1,143 @@
+"""Train at one readout time, test at others (the paper's Fig. 5A).
+
+    python -m analyses.readout_generalization [--model NAME_OR_CHECKPOINT] [--readout-times 7 8 ... 23]
+        [--limit N] [--recalibrate N] [--out results/readout_generalization.csv]
+
+The paper trains a 2-state ResNet with shared weights at readout time t = 13 (first state unrolled
+N = t - 3 = 10 times) and tests it at t = 7..23. A multi-state ResNet is re-unrolled for each test time
+(``visrecur.retime``: same weights, TSBN statistics matched run by run); a fully recurrent model reads
+out at every t from one unrolling. Runs past those seen in training use the last trained run's
+statistics; with --recalibrate N the same readout times are evaluated again with those statistics
+estimated from N training images. One tidy CSV holds both policies, with times in ms (--ms-per-step).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from visrecur import data
+from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
+from visrecur.checkpoint import load
+from visrecur.errors import ArgumentParser, CheckpointError, InputError, report_errors
+from visrecur.evaluate import evaluate
+from visrecur.files import publish
+from visrecur.retime import first_state_unrolls, retime
+from visrecur.stimuli import shared_data_dir
+from visrecur.timing import TimeMapping
+
+DEFAULT_MODEL = "resnet_2state_t13_cifar10"
+PAPER_READOUT_TIMES = list(range(7, 24))
+
+
+def _borrowed(model, t: int) -> str:
+    borrowed = borrowed_statistics(model, t, all_readouts=False)
+    return " ".join(f"{step}<-{'/'.join(map(str, sorted(src, key=str)))}"
+                    for step, src in sorted(borrowed.items())) or "none"
+
+
+def generalization_errors(model, batches, readout_times, *, calibration=None,
+                          mapping: TimeMapping = TimeMapping()) -> pd.DataFrame:
+    """Top-1 error of ``model`` (trained at ``model.spec.readout_time``) at every readout time.
+
+    ``calibration``: batches of training images; if given, every statistic past the trained runs is
+    estimated from them (per readout time, on a fresh copy) and the rows say so. Without it, the model's
+    ``beyond_trained`` policy applies (the last trained run's statistics)."""
+    spec = model.spec
+    trained = spec.readout_time
+    sequential = spec.graph.execution == "sequential"
+    policy = "last trained" if calibration is None else f"recalibrated on {calibration.count} training images"
+    rows = []
+    for t in readout_times:
+        if sequential:
+            tested = retime(model, t)
+        elif calibration is not None:
+            tested = _copy(model)
+        else:
+            tested = model
+        if calibration is not None:
+            recalibrate_batchnorm(tested, [x for x, _ in calibration.batches()], t)
+        error = evaluate(tested, batches, [t], "cpu")[t]
+        low, high = mapping.latency(t)
+        rows.append({
+            "model": spec.name, "trained_readout_time": trained, "readout_time": t,
+            "first_state_unrolls": first_state_unrolls(spec.graph, t) if sequential else None,
+            "error": error, "time_ms_low": float(low), "time_ms_high": float(high),
+            "relative_to_trained": "trained" if t == trained else ("before" if t < trained else "after"),
+            # which steps normalise with another step's statistics (step<-source), for this readout only
+            "borrowed_statistics": _borrowed(tested, t),
+            "tsbn_past_trained": policy, "chance_error": 1 - 1 / spec.num_classes,
+            "ms_per_step": mapping.describe()})
+    return pd.DataFrame(rows)
+
+
+def _copy(model):
+    import copy
+    return copy.deepcopy(model)
+
+
+class _Calibration:
+    def __init__(self, images, mean, std):
+        self.count = len(images)
+        self._batches = data.TensorBatches(images, torch.zeros(len(images)), 128, mean, std, train=False)
+
+    def batches(self):
+        return self._batches.batches()
+
+
+@report_errors
+def main(argv=None):
+    p = ArgumentParser(prog="python -m analyses.readout_generalization", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=DEFAULT_MODEL, help="a shipped model's name or a checkpoint path")
+    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--readout-times", type=int, nargs="+", default=PAPER_READOUT_TIMES)
+    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
+    p.add_argument("--recalibrate", type=int, metavar="N",
+                   help="also evaluate with the statistics past the trained runs estimated from N training images")
+    p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], metavar="MS",
+                   help="one duration or LOW HIGH per step (visrecur.timing.TimeMapping)")
+    p.add_argument("--out", default="results/readout_generalization.csv")
+    args = p.parse_args(argv)
+    for name in ("limit", "recalibrate"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} {getattr(args, name)} must be at least 1")
+    if min(args.readout_times) < 1:
+        p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
+    mapping = TimeMapping(args.ms_per_step)
+    model = load(args.model)
+    if model.preprocess is None:
+        raise CheckpointError(f"checkpoint {args.model!r} does not say its preprocessing; give a checkpoint "
+                              "written by python -m visrecur.train")
+    spec = model.spec
+    earliest = spec.readout_time - first_state_unrolls(spec.graph, spec.readout_time) + 1 \
+        if spec.graph.execution == "sequential" else spec.graph.earliest_readout
+    too_early = [t for t in args.readout_times if t < earliest]
+    if too_early:
+        raise InputError(f"--readout-times {' '.join(map(str, too_early))}: {spec.name} reads out at "
+                         f"t >= {earliest}; drop those")
+    mean, std = model.preprocess.mean, model.preprocess.std
+    images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
+    batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
+    with torch.no_grad():
+        tables = [generalization_errors(model, batches, args.readout_times, mapping=mapping)]
+        if args.recalibrate:
+            train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
+            tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
+                                                calibration=_Calibration(train_x, mean, std)))
+    table = pd.concat(tables, ignore_index=True)
+    table.insert(len(table.columns), "test_images", len(labels))
+    publish_csv(table, Path(args.out))
+    print(table.drop(columns=["ms_per_step", "chance_error"]).to_string(index=False))
+
+
+def publish_csv(table: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    table.to_csv(tmp, index=False)
+    publish(tmp, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
