@@ -44,3 +44,36 @@ def test_notebook_runs(notebook, results, monkeypatch):
         exec(compile("".join(cell["source"]), f"{notebook.name}", "exec"), namespace)
     pngs = list((results / "out").glob("*.png"))
     assert len(pngs) >= 2 and all(p.stat().st_size > 5000 for p in pngs)
+
+
+def test_python_m_figures_runs_every_analysis_then_every_notebook(monkeypatch):
+    import figures.__main__ as command
+
+    calls = []
+    monkeypatch.setattr(command, "run_analysis", lambda name, argv: calls.append((name, argv)))
+    monkeypatch.setattr(command, "run_notebooks", lambda: calls.append("notebooks"))
+    monkeypatch.chdir(command.ROOT)
+    assert command.main(["--limit", "200", "--calibration", "50"]) == 0
+    assert [c[0] for c in calls[:-1]] == list(command.ANALYSES) and calls[-1] == "notebooks"
+    assert ("readout_generalization", ["--limit", "200", "--recalibrate", "50"]) in calls
+    calls.clear()
+    assert command.main(["--plots-only"]) == 0 and calls == ["notebooks"]
+
+
+@pytest.mark.parametrize("argv, message", [(["--limit", "0"], "--limit 0 must be at least 1"),
+                                           (["--only", "nonsense"], "invalid choice")])
+def test_python_m_figures_refuses(argv, message, monkeypatch, capsys):
+    import figures.__main__ as command
+
+    monkeypatch.chdir(command.ROOT)
+    with pytest.raises(SystemExit) as stop:
+        command.main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_python_m_figures_needs_the_repository_root(tmp_path, monkeypatch, capsys):
+    import figures.__main__ as command
+
+    monkeypatch.setattr(command, "run_notebooks", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert command.main(["--plots-only"]) == 2 and "from the repository root" in capsys.readouterr().err
