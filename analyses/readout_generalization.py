@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
@@ -39,7 +40,7 @@ def _borrowed(model, t: int) -> str:
 
 
 def generalization_errors(model, batches, readout_times, *, calibration=None,
-                          mapping: TimeMapping = TimeMapping()) -> pd.DataFrame:
+                          mapping: TimeMapping = TimeMapping(), progress: bool = False) -> pd.DataFrame:
     """Top-1 error of ``model`` (trained at ``model.spec.readout_time``) at every readout time.
 
     ``calibration``: batches of training images; if given, every statistic past the trained runs is
@@ -50,7 +51,7 @@ def generalization_errors(model, batches, readout_times, *, calibration=None,
     sequential = spec.graph.execution == "sequential"
     policy = "last trained" if calibration is None else f"recalibrated on {calibration.count} training images"
     rows = []
-    for t in readout_times:
+    for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
         if sequential:
             tested = retime(model, t)
         elif calibration is not None:
@@ -121,11 +122,11 @@ def main(argv=None):
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
     batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
     with torch.no_grad():
-        tables = [generalization_errors(model, batches, args.readout_times, mapping=mapping)]
+        tables = [generalization_errors(model, batches, args.readout_times, mapping=mapping, progress=True)]
         if args.recalibrate:
             train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
             tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
-                                                calibration=_Calibration(train_x, mean, std)))
+                                                calibration=_Calibration(train_x, mean, std), progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))
     publish_csv(table, Path(args.out))

@@ -18,7 +18,8 @@ FORMAT = "visrecur-checkpoint-1"
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
 # pretrained models shipped with visrecur, by name; the first is the default
 PRETRAINED = {"frnn_4state_cifar10": "frnn_4state_shared_cifar10.pt",
-              "frnn_4state_adjacent_cifar10": "frnn_4state_adjacent_shared_cifar10.pt"}
+              "frnn_4state_adjacent_cifar10": "frnn_4state_adjacent_shared_cifar10.pt",
+              "resnet_2state_t13_cifar10": "resnet_2state_shared_t13_cifar10.pt"}
 DEFAULT_CHECKPOINT = PACKAGE_WEIGHTS / PRETRAINED["frnn_4state_cifar10"]
 
 
