@@ -28,8 +28,9 @@ def results(tmp_path):
     return tmp_path
 
 
-# notebooks with results of their own are run by their own tests (test_neural_figures.py)
-OWN_TESTS = {"neural_alignment.ipynb", "readout_generalization.ipynb"}
+# notebooks with results of their own are run by their own tests (test_neural_figures.py, test_latency.py,
+# test_masking.py, test_readout_generalization.py)
+OWN_TESTS = {"neural_alignment.ipynb", "latency.ipynb", "masking.ipynb", "readout_generalization.ipynb"}
 
 
 @pytest.mark.parametrize("notebook", sorted(p for p in FIGURES.glob("*.ipynb") if p.name not in OWN_TESTS),

@@ -1,0 +1,131 @@
+"""What the timing analyses (latency, masking) share: the models they read, the test images they are
+evaluated on, which readout times a model can give, and writing their tables atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from visrecur import data
+from visrecur.blocks import borrowed_statistics
+from visrecur.checkpoint import PRETRAINED, load
+from visrecur.errors import CheckpointError, InputError
+from visrecur.files import publish, writable_ancestor
+
+DEFAULT_MODEL = next(iter(PRETRAINED))  # visrecur.load()'s default
+
+
+def load_models(names: Sequence[str]) -> dict:
+    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing."""
+    models = {}
+    for name in names:
+        model = load(name)
+        if model.preprocess is None:
+            raise CheckpointError(f"checkpoint {name!r} does not say its preprocessing (no 'preprocess' or "
+                                  "'normalization' entry); give a checkpoint written by python -m visrecur.train")
+        models[name] = model
+    return models
+
+
+def load_test_split(data_root, limit: int | None, seed: int = 0):
+    """(uint8 images, labels, class names) of the test split: all of it, or the fixed class-balanced subset
+    of ``limit`` images drawn from ``seed`` (the one visrecur.evaluate and the shipped measurements use)."""
+    return data.decode_folder(data.find_split(data_root, "val"), limit, seed=seed)
+
+
+def check_input_size(model, images: torch.Tensor, name: str) -> None:
+    size = tuple(images.shape[-2:])
+    if size != tuple(model.preprocess.crop_size):
+        raise InputError(f"the test images are {size[0]}x{size[1]} but model {name!r} takes "
+                         f"{model.preprocess.crop_size[0]}x{model.preprocess.crop_size[1]}; give a --data-root "
+                         "whose images have the model's input size (e.g. CIFAR-10 for the shipped models)")
+
+
+def last_trained_readout(model) -> int:
+    """The largest readout time whose post-net statistics were estimated from data (the spec's
+    time_steps for a model never trained)."""
+    trained = model.postnet.norm.trained_steps()
+    return max(trained) if trained else model.spec.time_steps
+
+
+def check_readout_times(model, times: Sequence[int], name: str, recalibrating: bool = False) -> None:
+    """One clear error when ``model`` cannot give a readout at every time in ``times``: too early for its
+    graph, past the steps a time-variant model has weights for, or (unless the statistics are going to be
+    recalibrated) needing TSBN statistics that were never estimated and that it cannot borrow."""
+    spec = model.spec
+    earliest = spec.graph.earliest_readout
+    if min(times) < earliest:
+        raise InputError(f"model {name!r} cannot be read out at t={min(times)}: its last state "
+                         f"{spec.graph.last.name!r} first holds data at t={earliest - 1}, so its readout times "
+                         f"start at {earliest}; give readout times >= {earliest}")
+    if spec.graph.weight_sharing == "unshared" and max(times) > spec.time_steps:
+        raise InputError(f"model {name!r} is time-variant (unshared weights) with weights for readout times up to "
+                         f"{spec.time_steps}, not t={max(times)}; give readout times <= {spec.time_steps}")
+    if recalibrating:
+        return
+    for t in sorted(times):
+        sources = set().union(set(), *borrowed_statistics(model, t).values())
+        bad = sorted(str(s) for s in sources if not isinstance(s, int))
+        if bad:
+            why = ("its checkpoint refuses steps without trained statistics (beyond_trained='error')"
+                   if "refused" in bad else "a transition it uses never ran in training (initial statistics)")
+            raise InputError(f"model {name!r} has no usable time-specific batch-norm statistics for a readout at "
+                             f"t={t}: {why}; give --recalibrate N to estimate them from N training images, or "
+                             f"readout times up to {last_trained_readout(model)}")
+
+
+def tsbn_columns(model, times: Sequence[int], trained: int, policy: str) -> pd.DataFrame:
+    """Per readout time: whether it lies past the trained readout times, which steps borrow another step's
+    statistics, and the policy that says what they use."""
+    return pd.DataFrame({
+        "readout_time": list(times),
+        "beyond_trained_steps": [t > trained for t in times],
+        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(borrowed_statistics(model, t), key=str))
+                                           or "none" for t in times],
+        "tsbn_past_trained": policy})
+
+
+def recalibrate(model, data_root, n_images: int, readout_time: int) -> str:
+    """Estimate every missing TSBN statistic up to ``readout_time`` from ``n_images`` training images;
+    returns the policy's description for the tables."""
+    from visrecur.blocks import recalibrate_batchnorm
+
+    train_x, _, _ = data.decode_folder(data.find_split(data_root, "train"), n_images)
+    calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, model.preprocess.mean,
+                                     model.preprocess.std, train=False)
+    recalibrate_batchnorm(model, [x for x, _ in calibration.batches()], readout_time, progress=True)
+    return f"recalibrated on {len(train_x)} training images"
+
+
+def check_output_folder(folder) -> Path:
+    folder = Path(folder)
+    existing, writable = writable_ancestor(folder)
+    if not writable or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"{str(folder)!r} is not a writable folder ({str(existing)!r} refuses new files); "
+                         "give --out-dir a folder you can write to")
+    return folder
+
+
+def write_tables(tables: Mapping[str, pd.DataFrame], folder) -> list[Path]:
+    """Write every table as ``folder/NAME.csv``: all to temporary files first, then each renamed into place,
+    so an interrupted run leaves the previous results, never half a table."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pending = []
+    try:
+        for name, table in tables.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".csv.tmp", dir=folder)
+            pending.append((tmp, folder / f"{name}.csv"))
+            with os.fdopen(fd, "w", newline="") as f:
+                table.to_csv(f, index=False)
+    except BaseException:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, dest in pending:
+        publish(tmp, dest)
+    return [dest for _, dest in pending]
