@@ -1,6 +1,6 @@
 """Backward masking: accuracy against how long a stimulus is shown before a mask replaces it.
 
-    python -m analyses.masking [--models NAME_OR_CHECKPOINT ...] [--limit 1000] [--durations 1 2 3 4 5]
+    python -m analyses.masking [--model NAME_OR_CHECKPOINT ...] [--limit 1000] [--durations 1 2 3 4 5]
         [--masks blank noise image] [--presentations held flash] [--readout-time T] [--seed 0]
 
 The model's time-varying input (docs/conventions.md): frame 0 becomes h(0) through the pre-net; frame
@@ -190,8 +190,9 @@ def masking_table(model, images: torch.Tensor, labels: torch.Tensor, durations: 
 @report_errors
 def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.masking", description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=list_pretrained(), metavar="NAME_OR_CHECKPOINT",
-                   help="shipped model names or checkpoint paths")
+    p.add_argument("--model", nargs="+", default=[n for n in list_pretrained() if n.startswith("frnn_")],
+                   metavar="NAME_OR_CHECKPOINT",
+                   help="shipped model names or checkpoint paths; default: the shipped fully recurrent models")
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--limit", type=int, help="a fixed class-balanced subset of the test split (seed 0); "
                                              "default: all of it")
@@ -215,7 +216,7 @@ def main(argv=None):
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
     mapping = TimeMapping(tuple(args.ms_per_step))
     out_dir = timed_readout.check_output_folder(args.out_dir)
-    models = timed_readout.load_models(args.models)
+    models = timed_readout.load_models(args.model)
     plans = {}
     for name, model in models.items():
         T = args.readout_time or model.spec.readout_time

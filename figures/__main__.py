@@ -24,6 +24,9 @@ ANALYSES = {
     "readout_time": lambda n, m: ["--limit", n, "--recalibrate", m],
     "tsbn_decay": lambda n, m: [],
     "readout_generalization": lambda n, m: ["--limit", n, "--recalibrate", m],
+    "latency": lambda n, m: ["--model", "frnn_4state_cifar10", "frnn_4state_adjacent_cifar10", "--limit", n,
+                             "--recalibrate", m],
+    "masking": lambda n, m: ["--limit", n],
 }
 
 

@@ -167,7 +167,7 @@ def masking_results(tmp_path_factory):
     root = tmp_path_factory.mktemp("masking")
     checkpoint = tiny_checkpoint(root / "tiny.pt", readout_time=4)
     tiny_folder(root / "data")
-    assert masking.main(["--models", str(checkpoint), "--data-root", str(root / "data"), "--out-dir",
+    assert masking.main(["--model", str(checkpoint), "--data-root", str(root / "data"), "--out-dir",
                          str(root / "results"), "--no-progress"]) == 0
     return root / "results"
 
