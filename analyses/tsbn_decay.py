@@ -2,6 +2,7 @@
 
     python -m analyses.tsbn_decay [--checkpoint NAME_OR_PATH ...] [--recalibrate N [--until T]]
         [--min-steps 4] [--r2-threshold 0.9] [--ms-per-step 20 50] [--out-dir results]
+    python -m analyses.tsbn_decay --refit results/tsbn_decay.csv [--min-steps 5 ...]   # fits only
 
 Writes three tidy CSVs (each to a temporary name, then renamed):
 
@@ -32,9 +33,13 @@ status ``too_few_steps`` and no constants; one whose values do not change (range
 ``constant`` (asymptote = the value, amplitude 0, no tau). Otherwise tau is searched on a log grid from
 0.1 steps to 100 x the channel's span of steps (for each tau the asymptote and amplitude are a linear
 least-squares problem), then refined with ``scipy.optimize.curve_fit``; an optimum at either end of the
-grid is ``jump`` (all the change between the first two steps, tau at 0.1 steps) or ``no_asymptote``
-(the values do not level off over the steps seen: a straight line, or a curve that speeds up, which no
-decay fits; tau at the upper end), and a fit that gives no finite answer is ``failed``. ``well_fit``:
+grid is ``jump`` (all the change between the first two steps, tau at 0.1 steps). A fit counts (status
+``fit``) only when tau is at most the channel's span of steps, so that at least 1 - 1/e = 63% of the
+approach happens within the steps seen; a longer tau is ``no_asymptote``: the values do not level off
+over the steps seen (a straight line, a curve that speeds up, which no decay fits, or a decay too slow
+to see), and the asymptote would be an extrapolation (a near-straight line is fitted with R^2 close to 1
+by a very slow exponential, so R^2 alone does not show a decay). A fit that gives no finite answer is
+``failed``. ``well_fit``:
 status ``fit`` and R^2 >= ``--r2-threshold``. R^2 = 1 - SSE / SST over the channel's steps; RMSE =
 sqrt(SSE / n), in the statistic's units. ``change`` = last value - first value.
 """
@@ -132,7 +137,7 @@ def fit_decay(steps, values, min_steps: int = MIN_STEPS) -> dict:
     if not np.all(np.isfinite(residual)):
         return {**out, "status": "failed"}
     sse_best, sst = float(np.sum(residual ** 2)), float(np.sum((y - y.mean()) ** 2))
-    status = "jump" if params[2] <= low * 1.01 else "no_asymptote" if params[2] >= high / 1.01 else "fit"
+    status = "jump" if params[2] <= low * 1.01 else "no_asymptote" if params[2] > span else "fit"
     return {**out, "asymptote": params[0], "amplitude": params[1], "tau_steps": params[2], "tau_steps_se": se,
             "r2": 1 - sse_best / sst, "rmse": float(np.sqrt(sse_best / len(t))), "status": status}
 
@@ -170,7 +175,7 @@ def summarise_fits(fits: pd.DataFrame) -> pd.DataFrame:
     """Per transition kind and statistic (and model, estimated_by): channels per status, the fraction
     well fit among the channels a fit was tried on (status fit, jump or no_asymptote), and the median [25th,
     75th percentile] of tau (steps, ms), R^2, RMSE, asymptote and amplitude over the channels with
-    status ``fit``."""
+    status ``fit``, of which ``n_fit_decreasing`` decay from above (amplitude > 0)."""
     groups = [c for c in ("model", "estimated_by") if c in fits.columns] + ["kind", "statistic"]
     rows = []
     for key, part in fits.groupby(groups, sort=True):
@@ -182,6 +187,7 @@ def summarise_fits(fits: pd.DataFrame) -> pd.DataFrame:
                   for status in STATUSES},
                "median_steps_per_channel": float(part.n_steps.median()),
                "n_well_fit": int(part.well_fit.sum()),
+               "n_fit_decreasing": int((fitted.amplitude > 0).sum()),  # decays from above, as in Fig. 5B
                "fraction_well_fit": part.well_fit.sum() / tried if tried else np.nan}
         for column in ("tau_steps", "tau_ms_low", "tau_ms_high", "r2", "rmse", "asymptote", "amplitude"):
             median, q1, q3 = _iqr(fitted[column])
@@ -225,6 +231,38 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+def _read_raw(path) -> pd.DataFrame:
+    """A tsbn_decay.csv written before (files without model or estimated_by get one of each)."""
+    if not Path(path).is_file():
+        raise InputError(f"--refit {path}: no such file; write it with python -m analyses.tsbn_decay")
+    raw = pd.read_csv(path)
+    missing = {"transition", "kind", "bn_position", "channel", "time", *STATISTICS} - set(raw.columns)
+    if missing:
+        raise InputError(f"--refit {path} has no column(s) {sorted(missing)}; give a tsbn_decay.csv written by "
+                         "python -m analyses.tsbn_decay")
+    return raw.assign(model=raw.get("model", str(path)), estimated_by=raw.get("estimated_by", "training"))
+
+
+def _statistics(args) -> pd.DataFrame:
+    """The raw table of every checkpoint asked for, trained and (with --recalibrate) re-estimated."""
+    from visrecur.checkpoint import list_pretrained
+
+    names = args.checkpoint or list_pretrained()
+    tables = []
+    for name in names:
+        model = visrecur.load(name)
+        table = tsbn_statistics(model).assign(model=name, estimated_by="training")
+        if table.empty and not args.recalibrate:
+            raise InputError(f"{name}: no transition has TSBN statistics estimated from data (an untrained "
+                             "model); give a trained checkpoint or --recalibrate N")
+        tables.append(table)
+        if args.recalibrate:
+            until = args.until or model.spec.time_steps
+            tables.append(recalibrated_statistics(model, args.data_root, args.recalibrate, until)
+                          .assign(model=name, estimated_by=f"recalibration on {args.recalibrate} training images"))
+    return pd.concat(tables, ignore_index=True)
+
+
 @report_errors
 def main(argv=None):
     from visrecur.checkpoint import list_pretrained
@@ -242,10 +280,14 @@ def main(argv=None):
     p.add_argument("--r2-threshold", type=float, default=0.9, help="R^2 from which a fit counts as good, in (0, 1]")
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0],
                    help="one duration or LOW HIGH, for tau in ms")
+    p.add_argument("--refit", metavar="CSV", help="fit an existing tsbn_decay.csv (e.g. with another --min-steps) "
+                                                  "instead of reading checkpoints")
     p.add_argument("--out-dir", default="results")
     args = p.parse_args(argv)
     mapping = TimeMapping(tuple(args.ms_per_step))
     _check_fit_options(args.min_steps, args.r2_threshold)
+    if args.refit and (args.checkpoint or args.recalibrate is not None):
+        p.error("--refit fits a table already written; drop --checkpoint and --recalibrate")
     if args.recalibrate is not None and args.recalibrate < 1:
         p.error(f"--recalibrate {args.recalibrate} must be at least 1 image")
     if args.until is not None and args.recalibrate is None:
@@ -253,25 +295,13 @@ def main(argv=None):
     if args.until is not None and args.until < 2:
         p.error(f"--until {args.until}: transitions run from step 1, so recalibrate up to a readout time >= 2")
     out = Path(args.out_dir)
-    names = args.checkpoint or list_pretrained()
-    tables = []
-    for name in names:
-        model = visrecur.load(name)
-        table = tsbn_statistics(model).assign(model=name, estimated_by="training")
-        if table.empty:
-            raise InputError(f"{name}: no transition has TSBN statistics estimated from data (an untrained "
-                             "model); give a trained checkpoint or --recalibrate N")
-        tables.append(table)
-        if args.recalibrate:
-            until = args.until or model.spec.time_steps
-            tables.append(recalibrated_statistics(model, args.data_root, args.recalibrate, until)
-                          .assign(model=name, estimated_by=f"recalibration on {args.recalibrate} training images"))
-    raw = pd.concat(tables, ignore_index=True)
+    raw = _read_raw(args.refit) if args.refit else _statistics(args)
     raw = raw[["model", "estimated_by"] + [c for c in raw.columns if c not in ("model", "estimated_by")]]
     fits = fit_statistics(raw, mapping, args.min_steps, args.r2_threshold)
     summary = summarise_fits(fits)
     out.mkdir(parents=True, exist_ok=True)
-    for table, name in ((raw, "tsbn_decay.csv"), (fits, "tsbn_decay_fits.csv"), (summary, "tsbn_decay_summary.csv")):
+    written = ((fits, "tsbn_decay_fits.csv"), (summary, "tsbn_decay_summary.csv"))
+    for table, name in written if args.refit else ((raw, "tsbn_decay.csv"),) + written:
         _write_csv(table, out / name)
     shown = ["model", "estimated_by", "kind", "statistic", "n_channels", "n_fit", "n_no_asymptote", "n_too_few_steps",
              "fraction_well_fit", "tau_steps_median", "r2_median"]

@@ -28,8 +28,15 @@ def results(tmp_path):
     return tmp_path
 
 
-# notebooks with results of their own are run by their own tests (test_neural_figures.py)
-OWN_TESTS = {"neural_alignment.ipynb"}
+# notebooks with results of their own are run by their own tests (test_neural_figures.py,
+# test_decay_figures.py)
+OWN_TESTS = {
+    "neural_alignment.ipynb",
+    "parameters.ipynb",
+    "readout_time.ipynb",
+    "transition_matrix.ipynb",
+    "tsbn_decay.ipynb",
+}
 
 
 @pytest.mark.parametrize("notebook", sorted(p for p in FIGURES.glob("*.ipynb") if p.name not in OWN_TESTS),

@@ -71,6 +71,12 @@ def test_too_few_steps_constant_and_straight_channels():
     assert speeding_up["status"] == "no_asymptote"
     jump = fit_decay(t, np.array([5.0, 1, 1, 1, 1]))  # all the change within the first step
     assert jump["status"] == "jump"
+    # a decay too slow for the steps seen (tau 20 over a span of 9 steps): fitted exactly, but the
+    # asymptote would be an extrapolation; tau = 9 (the span) still counts
+    t = np.arange(1, 11)
+    slow = fit_decay(t, decay_curve(t, 1.0, 2.0, 20.0, 1))
+    assert slow["status"] == "no_asymptote" and slow["r2"] > 0.999999 and np.isclose(slow["tau_steps"], 20, rtol=1e-4)
+    assert fit_decay(t, decay_curve(t, 1.0, 2.0, 8.9, 1))["status"] == "fit"
 
 
 def test_summary_per_kind_by_hand():
@@ -154,6 +160,21 @@ def test_command_writes_raw_fits_and_summary(checkpoint, tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
+def test_refit_rewrites_only_the_fits(tmp_path):
+    """--refit fits a raw table already written (one without model/estimated_by columns too) with other
+    options, and leaves the raw table alone."""
+    out = tmp_path / "results"
+    out.mkdir()
+    synthetic().to_csv(out / "tsbn_decay.csv", index=False)
+    before = (out / "tsbn_decay.csv").read_text()
+    assert main(["--refit", str(out / "tsbn_decay.csv"), "--min-steps", "11", "--out-dir", str(out)]) == 0
+    fits = pd.read_csv(out / "tsbn_decay_fits.csv")
+    assert (fits.status == "too_few_steps").all() and (out / "tsbn_decay.csv").read_text() == before
+    assert main(["--refit", str(out / "tsbn_decay.csv"), "--out-dir", str(out)]) == 0
+    assert (pd.read_csv(out / "tsbn_decay_fits.csv").status == "fit").all()
+    assert (pd.read_csv(out / "tsbn_decay_summary.csv").estimated_by == "training").all()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--min-steps", "3"], "needs at least 4 steps"),
     (["--r2-threshold", "0"], "must be in (0, 1]"),
@@ -164,14 +185,19 @@ def test_command_writes_raw_fits_and_summary(checkpoint, tmp_path):
     (["--recalibrate", "2", "--until", "1"], "readout time >= 2"),
     (["--recalibrate", "2", "--data-root", "nowhere"], "does not exist"),
     (["--untrained"], "no transition has TSBN statistics estimated from data"),
+    (["--refit", "nothing.csv"], "--refit nothing.csv: no such file"),
+    (["--refit", "tiny.csv"], "has no column(s) ['running_var']"),
+    (["--refit", "tiny.csv", "--recalibrate", "2"], "drop --checkpoint and --recalibrate"),
 ], ids=["min-steps", "r2-zero", "r2-above-one", "ms-low-high", "until-alone", "recalibrate-zero", "until-1",
-        "no-data", "untrained"])
+        "no-data", "untrained", "refit-missing", "refit-columns", "refit-and-checkpoint"])
 def test_bad_input_one_line(args, message, checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if args == ["--untrained"]:
         model = zoo.build("frnn_2state_shared", channels=(2, 3), input_size=8)
         torch.save({"format": FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict()}, "bare.pt")
         args = ["--checkpoint", "bare.pt"]
+    elif args[0] == "--refit" and len(args) == 2:
+        synthetic().drop(columns="running_var").to_csv("tiny.csv", index=False)
     else:
         args = ["--checkpoint", str(checkpoint), *args]
     try:
