@@ -1,9 +1,12 @@
 """The zoo as a Markdown table: parameters, depth and multiply-accumulates per readout time.
 
     python -m visrecur.zoo_table > docs/zoo.md
+
+``counts`` is the one place these numbers are gathered per readout time; ``analyses.parameters``
+writes the same rows for every readout time as a CSV.
 """
 from . import zoo
-from .timing import latency_ms
+from .timing import DEFAULT_MAPPING, TimeMapping
 
 RESAMPLING = """## Resampling between states
 
@@ -22,6 +25,23 @@ a stride-4 3x3 deconvolution that leaves 135 of 256 output pixels unwritten); it
 checkpoints made with it load as what they are (their spec has no `resampling` field). Pooling and
 upsampling are not counted as MACs. Where the two schemes' MACs differ, the table gives both.
 """
+
+
+def counts(spec, readout_time: int, mapping: TimeMapping = DEFAULT_MAPPING) -> dict:
+    """What a readout at ``readout_time`` costs: depth (the paper's Table 1 definition), effective
+    parameters (only transitions whose output reaches the post-net by then, the Fig. 4 caption; with and
+    without the pre- and post-net), the parameters the model holds, and multiply-accumulates for one
+    image at the reference input size."""
+    low, high = mapping.latency(readout_time)
+    graph = spec.graph
+    return {"readout_time": readout_time, "latency_min_ms": float(low), "latency_max_ms": float(high),
+            "depth_layers": spec.depth(readout_time),
+            "effective_parameters": spec.effective_parameters(readout_time),
+            "recurrent_effective_parameters": graph.effective_parameters(readout_time, spec.bn_affine),
+            "parameters_held": spec.total_parameters(),
+            "transition_uses_computed": len(graph.uses(readout_time - 1)),
+            "transition_uses_contributing": len(graph.contributing_uses(readout_time)),
+            "macs": spec.macs(readout_time)}
 
 
 def zoo_table() -> str:
@@ -45,8 +65,9 @@ def zoo_table() -> str:
                   f"default readout t = {spec.readout_time}; {spec.total_parameters():,} parameters held.", "",
                   header, "|---" * (6 if differs else 5) + "|"]
         for t in times:
-            low, high = latency_ms(t)
-            row = f"| {t} | {low:.0f}-{high:.0f} | {spec.depth(t)} | {spec.effective_parameters(t):,} | {spec.macs(t):,} |"
+            c = counts(spec, t)
+            row = (f"| {t} | {c['latency_min_ms']:.0f}-{c['latency_max_ms']:.0f} | {c['depth_layers']} | "
+                   f"{c['effective_parameters']:,} | {c['macs']:,} |")
             lines.append(row + (f" {old.macs(t):,} |" if differs else ""))
         lines.append("")
     return "\n".join(lines)
