@@ -4,14 +4,15 @@ benchmarks in Brain-Score's terms, and ``python -m visrecur.brainscore plugin`` 
 brainscore-vision is an optional extra (``pip install -e ".[brainscore]"``); importing this package does
 not import it, and asking for any of its parts without it raises one line naming the extra.
 """
-from .environment import BRAINSCORE_VERSION, INSTALL_HINT, BrainScoreMissing, available, isolate, require
+from .environment import (BRAINSCORE_VERSION, DEFAULT_VISUAL_DEGREES, INSTALL_HINT, BrainScoreMissing, available,
+                          isolate, require)
 from .regions import BRAINSCORE_REGIONS, RegionError
 
 _LAZY = {"VisrecurBrainModel": "model", "UnreachedStateWarning": "model", "TaskError": "model",
-         "DEFAULT_VISUAL_DEGREES": "model", "Cichy2014RSA": "benchmarks", "PlantedLatencyBenchmark": "temporal",
+         "Cichy2014RSA": "benchmarks", "PlantedLatencyBenchmark": "temporal",
          "write_plugin": "plugin"}
 
-__all__ = ["BRAINSCORE_VERSION", "INSTALL_HINT", "BrainScoreMissing", "available", "isolate", "require",
+__all__ = ["BRAINSCORE_VERSION", "DEFAULT_VISUAL_DEGREES", "INSTALL_HINT", "BrainScoreMissing", "available", "isolate", "require",
            "BRAINSCORE_REGIONS", "RegionError", *_LAZY]
 
 

@@ -17,6 +17,7 @@ BRAINSCORE_VERSION = "2.4.2"
 INSTALL_HINT = 'pip install -e ".[brainscore]"'
 # Brain-Score's own variables: plugin installs, stimulus/assembly downloads, result caches, S3 cache
 CACHE_VARIABLES = ("BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME")
+DEFAULT_VISUAL_DEGREES = 8  # the visual angle a model's input covers unless told otherwise (Brain-Score's usual)
 
 
 class BrainScoreMissing(VisrecurError):

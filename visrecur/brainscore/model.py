@@ -16,7 +16,7 @@ import numpy as np
 from ..checkpoint import PRETRAINED, ModelSource, load_model
 from ..errors import InputError, TimeStepError
 from ..timing import TimeMapping, TimeMappingError
-from .environment import require
+from .environment import DEFAULT_VISUAL_DEGREES, require
 from .regions import BRAINSCORE_REGIONS, region_states as map_regions, state_for
 from .stimuli import from_brainscore
 from .timebins import BinPlan, apply_weights, plan_bins
@@ -26,7 +26,6 @@ from brainscore_core.supported_data_standards.brainio.assemblies import (  # noq
     BehavioralAssembly, NeuroidAssembly)
 from brainscore_vision.model_interface import BrainModel  # noqa: E402
 
-DEFAULT_VISUAL_DEGREES = 8
 LABEL, PROBABILITIES, PASSIVE = BrainModel.Task.label, BrainModel.Task.probabilities, BrainModel.Task.passive
 
 
