@@ -15,7 +15,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-BRAINSCORE_VARIABLES = ("BS_INSTALL_DEPENDENCIES", "BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME")
+BRAINSCORE_VARIABLES = ("BS_INSTALL_DEPENDENCIES", "BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME", "MT_HOME")
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +34,14 @@ def brainscore(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run ten times faster on one thread than on threads competing for this machine's cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

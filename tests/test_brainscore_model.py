@@ -15,11 +15,13 @@ from visrecur.timing import TimeMapping, TimeMappingError
 
 IT_ARRIVAL = 3  # adjacent-only 4-state FRNN: V1 at 0, V2 at 1, V4 at 2, IT at 3
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-def tiny(name="frnn_4state_adjacent_shared", **overrides):
+
+def tiny(name="frnn_4state_adjacent_shared", channels=(2, 3, 4, 5), input_size=8, **overrides):
     torch.manual_seed(0)
-    model = zoo.build(name, channels=(2, 3, 4, 5), readout_time=4, input_size=8, **overrides).eval()
-    model.preprocess = Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3)
+    model = zoo.build(name, channels=channels, readout_time=4, input_size=input_size, **overrides).eval()
+    model.preprocess = Preprocess((input_size, input_size), (0.5,) * 3, (0.25,) * 3)
     return model
 
 

@@ -21,6 +21,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
@@ -97,7 +99,8 @@ def test_brainscores_generic_plugin_tests_pass(brainscore, checkpoint, tmp_path)
     generic = package / "model_helpers" / "generic_plugin_tests.py"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO)]),
            "BS_INSTALL_DEPENDENCIES": "no", "BRAINIO_HOME": str(tmp_path / "brainio"),
-           "RESULTCACHING_HOME": str(tmp_path / "resultcaching"), "BRAINSCORE_HOME": str(tmp_path / "bs")}
+           "RESULTCACHING_HOME": str(tmp_path / "resultcaching"), "BRAINSCORE_HOME": str(tmp_path / "bs"),
+           "MT_HOME": str(tmp_path / "mt"), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
                           "--rootdir", str(tmp_path / "site"), str(generic), str(plugin / "test.py"),
                           "--plugin_directory", str(plugin)],

@@ -10,7 +10,7 @@ from .regions import BRAINSCORE_REGIONS, RegionError
 
 _LAZY = {"VisrecurBrainModel": "model", "UnreachedStateWarning": "model", "TaskError": "model",
          "Cichy2014RSA": "benchmarks", "PlantedLatencyBenchmark": "temporal",
-         "write_plugin": "plugin"}
+         "write_plugin": "plugin", "score": "scoring", "load_benchmark": "scoring"}
 
 __all__ = ["BRAINSCORE_VERSION", "DEFAULT_VISUAL_DEGREES", "INSTALL_HINT", "BrainScoreMissing", "available", "isolate", "require",
            "BRAINSCORE_REGIONS", "RegionError", *_LAZY]

@@ -15,8 +15,8 @@ from ..errors import VisrecurError
 
 BRAINSCORE_VERSION = "2.4.2"
 INSTALL_HINT = 'pip install -e ".[brainscore]"'
-# Brain-Score's own variables: plugin installs, stimulus/assembly downloads, result caches, S3 cache
-CACHE_VARIABLES = ("BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME")
+# Brain-Score's own variables: data downloads, result caches, its home (S3 cache, stimuli on screen), model-tools
+CACHE_VARIABLES = ("BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME", "MT_HOME")
 DEFAULT_VISUAL_DEGREES = 8  # the visual angle a model's input covers unless told otherwise (Brain-Score's usual)
 
 

@@ -52,6 +52,18 @@ def _source(model_or_checkpoint) -> tuple[ModelSource, str]:
     return source, source.name
 
 
+def _as_pairs(time_bins):
+    """Brain-Score passes bins as a list of pairs, an (n, 2) array or a MultiIndex's array of tuples."""
+    def pair(value):
+        value = np.asarray(value, dtype=object)
+        return tuple(float(v) for v in (value.item() if value.ndim == 0 else value))
+
+    try:
+        return [pair(b) for b in time_bins]
+    except (TypeError, ValueError):
+        return time_bins  # check_bins names what is wrong with it
+
+
 class VisrecurBrainModel(BrainModel):
     """A visrecur model under Brain-Score's ``BrainModel`` interface.
 
@@ -168,7 +180,7 @@ class VisrecurBrainModel(BrainModel):
         bins are checked now; bins taking steps before the state's arrival warn, naming them."""
         state = state_for(str(recording_target), self.region_states, self.states)
         arrival = self.model.spec.graph.arrival_time(state)
-        plan = plan_bins(time_bins, self.time_mapping, state, arrival, self.max_step, self.max_step_reason)
+        plan = plan_bins(_as_pairs(time_bins), self.time_mapping, state, arrival, self.max_step, self.max_step_reason)
         if plan.unreached:
             warnings.warn(plan.describe_unreached(self.time_mapping), UnreachedStateWarning, stacklevel=2)
         self._recording = (str(recording_target), state, plan)
