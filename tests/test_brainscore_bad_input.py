@@ -11,6 +11,8 @@ from PIL import Image
 
 from visrecur.timing import TimeMappingError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_brainscore_missing_names_the_extra(monkeypatch):
     from visrecur.brainscore import BrainScoreMissing, environment, require
@@ -19,6 +21,52 @@ def test_brainscore_missing_names_the_extra(monkeypatch):
     with pytest.raises(BrainScoreMissing, match=r'brainscore-vision is not installed; install the Brain-Score '
                                                 r'extra with pip install -e "\.\[brainscore\]"'):
         require()
+
+
+def test_score_command_without_brainscore(monkeypatch, capsys, tmp_path):
+    from visrecur.brainscore import environment
+    from visrecur.brainscore.__main__ import main
+
+    monkeypatch.setattr(environment, "available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", "--model", "frnn_4state_cifar10", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['error: brainscore-vision is not installed; install the Brain-Score extra with pip install -e '
+                   '".[brainscore]" (brainscore-vision 2.4.2, Python >= 3.11)']
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "frnn_4state_cifar10", "--out", "plugin"], "give --git-url URL: the git repository Brain-Score "
+                                                             "installs visrecur from"),
+    (["--model", "frnn_4state_cifar10", "--out", "my-plugin", "--git-url", "https://x.org/v"],
+     "plugin folder name 'my-plugin' must be a Python identifier"),
+    (["--model", "frnn_4state_shared", "--out", "plugin", "--git-url", "https://x.org/v"],
+     "is neither a shipped pretrained model .* nor a checkpoint file; a plugin needs trained weights"),
+    (["--model", "missing.pt", "--out", "plugin", "--git-url", "https://x.org/v"], "checkpoint 'missing.pt' does not exist"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--region", "IT"],
+     "--region 'IT' must be REGION=STATE"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--region", "IT=h9"],
+     "region 'IT' is mapped to state 'h9', which this model does not have"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--ms-per-step", "50", "20"],
+     "give the smaller duration first"),
+    (["--model", "frnn_4state_cifar10", "--out", "full", "--git-url", "https://x.org/v"],
+     "'full' already exists and is not empty; pass --overwrite"),
+])
+def test_plugin_command_refuses(argv, message, monkeypatch, capsys, tmp_path):
+    import re
+
+    from visrecur.brainscore.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VISRECUR_GIT_URL", raising=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["plugin", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and re.search(message, err[0]), err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing half-written
 
 
 @pytest.mark.slow
