@@ -1,5 +1,8 @@
-"""python -m visrecur.brainscore plugin | score: a Brain-Score plugin folder, or a model's score on the
-offline benchmarks."""
+"""Write a Brain-Score plugin folder for a visrecur model, or score a model on the offline benchmarks.
+
+    python -m visrecur.brainscore plugin --model NAME_OR_CHECKPOINT --out DIR --git-url URL
+    python -m visrecur.brainscore score [--model NAME_OR_CHECKPOINT] [--benchmark ID|all]
+"""
 from __future__ import annotations
 
 import sys
