@@ -1,0 +1,24 @@
+"""Brain-Score for visrecur models: ``VisrecurBrainModel`` (a time-binned ``BrainModel``), offline
+benchmarks in Brain-Score's terms, and ``python -m visrecur.brainscore plugin`` (a submission folder).
+
+brainscore-vision is an optional extra (``pip install -e ".[brainscore]"``); importing this package does
+not import it, and asking for any of its parts without it raises one line naming the extra.
+"""
+from .environment import (BRAINSCORE_VERSION, DEFAULT_VISUAL_DEGREES, INSTALL_HINT, BrainScoreMissing, available,
+                          isolate, require)
+from .regions import BRAINSCORE_REGIONS, RegionError
+
+_LAZY = {"VisrecurBrainModel": "model", "UnreachedStateWarning": "model", "TaskError": "model",
+         "Cichy2014RSA": "benchmarks", "PlantedLatencyBenchmark": "temporal",
+         "write_plugin": "plugin", "score": "scoring", "load_benchmark": "scoring"}
+
+__all__ = ["BRAINSCORE_VERSION", "DEFAULT_VISUAL_DEGREES", "INSTALL_HINT", "BrainScoreMissing", "available", "isolate", "require",
+           "BRAINSCORE_REGIONS", "RegionError", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

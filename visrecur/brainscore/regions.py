@@ -1,0 +1,42 @@
+"""Brain regions -> model states, by name: an explicit mapping, never a search over layers (Brain-Score's
+layer selection needs its public data, which lives on S3)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..errors import InputError
+from ..zoo import VENTRAL_STREAM_STATES
+
+# the recording targets of Brain-Score's BrainModel
+BRAINSCORE_REGIONS = ("V1", "V2", "V4", "IT")
+
+
+class RegionError(InputError):
+    """A region with no model state mapped to it, or a mapping to a state the model lacks."""
+
+
+def region_states(state_names, mapping: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{region: state}. Without ``mapping``: each of V1, V2, V4, IT maps to the state of the same name
+    where the model has one (visrecur's ventral-stream models name their states so). A ``mapping`` is
+    taken as given and checked against the model's states."""
+    names = list(state_names)
+    if mapping is None:
+        return {region: region for region in VENTRAL_STREAM_STATES if region in names}
+    out = {}
+    for region, state in dict(mapping).items():
+        if state not in names:
+            raise RegionError(f"region {region!r} is mapped to state {state!r}, which this model does not have; "
+                              f"its states are {names}")
+        out[str(region)] = str(state)
+    return out
+
+
+def state_for(region: str, mapping: Mapping[str, str], state_names) -> str:
+    """The state recorded for ``region``, or one line naming the regions mapped and how to map more."""
+    if region not in mapping:
+        example = ", ".join(f"{r!r}: {s!r}" for r, s in
+                            zip([region] + [r for r in BRAINSCORE_REGIONS if r != region], list(state_names)[-1:]))
+        raise RegionError(f"region {region!r} has no model state mapped to it (mapped: "
+                          f"{', '.join(f'{r}->{s}' for r, s in mapping.items()) or 'none'}); pass "
+                          f"region_states={{{example}, ...}} with one of the model's states {list(state_names)}")
+    return mapping[region]
