@@ -253,3 +253,77 @@ def test_compile_without_the_compiler_is_one_line(tiny_folder, tmp_path, capsys,
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: --compile: torch's compiler cannot be loaded")
     assert not out.exists()
+
+
+# --- recording with loader processes ---------------------------------------------------------------
+def recording_source():
+    from visrecur import FRNN as Model
+    from visrecur.record import ModelSource
+
+    torch.manual_seed(0)
+    spec = zoo.spec("frnn_4state_adjacent_shared", channels=(2, 3, 4, 5))
+    return ModelSource(Model(spec).eval(), spec.name)
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """11 JPEG files of different sizes (decoding and resizing happen in the workers)."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(4)
+    for k in range(11):
+        size = (32 + 4 * k, 40)
+        Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(folder / f"img{k:02d}.jpg")
+    return folder
+
+
+def test_recording_is_the_same_with_loader_processes_and_keeps_the_order(photo_folder, tmp_path, monkeypatch):
+    import os
+
+    from visrecur import record as record_module
+    from visrecur.record import record
+    from visrecur.recordings import open_recording
+    from visrecur.stimuli import from_folder
+
+    loaded_by = tmp_path / "pids"
+    original = record_module._Preprocessed.__getitem__
+
+    def noted(self, i):  # which process decoded stimulus i (appended to a file: workers are processes)
+        with open(loaded_by, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return original(self, i)
+    monkeypatch.setattr(record_module._Preprocessed, "__getitem__", noted)
+    source, stimuli = recording_source(), from_folder(photo_folder)
+    plain = record(source, stimuli, batch_size=4, progress=False, workers=0)
+    assert set(loaded_by.read_text().split()) == {str(os.getpid())}
+    loaded_by.unlink()
+    parallel = record(source, stimuli, batch_size=4, progress=False, workers=2)
+    pids = loaded_by.read_text().split()
+    assert len(pids) == 11 and len(set(pids)) == 2 and str(os.getpid()) not in pids
+    path = record(source, stimuli, tmp_path / "rec.nc", batch_size=4, progress=False, workers=2)
+    assert list(parallel.stimulus.values) == [f"img{k:02d}.jpg" for k in range(11)]
+    with open_recording(path) as stored:
+        for name in ("V1", "V2", "V4", "IT", "logits", "probabilities"):
+            np.testing.assert_array_equal(parallel[name].values, plain[name].values)
+            np.testing.assert_array_equal(stored[name].values, plain[name].values)
+    # each stimulus's own values, computed alone (the 11th is alone in its batch of 4, 4, 3)
+    for k in (0, 5, 10):
+        x = source.preprocess(stimuli.image(k))[None]
+        with torch.no_grad():
+            logits = source.model(x, readout_time=5)
+        np.testing.assert_allclose(parallel.logits.isel(stimulus=k).sel(readout_time=5).values, logits[0].numpy(),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_bad_worker_counts_are_refused(photo_folder, tmp_path, capsys):
+    from visrecur import InputError
+    from visrecur.record import main, record
+    from visrecur.stimuli import from_folder
+
+    with pytest.raises(InputError, match="workers -1 must be an integer of at least 0"):
+        record(recording_source(), from_folder(photo_folder), workers=-1, progress=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--stimuli", str(photo_folder), "--workers", "-1", "--output", str(tmp_path / "r.nc")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: --workers -1 must be at least 0 (0: load in the main process)")
+    assert not list(tmp_path.iterdir())
