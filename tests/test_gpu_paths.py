@@ -327,3 +327,14 @@ def test_bad_worker_counts_are_refused(photo_folder, tmp_path, capsys):
     assert exit_.value.code == 2 and err.count("\n") == 1
     assert err.startswith("error: --workers -1 must be at least 0 (0: load in the main process)")
     assert not list(tmp_path.iterdir())
+
+
+def test_cuda_graphs_need_one_process_and_no_compile(tiny_folder, tmp_path):
+    from visrecur.train import _check_options
+
+    cfg = tiny_config(tiny_folder, tmp_path / "o", cuda_graphs=True)
+    _check_options(cfg, "cuda:0", 1)  # one process on a GPU: accepted (checked without touching CUDA)
+    with pytest.raises(TrainingError, match="with several processes .torchrun. drop --cuda-graphs"):
+        _check_options(cfg, "cuda:0", 2)
+    with pytest.raises(TrainingError, match="--cuda-graphs and --compile capture the step in two ways; choose one"):
+        _check_options(tiny_config(tiny_folder, tmp_path / "o", cuda_graphs=True, compile=True), "cuda:0", 1)

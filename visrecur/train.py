@@ -159,7 +159,7 @@ def train(cfg: TrainConfig) -> dict:
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
-    forward = torch.compile(net) if cfg.compile else net
+    forward = _compiled(net) if cfg.compile else net
     track = sorted(set(loss_times) | {t for t in eval_times if t <= max(loss_times)})
     totals = EpochTotals(track, device)
     step = TrainStep(forward, optimizer, loss_times, totals, device, use_bf16, cfg.channels_last,
@@ -170,7 +170,13 @@ def train(cfg: TrainConfig) -> dict:
     payload, batches_seen = {}, [0]
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        train_stats = _train_epoch(step, net, train_data, optimizer, epoch, cfg, rank, batches_seen)
+        try:
+            train_stats = _train_epoch(step, net, train_data, optimizer, epoch, cfg, rank, batches_seen)
+        except Exception as err:  # torch.compile compiles at the first batch: its failure in one line
+            if cfg.compile and type(err).__module__.startswith("torch._dynamo"):
+                raise TrainingError(f"--compile failed ({type(err).__name__}: {str(err).strip().splitlines()[0]}); "
+                                    "drop --compile (checkpoints of finished epochs are kept)") from None
+            raise
         val_err = evaluate(model, val_data, eval_times, device, use_bf16, cfg.channels_last)
         seconds = time.time() - t0
         row = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), **train_stats,
@@ -206,7 +212,13 @@ def _check_options(cfg: TrainConfig, device: str, world: int) -> None:
         except ImportError as err:
             raise TrainingError(f"--compile: torch's compiler cannot be loaded here ({err}); drop --compile") \
                 from None
-    data_device(cfg, device)
+
+
+def _compiled(net):
+    try:
+        return torch.compile(net)
+    except RuntimeError as err:  # e.g. a Python version the compiler does not support yet
+        raise TrainingError(f"--compile: {str(err).strip().splitlines()[0]}; drop --compile") from None
 
 
 def _check_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
