@@ -59,6 +59,7 @@ from visrecur.train import EpochTotals, TrainStep  # noqa: E402
 
 # (zoo model, readout time): the Table 1 3-state FRNN at t = 10 (the targets) and the 4-state FRNN
 MODELS = (("frnn_3state_shared", 10), ("frnn_4state_shared", 5))
+COMMAND_TIMEOUT = 240  # seconds for each command line of ``paths`` (900 with --quick: a busy CPU)
 
 
 class Check:
@@ -116,7 +117,8 @@ def environment(args) -> dict:
     return env
 
 
-def run_command(argv, cwd, timeout=240) -> dict:
+def run_command(argv, cwd, timeout=None) -> dict:
+    timeout = timeout or COMMAND_TIMEOUT
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
@@ -624,6 +626,8 @@ def parse_args(argv=None):
     args.steps = args.steps or (5 if args.quick else 100)
     args.warmup = args.warmup or (2 if args.quick else 10)
     if args.quick:
+        global COMMAND_TIMEOUT
+        COMMAND_TIMEOUT = 900
         args.batch_sizes = [min(args.batch_sizes[0], 16), min(args.batch_sizes[1], 64)]
         args.channels = args.channels or [8, 16, 32]
         args.train_images = min(args.train_images, 512)
@@ -667,8 +671,8 @@ def main(argv=None) -> int:
     if "table1" not in args.skip:
         block = (check.results["sections"].get("training") or {}).get(f"{MODELS[0][0]} t={MODELS[0][1]}", {})
         rows = block.get("variants", {}) if isinstance(block, dict) else {}
-        best = max((r.get("images_per_s") or 0 for k, r in rows.items() if k.startswith(f"b{args.batch_sizes[0]} device")),
-                   default=None)
+        small = f"b{args.batch_sizes[0]} device"
+        best = max((r.get("images_per_s") or 0 for k, r in rows.items() if k.startswith(small)), default=None)
         check.section("table1", table1, args, check, best)
     check.results["ratios"] = ratios(check.results)
     check.save()

@@ -20,7 +20,10 @@ prepare)
     [ -d "$src/train" ] || { echo "error: no CIFAR-10 JPEG folder at $src; set VISRECUR_DATA" >&2; exit 2; }
     mkdir -p "$CARRY"
     exclude=$(git rev-parse --git-path info/exclude)
-    grep -qx "/$CARRY/" "$exclude" 2>/dev/null || echo "/$CARRY/" >> "$exclude"
+    if ! grep -qx "/$CARRY/" "$exclude" 2>/dev/null; then
+        [ -s "$exclude" ] && [ -n "$(tail -c1 "$exclude")" ] && echo >> "$exclude"  # end its last line first
+        echo "/$CARRY/" >> "$exclude"
+    fi
     # stored, not deflated (JPEGs do not shrink): about 62 MB with short member names, under the 64 MiB
     # that travels with the working tree
     "$PY" - "$src" "$CARRY/cifar10-jpeg.zip" <<'EOF'
@@ -45,7 +48,7 @@ EOF
 run)
     : "${OUT:?OUT must name the results folder}"
     data=/tmp/gpucheck-data
-    mkdir -p "$data"
+    mkdir -p "$data" "$OUT"
     if [ -f "$CARRY/cifar10-jpeg.zip" ]; then
         "$PY" -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" \
             "$CARRY/cifar10-jpeg.zip" "$data/cifar10-jpeg"

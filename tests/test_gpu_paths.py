@@ -128,7 +128,8 @@ def reference_epoch(root, cfg):
         m = len(index)
         dy, dx = torch.randint(0, 9, (m,), generator=g), torch.randint(0, 9, (m,), generator=g)
         flip = torch.rand(m, generator=g) < 0.5
-        crops = [by_hand(images[i].numpy(), int(dy[j]), int(dx[j]), bool(flip[j])) for j, i in enumerate(index.tolist())]
+        crops = [by_hand(images[i].numpy(), int(dy[j]), int(dx[j]), bool(flip[j]))
+                 for j, i in enumerate(index.tolist())]
         x = data.normalize(torch.from_numpy(np.stack(crops).copy()), MEAN, STD)
         y = labels[index]
         logits = model(x, readout_time=[2, 3])
@@ -338,3 +339,22 @@ def test_cuda_graphs_need_one_process_and_no_compile(tiny_folder, tmp_path):
         _check_options(cfg, "cuda:0", 2)
     with pytest.raises(TrainingError, match="--cuda-graphs and --compile capture the step in two ways; choose one"):
         _check_options(tiny_config(tiny_folder, tmp_path / "o", cuda_graphs=True, compile=True), "cuda:0", 1)
+
+
+def test_a_compile_failure_at_the_first_batch_is_one_line(tiny_folder, tmp_path, capsys, monkeypatch):
+    import torch._dynamo.exc
+
+    from visrecur.train import main
+
+    def compiled(net):
+        def forward(*args, **kwargs):
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler found\nmore detail")
+        return forward
+    monkeypatch.setattr(torch, "compile", compiled)  # compilation happens at the first call, as torch's does
+    out = tmp_path / "out"
+    code = main(["--data-root", str(tiny_folder), "--out", str(out), "--no-progress", "--device", "cpu", "--compile",
+                 "--model", "frnn_2state_shared", "--model-arg", "channels=[2,3]", "--model-arg", "input_size=8"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: --compile failed (TorchDynamoException: no C++ compiler found); drop --compile")
+    assert not (out / "checkpoint.pt").exists()
