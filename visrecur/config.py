@@ -70,8 +70,8 @@ class TrainConfig:
                                          "as on the CPU); default: on for CUDA with in-memory data (the cifar "
                                          "augmentation), off otherwise")
     cuda_graphs: bool = option(False, "capture one training step in a CUDA graph and replay it for every batch "
-                               "of the same size (one process on CUDA; a first few steps run eagerly to warm "
-                               "up, and again after each change of the learning rate it is captured anew)")
+                               "of the first batch's size (one process on CUDA; the first 3 steps run eagerly "
+                               "to warm up; a new learning rate is captured anew; same arithmetic as eager)")
     deterministic: bool = option(False, "deterministic algorithms (slower)")
     seed: int = option(0, "seed of weights, data order and augmentation")
     workers: int = option(4, "DataLoader workers (ImageNet-style data)")

@@ -8,6 +8,9 @@ output, or several processes under torchrun), so memory is bounded by the batch 
 run continues with ``--resume``; only a finished recording is renamed (or, from a shared zarr store,
 converted) to the output path, which therefore never exists half-written.
 
+Stimuli are decoded and preprocessed in loader processes (``workers``; by default only beside a GPU)
+while the model runs on the batch before, in the same order and to the same values as without them.
+
 Here: the plan, the batches and the observer. The layout is in recordings.py, the files in stores.py,
 the model and its preprocessing in checkpoint.py (``ModelSource``, ``load_model``).
 """
