@@ -280,19 +280,19 @@ def photo_folder(tmp_path_factory):
 def test_recording_is_the_same_with_loader_processes_and_keeps_the_order(photo_folder, tmp_path, monkeypatch):
     import os
 
-    from visrecur import record as record_module
+    from visrecur import stimuli as stimuli_module
     from visrecur.record import record
     from visrecur.recordings import open_recording
     from visrecur.stimuli import from_folder
 
     loaded_by = tmp_path / "pids"
-    original = record_module._Preprocessed.__getitem__
+    original = stimuli_module._Preprocessed.__getitem__
 
     def noted(self, i):  # which process decoded stimulus i (appended to a file: workers are processes)
         with open(loaded_by, "a") as f:
             f.write(f"{os.getpid()}\n")
         return original(self, i)
-    monkeypatch.setattr(record_module._Preprocessed, "__getitem__", noted)
+    monkeypatch.setattr(stimuli_module._Preprocessed, "__getitem__", noted)
     source, stimuli = recording_source(), from_folder(photo_folder)
     plain = record(source, stimuli, batch_size=4, progress=False, workers=0)
     assert set(loaded_by.read_text().split()) == {str(os.getpid())}

@@ -8,8 +8,9 @@ output, or several processes under torchrun), so memory is bounded by the batch 
 run continues with ``--resume``; only a finished recording is renamed (or, from a shared zarr store,
 converted) to the output path, which therefore never exists half-written.
 
-Stimuli are decoded and preprocessed in loader processes (``workers``; by default only beside a GPU)
-while the model runs on the batch before, in the same order and to the same values as without them.
+Stimuli are decoded and preprocessed in loader processes (``workers``, ``stimuli.batches``; by default
+only beside a GPU) while the model runs on the batch before, to the same values and in the same order as
+without them.
 
 Here: the plan, the batches and the observer. The layout is in recordings.py, the files in stores.py,
 the model and its preprocessing in checkpoint.py (``ModelSource``, ``load_model``).
@@ -17,8 +18,6 @@ the model and its preprocessing in checkpoint.py (``ModelSource``, ``load_model`
 from __future__ import annotations
 
 import datetime as _dt
-import multiprocessing as mp
-import os
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from .errors import ArgumentParser, InputError, report_errors
 from .preprocess import Preprocess
 from .recordings import UNTRAINED_WARNING, open_recording, plan, summary, template as make_template
 from .reductions import Reduction
-from .stimuli import StimulusSet, resolve
+from .stimuli import StimulusSet, batches as _batches, default_workers, resolve
 from .stores import partial_paths
 from .blocks import last_trained_step
 from .timing import DEFAULT_MS_PER_STEP, TimeMapping
@@ -109,46 +108,6 @@ def _batch_arrays(source, images, states, times, readouts, reduction, monitor=No
 
 def _images(stimuli, indices, source, device):
     return torch.stack([source.preprocess(stimuli.image(i)) for i in indices]).to(device)
-
-
-class _Preprocessed(torch.utils.data.Dataset):
-    """Stimulus ``i`` decoded and preprocessed (what a loader's worker does)."""
-
-    def __init__(self, stimuli: StimulusSet, preprocess: Preprocess):
-        self.stimuli, self.preprocess = stimuli, preprocess
-
-    def __len__(self):
-        return len(self.stimuli)
-
-    def __getitem__(self, i):
-        return self.preprocess(self.stimuli.image(i))
-
-
-def default_workers(device: str) -> int:
-    """Loader processes when ``--workers`` is not given: none on a CPU (the model's threads use its
-    cores), up to 8 beside a GPU (one core is left to the main process)."""
-    if not device.startswith("cuda"):
-        return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
-
-
-def _batches(stimuli, source, starts, batch_size, device, workers):
-    """(indices, images on ``device``) for the batch at each of ``starts``, in that order. With
-    ``workers`` > 0, worker processes decode and preprocess the next batches while the model runs on
-    this one (forked: the stimulus set is not copied); the values are the same as with none."""
-    from torch.utils.data import DataLoader
-
-    batches = [range(start, min(start + batch_size, len(stimuli))) for start in starts]
-    if workers and "fork" not in mp.get_all_start_methods():
-        warnings.warn(f"--workers {workers}: worker processes need the fork start method, which this "
-                      "platform lacks; loading in the main process", UserWarning, stacklevel=3)
-        workers = 0
-    loader = DataLoader(_Preprocessed(stimuli, source.preprocess), batch_sampler=[list(b) for b in batches],
-                        num_workers=workers, pin_memory=device.startswith("cuda"),
-                        multiprocessing_context="fork" if workers else None,
-                        prefetch_factor=2 if workers else None)
-    for indices, images in zip(batches, loader):
-        yield indices, images.to(device, non_blocking=True)
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -227,8 +186,8 @@ def _record_in_memory(source, stimuli, template, states, times, readouts, reduct
     ds, layout = template.dataset(), template.layout
     arrays = {name: np.full(shape, np.nan, dtype=np.float32) for name, (_, shape, _) in layout.items()}
     starts = range(0, len(stimuli), batch_size)
-    for indices, images in tqdm(_batches(stimuli, source, starts, batch_size, device, workers), total=len(starts),
-                                disable=not progress, desc="recording", leave=False):
+    loaded = _batches(stimuli, source.preprocess, starts, batch_size, device, workers)
+    for indices, images in tqdm(loaded, total=len(starts), disable=not progress, desc="recording", leave=False):
         batch = _batch_arrays(source, images, states, times, readouts, reduction, monitor)
         for name, values in batch.items():
             arrays[name][indices.start:indices.stop] = values
@@ -261,7 +220,7 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
     # memory stays bounded by the batch size
     with stores.open_partial(partial) as store, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
-        loaded = _batches(stimuli, source, mine, batch_size, device, workers)
+        loaded = _batches(stimuli, source.preprocess, mine, batch_size, device, workers)
         for k, (indices, images) in enumerate(tqdm(loaded, total=len(mine), disable=not (progress and rank == 0),
                                                    desc="recording", leave=False)):
             if stop_after_batches is not None and k >= stop_after_batches:
@@ -283,7 +242,8 @@ def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, de
     """Fit the PCA on the fitting set's unreduced activity (all its stimuli, every populated step)."""
     full = Reduction("none")
     samples = {name: [] for name in states}
-    for _, images in _batches(fit_set, source, range(0, len(fit_set), batch_size), batch_size, device, workers):
+    starts = range(0, len(fit_set), batch_size)
+    for _, images in _batches(fit_set, source.preprocess, starts, batch_size, device, workers):
         batch = _batch_arrays(source, images, states, times, readouts, full)
         for name in states:
             values = batch[name].reshape(batch[name].shape[0] * batch[name].shape[1], -1)
