@@ -1,6 +1,6 @@
 """Recording cost, side by side in one run; every scenario runs in its own process (clean peak RSS).
 
-    python benchmarks/bench_recording.py [--stimuli 1000] [--large 10000]
+    python benchmarks/bench_recording.py [--stimuli 1000] [--large 10000] [--workers 0]
 
 (a) visrecur recording to .nc vs a plain forward pass over the same stimuli (target <= 1.3x time;
     medians of --repeats interleaved runs)
@@ -43,7 +43,8 @@ def child(scenario: str, n: int, workdir: Path) -> dict:
             for s in range(0, n, batch):
                 model(_images(stimuli, range(s, min(s + batch, n)), source, "cpu"), readout_time=5)
     elif scenario == "visrecur":
-        record(source, stimuli, workdir / f"visrecur_{n}.nc", batch_size=batch, overwrite=True, progress=False)
+        record(source, stimuli, workdir / f"visrecur_{n}.nc", batch_size=batch, overwrite=True, progress=False,
+               workers=int(os.environ.get("BENCH_WORKERS", "0")))
     elif scenario == "naive":
         kept = {}
         with torch.no_grad():
@@ -101,11 +102,13 @@ def main():
     p.add_argument("--stimuli", type=int, default=1000)
     p.add_argument("--large", type=int, default=10000)
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs of plain and visrecur (medians)")
+    p.add_argument("--workers", type=int, default=0, help="visrecur's loader processes (record(workers=...))")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), Path(args.child[2]))))
         return
+    os.environ["BENCH_WORKERS"] = str(args.workers)  # read by the children
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         rng = np.random.default_rng(0)

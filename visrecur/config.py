@@ -64,7 +64,14 @@ class TrainConfig:
     device: str = option("auto", "auto (CUDA if visible), cpu, cuda, cuda:1, ...")
     bf16: bool | None = option(None, "bf16 autocast (default: on for CUDA, off on CPU)")
     channels_last: bool = option(False, "channels-last memory format")
-    compile: bool = option(False, "torch.compile the model")
+    compile: bool = option(False, "torch.compile the whole model (forward and backward of every step)")
+    data_on_device: bool | None = option(None, "keep the decoded training and validation images on the training "
+                                         "device and crop, flip and normalise each batch there (the same values "
+                                         "as on the CPU); default: on for CUDA with in-memory data (the cifar "
+                                         "augmentation), off otherwise")
+    cuda_graphs: bool = option(False, "capture one training step in a CUDA graph and replay it for every batch "
+                               "of the first batch's size (one process on CUDA; the first 3 steps run eagerly "
+                               "to warm up; a new learning rate is captured anew; same arithmetic as eager)")
     deterministic: bool = option(False, "deterministic algorithms (slower)")
     seed: int = option(0, "seed of weights, data order and augmentation")
     workers: int = option(4, "DataLoader workers (ImageNet-style data)")
@@ -145,7 +152,7 @@ def build_parser() -> ArgumentParser:
             help_text = argparse.SUPPRESS
         elif _preset_defaults(f.name):
             help_text = f"{help_text} ({_preset_defaults(f.name)})"
-        if f.name == "bf16" or f.default is True:
+        if f.type == "bool | None" or f.default is True:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.default is False:
             p.add_argument(flag, action="store_true", default=None, help=help_text)

@@ -1,8 +1,11 @@
 """Training data: CIFAR-10 (torchvision's layout) and ImageFolder trees, with the paper's augmentation.
 
 Small images (CIFAR) are decoded once into one uint8 tensor and augmented a batch at a time, which is
-several times faster on a CPU than a per-image DataLoader; large images (ImageNet) stream from disk
-through a DataLoader.
+several times faster on a CPU than a per-image DataLoader; that tensor can live on the training device
+(``TensorBatches(device=...)``: the 50,000 CIFAR-10 training images are 150 MB), so that a batch is
+gathered, cropped, flipped and normalised there without a host copy. Its randomness is drawn on the
+CPU from the same seeded generator either way, so a batch is the same wherever it is made. Large images
+(ImageNet) stream from disk through a DataLoader.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ from .images import balanced_indices, folder_samples, to_rgb
 from .preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
 
 __all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD", "find_split", "folder_samples",
-           "decode_folder", "load_cifar10_pickles", "balanced_subset", "normalize", "cifar_augment",
-           "TensorBatches", "epoch_batches", "imagenet_loader"]
+           "decode_folder", "load_cifar10_pickles", "balanced_subset", "normalize", "draw_crops", "crop_flip",
+           "cifar_augment", "TensorBatches", "epoch_batches", "imagenet_loader"]
 VAL_SPLIT_NAMES = ("test", "val", "validation")
 
 
@@ -88,26 +91,46 @@ def balanced_subset(images: torch.Tensor, labels: torch.Tensor, limit: int | Non
     return images[index], labels[index]
 
 
-def cifar_augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """He et al. (2015) CIFAR augmentation on a uint8 batch: zero-pad ``pad`` pixels, random crop
-    back to size, random horizontal flip. Randomness comes only from ``generator`` (exact resume)."""
-    n, _, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad))
+def draw_crops(n: int, generator: torch.Generator, pad: int = 4):
+    """The random part of ``cifar_augment`` for ``n`` images, on the CPU: (row offsets, column offsets,
+    flips), offsets 0..2 * pad into the padded image (a shift of -pad..pad), each image flipped with
+    probability 1/2. Drawn in this order from ``generator`` (exact resume)."""
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     flip = torch.rand(n, generator=generator) < 0.5
-    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # n x h
-    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # n x w
+    return dy, dx, flip
+
+
+def crop_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+              pad: int = 4) -> torch.Tensor:
+    """Zero-pad a uint8 batch by ``pad`` pixels, cut image k's window at (dy[k], dx[k]) back to the
+    original size, mirror it left-right where flip[k]: one gather, on the device the images are on."""
+    n, _, h, w = images.shape
+    device = images.device
+    dy, dx, flip = (v.to(device, non_blocking=True) for v in (dy, dx, flip))
+    padded = F.pad(images, (pad, pad, pad, pad))
+    rows = dy.view(n, 1) + torch.arange(h, device=device).view(1, h)  # n x h
+    cols = dx.view(n, 1) + torch.arange(w, device=device).view(1, w)  # n x w
     cols = torch.where(flip.view(n, 1), cols.flip(1), cols)
-    index = torch.arange(n).view(n, 1, 1)
+    index = torch.arange(n, device=device).view(n, 1, 1)
     out = padded.permute(0, 2, 3, 1)[index, rows.view(n, h, 1), cols.view(n, 1, w)]
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def cifar_augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """He et al. (2015) CIFAR augmentation on a uint8 batch: zero-pad ``pad`` pixels, random crop
+    back to size, random horizontal flip. Randomness comes only from ``generator`` (exact resume)."""
+    return crop_flip(images, *draw_crops(len(images), generator, pad), pad)
 
 
 @dataclass
 class TensorBatches:
     """Shuffled, augmented, normalised batches from in-memory uint8 images; one rank's share of them
-    when ``world_size > 1``. The order of epoch ``e`` depends only on ``seed`` and ``e``."""
+    when ``world_size > 1``. The order of epoch ``e`` depends only on ``seed`` and ``e``.
+
+    ``device``: keep the images there (moved once, here) and make every batch there; the shuffle and
+    the crops are still drawn on the CPU from the same generator, so the batches are the same values
+    as with ``device=None`` (on the CPU), only where they are differs."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -119,6 +142,15 @@ class TensorBatches:
     rank: int = 0
     world_size: int = 1
     drop_last: bool = False
+    device: str | None = None
+
+    def __post_init__(self):
+        if self.device is not None:
+            self.images = self.images.to(self.device)
+            self.labels = self.labels.to(self.device)
+        where = self.images.device
+        self._mean = torch.tensor(self.mean, dtype=torch.float32, device=where)
+        self._std = torch.tensor(self.std, dtype=torch.float32, device=where)
 
     def batches(self, epoch: int = 0):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
@@ -126,12 +158,13 @@ class TensorBatches:
         order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
         order = order[self.rank::self.world_size]
         stop = len(order) - (len(order) % self.batch_size if self.drop_last else 0)
+        order = order.to(self.images.device, non_blocking=True)  # one copy per epoch
         for start in range(0, stop, self.batch_size):
             index = order[start:start + self.batch_size]
             images = self.images[index]
             if self.train:
-                images = cifar_augment(images, generator)
-            yield normalize(images, self.mean, self.std), self.labels[index]
+                images = crop_flip(images, *draw_crops(len(index), generator))
+            yield normalize(images, self._mean, self._std), self.labels[index]
 
     def __len__(self):
         share = len(range(self.rank, len(self.images), self.world_size))

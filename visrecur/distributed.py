@@ -30,13 +30,14 @@ def barrier(world: int) -> None:
         dist.barrier()
 
 
-def all_sum(values: list[float], device) -> list[float]:
-    """Element-wise sum over ranks (the values themselves in a single process)."""
+def all_sum(values, device) -> list[float]:
+    """Element-wise sum over ranks (the values themselves in a single process), as a list of floats.
+    ``values``: numbers, or a tensor of them (on ``device``: read from it once, after the sum)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        return values.tolist() if isinstance(values, torch.Tensor) else list(values)
+    tensor = torch.as_tensor(values, dtype=torch.float64, device=device).clone()
     dist.all_reduce(tensor)
     return tensor.tolist()
 

@@ -22,18 +22,19 @@ def evaluate(model, source, readout_times, device, use_bf16=False, channels_last
     """Top-1 error at every readout time. ``source`` yields (input batch, labels): a TensorBatches
     (normalised with the model's ``Preprocess``) or a DataLoader whose transform is that Preprocess."""
     model.eval()
-    errors = {t: 0.0 for t in readout_times}
-    count = 0.0
+    readout_times = list(readout_times)
+    # wrong answers per readout time, then the image count: summed on the device, read once at the end
+    sums = torch.zeros(len(readout_times) + 1, dtype=torch.float64, device=device)
     for images, labels in epoch_batches(source, 0):
-        images, labels = images.to(device), labels.to(device)
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if channels_last:
             images = images.to(memory_format=torch.channels_last)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(images, readout_time=list(readout_times))
-        for t in readout_times:
-            errors[t] += (logits[t].argmax(1) != labels).sum().item()
-        count += len(labels)
-    reduced = all_sum([errors[t] for t in readout_times] + [count], device)
+            logits = model(images, readout_time=readout_times)
+        wrong = [(logits[t].argmax(1) != labels).sum() for t in readout_times]
+        count = torch.full((), labels.shape[0], dtype=torch.int64, device=labels.device)  # no host copy
+        sums.add_(torch.stack(wrong + [count]))
+    reduced = all_sum(sums, device)
     return {t: reduced[k] / reduced[-1] for k, t in enumerate(readout_times)}
 
 

@@ -29,10 +29,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 (N, 3, H, W) or (3, H, W) -> float, 0..1, then ``(x - mean) / std`` per channel."""
+    """uint8 (N, 3, H, W) or (3, H, W) -> float, 0..1, then ``(x - mean) / std`` per channel (mean and
+    std: sequences of 3 numbers or float tensors)."""
     x = images_uint8.float().div_(255)
     shape = (-1, 1, 1)
-    return (x - torch.tensor(mean, device=x.device).view(shape)) / torch.tensor(std, device=x.device).view(shape)
+    # mean and std may be tensors already on x's device (training batches): no host copy per batch
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(shape)
+    std = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(shape)
+    return (x - mean) / std
 
 
 @dataclass(frozen=True)

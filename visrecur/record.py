@@ -8,6 +8,10 @@ output, or several processes under torchrun), so memory is bounded by the batch 
 run continues with ``--resume``; only a finished recording is renamed (or, from a shared zarr store,
 converted) to the output path, which therefore never exists half-written.
 
+Stimuli are decoded and preprocessed in loader processes (``workers``, ``stimuli.batches``; by default
+only beside a GPU) while the model runs on the batch before, to the same values and in the same order as
+without them.
+
 Here: the plan, the batches and the observer. The layout is in recordings.py, the files in stores.py,
 the model and its preprocessing in checkpoint.py (``ModelSource``, ``load_model``).
 """
@@ -30,7 +34,7 @@ from .errors import ArgumentParser, InputError, report_errors
 from .preprocess import Preprocess
 from .recordings import UNTRAINED_WARNING, open_recording, plan, summary, template as make_template
 from .reductions import Reduction
-from .stimuli import StimulusSet, resolve
+from .stimuli import StimulusSet, batches as _batches, default_workers, resolve
 from .stores import partial_paths
 from .blocks import last_trained_step
 from .timing import DEFAULT_MS_PER_STEP, TimeMapping
@@ -70,9 +74,9 @@ class ActivityMonitor:
         warnings.warn(message, ActivityWarning, stacklevel=2)
 
 
-def _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction, monitor=None):
-    """{variable: numpy array (batch, time, ...)} for the stimuli at ``indices``."""
-    model, images = source.model, _images(stimuli, indices, source, device)
+def _batch_arrays(source, images, states, times, readouts, reduction, monitor=None):
+    """{variable: numpy array (batch, time, ...)} for a batch of preprocessed ``images``."""
+    model = source.model
     index = {t: k for k, t in enumerate(times)}
     wanted = set(states)
     captured: dict[tuple[str, int], np.ndarray] = {}
@@ -112,12 +116,15 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
            readout_time: int | None = None, reduction: Reduction | str | None = None,
            batch_size: int = 64, device: str = "cpu", overwrite: bool = False, resume: bool = False,
            ms_per_step=DEFAULT_MS_PER_STEP, pca_fit: StimulusSet | None = None, progress: bool = True,
-           stop_after_batches: int | None = None, preprocess: Preprocess | None = None):
+           stop_after_batches: int | None = None, preprocess: Preprocess | None = None,
+           workers: int | None = None):
     """Record ``stimuli`` through the model. Without ``output``, return the Dataset in memory; with it,
     stream to ``output`` (.nc or .zarr) and return its path.
 
     ``source``: a ModelSource (``load_model``), or a model that carries its preprocessing
-    (``visrecur.load``); any other model needs ``preprocess=visrecur.Preprocess(...)``."""
+    (``visrecur.load``); any other model needs ``preprocess=visrecur.Preprocess(...)``.
+    ``workers``: processes that decode and preprocess the next batches meanwhile (default:
+    ``default_workers(device)``); the recording is the same with any number."""
     source = ModelSource.wrap(source, preprocess)
     device = parse_device(device)
     reduction = reduction if isinstance(reduction, Reduction) else Reduction.parse(reduction)
@@ -126,6 +133,9 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     states, times, readouts = plan(model, states, times, readout_time)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InputError(f"batch size {batch_size!r} must be an integer of at least 1")
+    workers = default_workers(device) if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise InputError(f"workers {workers!r} must be an integer of at least 0 (0: load in the main process)")
     if output is not None:  # refuse a bad output before any work or any file
         output = Path(output)
         if output.suffix not in (".nc", ".zarr"):
@@ -136,7 +146,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
             images.check_files()
     notes = _reduction_notes(model, states, reduction)
     if reduction.method == "pca":
-        _fit_pca(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device)
+        _fit_pca(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device, workers)
         notes += [f"{name}: {reduction._fitted[name].n_components_} PCA components, not {reduction.size} (the fitting "
                   f"set gives at most min(samples, features))" for name in states
                   if reduction._fitted[name].n_components_ < reduction.size]
@@ -151,10 +161,10 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     monitor = ActivityMonitor(last_trained_step(model))
     if output is None:
         return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
-                                 device, progress, monitor)
+                                 device, progress, monitor, workers)
     return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
                             batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches,
-                            monitor)
+                            monitor, workers)
 
 
 def _reduction_notes(model, states, reduction) -> list[str]:
@@ -170,16 +180,17 @@ def _reduction_notes(model, states, reduction) -> list[str]:
 
 
 def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
-                      progress, monitor):
+                      progress, monitor, workers):
     from tqdm.auto import tqdm
 
     ds, layout = template.dataset(), template.layout
     arrays = {name: np.full(shape, np.nan, dtype=np.float32) for name, (_, shape, _) in layout.items()}
-    for start in tqdm(range(0, len(stimuli), batch_size), disable=not progress, desc="recording", leave=False):
-        indices = range(start, min(start + batch_size, len(stimuli)))
-        batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction, monitor)
+    starts = range(0, len(stimuli), batch_size)
+    loaded = _batches(stimuli, source.preprocess, starts, batch_size, device, workers)
+    for indices, images in tqdm(loaded, total=len(starts), disable=not progress, desc="recording", leave=False):
+        batch = _batch_arrays(source, images, states, times, readouts, reduction, monitor)
         for name, values in batch.items():
-            arrays[name][start:start + len(indices)] = values
+            arrays[name][indices.start:indices.stop] = values
     for name, values in arrays.items():
         ds[name] = (layout[name][0], values, layout[name][2])
     ds["recorded"] = ("stimulus", np.ones(len(stimuli), dtype=bool), ds["recorded"].attrs)
@@ -187,7 +198,7 @@ def _record_in_memory(source, stimuli, template, states, times, readouts, reduct
 
 
 def _record_to_store(source, stimuli, output, template, states, times, readouts, reduction, batch_size,
-                     device, overwrite, resume, progress, rank, world, stop_after_batches, monitor):
+                     device, overwrite, resume, progress, rank, world, stop_after_batches, monitor, workers):
     from tqdm.auto import tqdm
 
     if output.suffix not in (".nc", ".zarr"):
@@ -209,11 +220,12 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
     # memory stays bounded by the batch size
     with stores.open_partial(partial) as store, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
-        for k, start in enumerate(tqdm(mine, disable=not (progress and rank == 0), desc="recording", leave=False)):
+        loaded = _batches(stimuli, source.preprocess, mine, batch_size, device, workers)
+        for k, (indices, images) in enumerate(tqdm(loaded, total=len(mine), disable=not (progress and rank == 0),
+                                                   desc="recording", leave=False)):
             if stop_after_batches is not None and k >= stop_after_batches:
                 raise KeyboardInterrupt("stopped on request (testing resume)")
-            indices = range(start, min(start + batch_size, len(stimuli)))
-            batch = _batch_arrays(source, stimuli, indices, device, states, times, readouts, reduction, monitor)
+            batch = _batch_arrays(source, images, states, times, readouts, reduction, monitor)
             if pending is not None:
                 pending.result()
             pending = writer.submit(stores.write_batch, store, slice(indices.start, indices.stop), batch)
@@ -226,13 +238,13 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
     return output
 
 
-def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, device):
+def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, device, workers):
     """Fit the PCA on the fitting set's unreduced activity (all its stimuli, every populated step)."""
     full = Reduction("none")
     samples = {name: [] for name in states}
-    for start in range(0, len(fit_set), batch_size):
-        indices = range(start, min(start + batch_size, len(fit_set)))
-        batch = _batch_arrays(source, fit_set, indices, device, states, times, readouts, full)
+    starts = range(0, len(fit_set), batch_size)
+    for _, images in _batches(fit_set, source.preprocess, starts, batch_size, device, workers):
+        batch = _batch_arrays(source, images, states, times, readouts, full)
         for name in states:
             values = batch[name].reshape(batch[name].shape[0] * batch[name].shape[1], -1)
             samples[name].append(values[~np.isnan(values).any(axis=1)])
@@ -271,6 +283,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
     p.add_argument("--batch-size", type=int, default=64, help="stimuli per batch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--workers", type=int, help="processes that decode and preprocess the next batches while "
+                                               "the model runs (default: 0 on a CPU, up to 8 with CUDA)")
     p.add_argument("--output", help="output .nc or .zarr (default recordings/<model>_<stimuli>.nc)")
     p.add_argument("--format", choices=["nc", "zarr"], default="nc", help="format of the default output")
     p.add_argument("--ms-per-step", nargs=2, type=float, default=list(DEFAULT_MS_PER_STEP),
@@ -283,6 +297,8 @@ def parse_args(argv=None):
         p.error(f"--limit {args.limit} must be at least 1")
     if args.batch_size < 1:
         p.error(f"--batch-size {args.batch_size} must be at least 1")
+    if args.workers is not None and args.workers < 0:
+        p.error(f"--workers {args.workers} must be at least 0 (0: load in the main process)")
     return args
 
 
@@ -303,7 +319,8 @@ def main(argv=None) -> int:
     path = record(source, stimuli, output, states=args.states, times=args.times,
                   readout_time=args.readout_time, reduction=reduction, batch_size=args.batch_size,
                   device=args.device, overwrite=args.overwrite, resume=args.resume,
-                  ms_per_step=tuple(args.ms_per_step), pca_fit=pca_fit, progress=not args.no_progress)
+                  ms_per_step=tuple(args.ms_per_step), pca_fit=pca_fit, progress=not args.no_progress,
+                  workers=args.workers)
     if setup_distributed("cpu")[0] == 0:
         with open_recording(path) as ds:
             print(summary(path, ds))

@@ -21,7 +21,7 @@ from .images import (DECODING, GREY_BACKGROUND, IMAGE_SUFFIXES, array_to_pil as 
 
 __all__ = ["IMAGE_SUFFIXES", "GREY_BACKGROUND", "StimulusSet", "to_rgb", "preprocess", "describe_preprocessing",
            "from_files", "from_folder", "from_array", "from_92images", "cifar10_test", "builtin", "resolve",
-           "shared_data_dir"]
+           "shared_data_dir", "batches", "default_workers"]
 FILE_92 = "Kriegeskorte_Neuron2008_supplementalData.mat"
 
 
@@ -99,6 +99,49 @@ def preprocess(image, size: tuple[int, int], mean, std):
 def describe_preprocessing(preprocessing: "Preprocess") -> str:
     """What a recording's ``preprocessing`` attr says: decoding, then the model's preprocessing."""
     return f"{DECODING}; then {preprocessing.describe()}"
+
+
+def default_workers(device: str) -> int:
+    """Loader processes when none are asked for: none on a CPU (the model's threads use its cores), up to
+    8 beside a GPU (one core is left to the main process)."""
+    if not str(device).startswith("cuda"):
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class _Preprocessed:
+    """Stimulus ``i`` decoded and preprocessed: what a loader process does (a map-style dataset)."""
+
+    def __init__(self, stimuli: StimulusSet, preprocess):
+        self.stimuli, self.preprocess = stimuli, preprocess
+
+    def __len__(self):
+        return len(self.stimuli)
+
+    def __getitem__(self, i):
+        return self.preprocess(self.stimuli.image(i))
+
+
+def batches(stimuli: StimulusSet, preprocess, starts, batch_size: int, device: str, workers: int):
+    """(indices, model input on ``device``) for the batch at each of ``starts``, in that order. With
+    ``workers`` > 0, worker processes decode and preprocess the next batches while the caller works on
+    this one (forked: the stimulus set is not copied); the values are the same as with none."""
+    import multiprocessing as mp
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    ranges = [range(start, min(start + batch_size, len(stimuli))) for start in starts]
+    if workers and "fork" not in mp.get_all_start_methods():
+        warnings.warn(f"--workers {workers}: worker processes need the fork start method, which this "
+                      "platform lacks; loading in the main process", UserWarning, stacklevel=3)
+        workers = 0
+    loader = DataLoader(_Preprocessed(stimuli, preprocess), batch_sampler=[list(r) for r in ranges],
+                        num_workers=workers, pin_memory=str(device).startswith("cuda"),
+                        multiprocessing_context="fork" if workers else None,
+                        prefetch_factor=2 if workers else None)
+    for indices, images in zip(ranges, loader):
+        yield indices, images.to(device, non_blocking=True)
 
 
 # --- sources --------------------------------------------------------------------------------------

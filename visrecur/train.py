@@ -18,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint, data, zoo
 from .checkpoint import export_weights  # noqa: F401  (re-exported: visrecur.train.export_weights)
 from .config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, TrainingError, build_config,  # noqa: F401
                      build_parser, lr_at, parse_args)
-from .distributed import all_sum, parse_device, setup_distributed, shutdown
+from .distributed import parse_device, setup_distributed, shutdown
 from .errors import report_errors
 from .evaluate import evaluate  # noqa: F401  (re-exported: visrecur.train.evaluate)
 from .files import writable_ancestor
 from .model import FRNN
 from .preprocess import Preprocess
+from .train_step import EpochTotals, TrainStep
 
 
 def pick_device(requested: str, local_rank: int) -> str:
@@ -46,8 +46,22 @@ def training_preprocess(cfg: TrainConfig, spec) -> Preprocess:
     return Preprocess(size, cfg.mean, cfg.std, resize)
 
 
-def make_data(cfg: TrainConfig, preprocess: Preprocess, rank: int, world: int):
-    """(train batches, validation batches, class names); each has .batches(epoch) or is a loader."""
+def data_device(cfg: TrainConfig, device: str) -> str | None:
+    """Where the training batches are made: ``device`` when the decoded images stay there
+    (``--data-on-device``; by default for CUDA with in-memory data), else None (on the CPU, copied per batch)."""
+    if cfg.augment == "imagenet":
+        if cfg.data_on_device:
+            raise TrainingError("--data-on-device keeps decoded same-size images in memory (the cifar "
+                                "augmentation); the imagenet recipe streams images from disk: drop "
+                                "--data-on-device")
+        return None
+    wanted = device.startswith("cuda") if cfg.data_on_device is None else cfg.data_on_device
+    return device if wanted and device != "cpu" else None
+
+
+def make_data(cfg: TrainConfig, preprocess: Preprocess, rank: int, world: int, on_device: str | None = None):
+    """(train batches, validation batches, class names); each has .batches(epoch) or is a loader.
+    ``on_device``: keep in-memory images on this device (``data_device``)."""
     if cfg.augment == "imagenet":
         train_dir, val_dir = data.find_split(cfg.data_root, "train"), data.find_split(cfg.data_root, "val")
         size = preprocess.crop_size[0]
@@ -70,9 +84,15 @@ def make_data(cfg: TrainConfig, preprocess: Preprocess, rank: int, world: int):
     else:
         raise TrainingError(f"unknown dataset {cfg.dataset!r}; use 'folder' (ImageFolder) or 'cifar10'")
     mean, std = preprocess.mean, preprocess.std
-    train = data.TensorBatches(x_train, y_train, cfg.batch_size, mean, std, True, cfg.seed, rank, world,
-                               drop_last=world > 1)
-    val = data.TensorBatches(x_val, y_val, cfg.batch_size, mean, std, False, cfg.seed, rank, world)
+    try:
+        train = data.TensorBatches(x_train, y_train, cfg.batch_size, mean, std, True, cfg.seed, rank, world,
+                                   drop_last=world > 1, device=on_device)
+        val = data.TensorBatches(x_val, y_val, cfg.batch_size, mean, std, False, cfg.seed, rank, world,
+                                 device=on_device)
+    except torch.cuda.OutOfMemoryError:
+        size = (x_train.numel() + x_val.numel()) / 1e6
+        raise TrainingError(f"the decoded images ({size:.0f} MB) do not fit on {on_device} beside the model; "
+                            "train with --no-data-on-device (batches are then made on the CPU)") from None
     return train, val, classes
 
 
@@ -85,6 +105,8 @@ def train(cfg: TrainConfig) -> dict:
     rank, world, local_rank = setup_distributed(cfg.device if cfg.device != "auto" else
                                                 ("cuda" if torch.cuda.is_available() else "cpu"))
     device = pick_device(cfg.device, local_rank)
+    _check_options(cfg, device, world)
+    on_device = data_device(cfg, device)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     use_bf16 = device.startswith("cuda") if cfg.bf16 is None else cfg.bf16
@@ -131,20 +153,29 @@ def train(cfg: TrainConfig) -> dict:
                         if extended_from else "")
             print(f"resuming {ckpt_path} after epoch {start_epoch}{extended}", flush=True)
     preprocess = training_preprocess(cfg, spec)
-    train_data, val_data, classes = make_data(cfg, preprocess, rank, world)
+    train_data, val_data, classes = make_data(cfg, preprocess, rank, world, on_device)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
-    step_fn = torch.compile(net) if cfg.compile else net
+    forward = _compiled(net) if cfg.compile else net
+    track = sorted(set(loss_times) | {t for t in eval_times if t <= max(loss_times)})
+    totals = EpochTotals(track, device)
+    step = TrainStep(forward, optimizer, loss_times, totals, device, use_bf16, cfg.channels_last,
+                     graphs=cfg.cuda_graphs)
     if rank == 0:
         _prepare_output(out)
 
     payload, batches_seen = {}, [0]
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        train_stats = _train_epoch(step_fn, train_data, optimizer, epoch, loss_times, eval_times, cfg,
-                                   device, use_bf16, rank, batches_seen)
+        try:
+            train_stats = _train_epoch(step, net, train_data, optimizer, epoch, cfg, rank, batches_seen)
+        except Exception as err:  # torch.compile compiles at the first batch: its failure in one line
+            if cfg.compile and type(err).__module__.startswith("torch._dynamo"):
+                raise TrainingError(f"--compile failed ({type(err).__name__}: {str(err).strip().splitlines()[0]}); "
+                                    "drop --compile (checkpoints of finished epochs are kept)") from None
+            raise
         val_err = evaluate(model, val_data, eval_times, device, use_bf16, cfg.channels_last)
         seconds = time.time() - t0
         row = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), **train_stats,
@@ -161,6 +192,32 @@ def train(cfg: TrainConfig) -> dict:
                   + f"  (best t{best})  {row['images_per_s']:.0f} img/s", flush=True)
     shutdown(world)
     return payload
+
+
+def _check_options(cfg: TrainConfig, device: str, world: int) -> None:
+    """Refuse option combinations that cannot work, before any data is loaded or file made."""
+    if cfg.cuda_graphs:
+        if not device.startswith("cuda"):
+            raise TrainingError(f"--cuda-graphs needs a CUDA device, not {device}; drop --cuda-graphs or "
+                                "train with --device cuda")
+        if world > 1:
+            raise TrainingError("--cuda-graphs captures one process's step; with several processes (torchrun) "
+                                "drop --cuda-graphs")
+        if cfg.compile:
+            raise TrainingError("--cuda-graphs and --compile capture the step in two ways; choose one")
+    if cfg.compile:
+        try:
+            import torch._dynamo  # noqa: F401
+        except ImportError as err:
+            raise TrainingError(f"--compile: torch's compiler cannot be loaded here ({err}); drop --compile") \
+                from None
+
+
+def _compiled(net):
+    try:
+        return torch.compile(net)
+    except RuntimeError as err:  # e.g. a Python version the compiler does not support yet
+        raise TrainingError(f"--compile: {str(err).strip().splitlines()[0]}; drop --compile") from None
 
 
 def _check_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
@@ -233,15 +290,18 @@ def _payload(model, optimizer, cfg, spec, preprocess, history, classes, epoch) -
             "normalization": {"mean": list(preprocess.mean), "std": list(preprocess.std)}}
 
 
-def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, device, use_bf16, rank,
-                 batches_seen):
+LOG_EVERY = 100  # batches between the loop's reads of the device (progress bar, non-finite loss check)
+
+
+def _train_epoch(step: TrainStep, net, source, optimizer, epoch, cfg, rank, batches_seen):
     from tqdm.auto import tqdm
 
     net.train()
     for group in optimizer.param_groups:
         group["lr"] = lr_at(cfg, epoch)
-    track = sorted(set(loss_times) | {t for t in eval_times if t <= max(loss_times)})
-    sums = {"loss": 0.0, "n": 0.0, **{t: 0.0 for t in track}}
+    totals = step.totals
+    totals.reset()
+    device = totals.loss.device
     batches = data.epoch_batches(source, epoch)
     total = len(source) if hasattr(source, "__len__") else None
     bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -250,30 +310,24 @@ def _train_epoch(net, source, optimizer, epoch, loss_times, eval_times, cfg, dev
         if cfg.stop_after_batches is not None and batches_seen[0] >= cfg.stop_after_batches:
             os._exit(3)  # simulate a crash/kill mid-epoch, without cleanup
         batches_seen[0] += 1
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        if cfg.channels_last:
-            images = images.to(memory_format=torch.channels_last)
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-            logits = net(images, readout_time=track)
-            loss = sum(F.cross_entropy(logits[t].float(), labels) for t in loss_times)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, batch {k + 1}; lower "
-                                "--lr, or turn bf16 off (--no-bf16); the last good checkpoint is kept")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        n = len(labels)
-        sums["loss"] += loss.item() * n
-        sums["n"] += n
-        for t in track:
-            sums[t] += (logits[t].argmax(1) != labels).sum().item()
-        if k % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    keys = ["loss", "n"] + track
-    reduced = dict(zip(keys, all_sum([sums[key] for key in keys], device)))
+        step(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        if (k + 1) % LOG_EVERY == 0:
+            _check_finite(totals.read(), epoch, bar)
+    _check_finite(totals.read(), epoch)
+    keys = ["loss", "n"] + totals.track
+    reduced = dict(zip(keys, totals.summed()))
     stats = {"train_loss": reduced["loss"] / reduced["n"], "train_images": int(reduced["n"])}
-    stats.update({f"train_err_t{t}": reduced[t] / reduced["n"] for t in track})
+    stats.update({f"train_err_t{t}": reduced[t] / reduced["n"] for t in totals.track})
     return stats
+
+
+def _check_finite(read: dict, epoch: int, bar=None) -> None:
+    """Stop at a non-finite loss (the batch that had it is named: it is found on the device)."""
+    if read["bad_batch"] >= 0:
+        raise TrainingError(f"the loss became {read['bad_loss']} at epoch {epoch + 1}, batch {read['bad_batch']}; "
+                            "lower --lr, or turn bf16 off (--no-bf16); the last good checkpoint is kept")
+    if bar is not None and read["n"]:
+        bar.set_postfix(loss=f"{read['loss'] / read['n']:.3f}")
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:

@@ -1,0 +1,685 @@
+"""The one script a session with a GPU runs (issue 13): every CUDA path once, training and recording
+throughput side by side, a short Table 1 run if time is left; all of it written to one JSON file.
+
+    python benchmarks/gpu_check.py --data-root /tmp/cifar10-jpeg --out "$OUT"     # one GPU, under 8 minutes
+    python benchmarks/gpu_check.py --dry-run --out /tmp/gpu_check                  # CPU, tiny settings
+
+How to run it on the device machine: benchmarks/gpu_check.sh (and benchmarks/README.md).
+
+Sections, each timed and kept apart (an error in one is written down and the next runs); the JSON is
+rewritten after each, so a run cut short still leaves what it measured:
+
+* ``environment``: device name, torch/CUDA/cuDNN versions, CPU count.
+* ``paths``: the command lines on the device words (``--device cuda``, ``cuda:0``, ``auto``; training with
+  ``--cuda-graphs``; recording with workers) and the bad device words, each a subprocess: exit codes and
+  the last lines.
+* ``equivalence``: device-resident batches against CPU-made ones (largest difference), host
+  synchronisations inside steady training steps (``torch.cuda.set_sync_debug_mode("error")``), and a
+  graphed training step against eager ones.
+* ``training``: images/s of SGD steps through the trainer's own step (``visrecur.train.TrainStep``) for
+  the 3-state FRNN of Table 1 at t = 10 and the 4-state FRNN, by data path (``loader``: a torchvision
+  DataLoader decoding the JPEG files; ``host``: decoded images in CPU memory, batches copied to the GPU,
+  which is what the trainer did before; ``host+reads``: the same with a host read after every step,
+  as the old loop had; ``device``: images resident on the GPU; ``static``: one batch reused, the bound)
+  and by execution (fp32, bf16, bf16 + CUDA graphs, bf16 + torch.compile in a child process with a
+  time limit): host time spent fetching batches, GPU busy fraction (NVML, where it can be read), peak
+  memory, MFU against a matmul peak measured on the same GPU.
+* ``recording``: the shipped model over the CIFAR-10 test images, ``--reduction mean``, with 0 and N
+  loader processes, against a plain forward pass over the same preloaded images; unreduced to .nc
+  against writing as many bytes to the same disk (needs h5netcdf).
+* ``table1``: the 3-state FRNN at t = 10 with the paper's recipe (batch 64, lr 0.01, momentum 0.9), bf16,
+  CUDA graphs, data on the device, for as many epochs as the time left allows (of the paper's 60).
+* ``ratios``: the comparisons above as ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests")]
+
+import torch  # noqa: E402
+
+from visrecur import data, zoo  # noqa: E402
+from visrecur.model import FRNN  # noqa: E402
+from visrecur.preprocess import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
+from visrecur.train import EpochTotals, TrainStep  # noqa: E402
+
+# (zoo model, readout time): the Table 1 3-state FRNN at t = 10 (the issue's targets) and the 4-state FRNN
+MODELS = (("frnn_3state_shared", 10), ("frnn_4state_shared", 5))
+COMMAND_TIMEOUT = 240  # seconds for each command line of ``paths`` (900 with --quick: a busy CPU)
+
+
+class Check:
+    """The results, one section at a time, rewritten to ``path`` after each; a time budget for all."""
+
+    def __init__(self, path: Path, budget: float):
+        self.path, self.budget, self.start = path, budget, time.perf_counter()
+        self.results = {"script": "benchmarks/gpu_check.py", "argv": sys.argv[1:], "sections": {}}
+
+    def left(self) -> float:
+        return self.budget - (time.perf_counter() - self.start)
+
+    def section(self, name: str, fn, *args, need: float = 0.0):
+        if self.left() < need:
+            self.results["sections"][name] = {"skipped": f"{self.left():.0f} s of the budget left, {need:.0f} needed"}
+            self.save()
+            return None
+        print(f"--- {name} ({self.left():.0f} s of the budget left)", flush=True)
+        start = time.perf_counter()
+        try:
+            result = fn(*args)
+        except Exception as err:  # written down; the next section still runs
+            result = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
+            print(result["traceback"], flush=True)
+        result = dict(result or {})
+        result["section_seconds"] = round(time.perf_counter() - start, 1)
+        self.results["sections"][name] = result
+        self.save()
+        return result
+
+    def save(self) -> None:
+        self.results["elapsed_s"] = round(time.perf_counter() - self.start, 1)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.results, indent=1, default=str) + "\n")
+        os.replace(tmp, self.path)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# --- environment and paths ------------------------------------------------------------------------
+def environment(args) -> dict:
+    env = {"torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+           "device": args.device, "quick": args.quick}
+    if args.device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(args.device)
+        env.update(device_name=props.name, memory_gb=round(props.total_memory / 1e9, 1),
+                   capability=f"{props.major}.{props.minor}", multiprocessors=props.multi_processor_count,
+                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), gpus=torch.cuda.device_count())
+    else:
+        env["device_name"] = platform.processor() or platform.machine()
+    return env
+
+
+def run_command(argv, cwd, timeout=None) -> dict:
+    timeout = timeout or COMMAND_TIMEOUT
+    start = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"argv": argv[2:], "error": f"did not finish in {timeout} s"}
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return {"argv": argv[2:], "returncode": done.returncode, "seconds": round(time.perf_counter() - start, 1),
+            "last_lines": lines[-4:]}
+
+
+def paths(args, work: Path) -> dict:
+    """The command lines on every device word, and the bad ones (one line, exit code 2)."""
+    py = sys.executable
+    cuda = args.device.startswith("cuda")
+    n = 128 if args.quick else 256
+    tiny = ["--model", "frnn_2state_shared", "--model-arg", "channels=[8,16]", "--readout-time", "3",
+            "--data-root", args.data_root, "--limit-train", str(n), "--limit-val", str(n // 2), "--epochs", "1",
+            "--no-progress"]
+    words = (["cuda", "cuda:0"] if cuda else ["cpu", "auto"])
+    out = {}
+    for word in words:
+        out[f"train --device {word}"] = run_command(
+            [py, "-m", "visrecur.train", *tiny, "--device", word, "--out", str(work / f"train_{word}")], REPO)
+    if cuda:
+        out["train --device cuda --cuda-graphs"] = run_command(
+            [py, "-m", "visrecur.train", *tiny, "--device", "cuda", "--cuda-graphs", "--out", str(work / "graphs")],
+            REPO)
+        out["train --device cuda --no-data-on-device"] = run_command(
+            [py, "-m", "visrecur.train", *tiny, "--device", "cuda", "--no-data-on-device", "--out",
+             str(work / "host")], REPO)
+    bad = {"cuda:7": ["--device", "cuda:7"], "cuda-graphs on cpu": ["--device", "cpu", "--cuda-graphs"]}
+    for name, extra in bad.items():
+        result = run_command([py, "-m", "visrecur.train", *tiny, *extra, "--out", str(work / "bad")], REPO)
+        result["one_clear_line"] = result.get("returncode") == 2 and len(result["last_lines"]) == 1
+        result["nothing_written"] = not (work / "bad").exists()
+        out[f"bad: train {name}"] = result
+    try:
+        import h5netcdf  # noqa: F401
+        out_file = work / "rec.nc"
+        out[f"record --device {args.device} --workers 2"] = run_command(
+            [py, "-m", "visrecur.record", "--stimuli", f"cifar10-test:{args.data_root}", "--limit", str(n),
+             "--reduction", "mean", "--device", "cuda" if cuda else "cpu", "--workers", "2", "--output",
+             str(out_file), "--no-progress"], REPO)
+    except ImportError:  # the device image has no h5netcdf: record in memory instead (below)
+        out["record command"] = {"skipped": "h5netcdf is not installed (carry its wheel: benchmarks/README.md)"}
+    from visrecur.record import load_model, record
+    from visrecur.stimuli import cifar10_test
+
+    start = time.perf_counter()
+    ds = record(load_model(None), cifar10_test(args.data_root, n), batch_size=64, device=args.device,
+                reduction="mean", workers=2, progress=False)
+    out[f"record() in memory on {args.device}, 2 workers"] = {
+        "seconds": round(time.perf_counter() - start, 1), "stimuli": int(ds.sizes["stimulus"]),
+        "top1_error_at_readout_5": float((ds.logits.sel(readout_time=5).argmax("class").values
+                                          != _label_index(ds)).mean())}
+    return out
+
+
+def _label_index(ds):
+    import numpy as np
+
+    classes = [str(c) for c in ds["class"].values]
+    return np.array([classes.index(str(label)) if str(label) in classes else -1
+                     for label in ds["stimulus_label"].values])
+
+
+# --- equivalence ---------------------------------------------------------------------------------
+def equivalence(args, train_images, train_labels) -> dict:
+    device, out = args.device, {}
+    n = min(len(train_labels), 2048)
+    x, y = train_images[:n], train_labels[:n]
+    cpu = data.TensorBatches(x, y, 64, CIFAR10_MEAN, CIFAR10_STD, seed=1)
+    dev = data.TensorBatches(x, y, 64, CIFAR10_MEAN, CIFAR10_STD, seed=1, device=device)
+    diffs = [float((a.to(device) - b).abs().max()) for (a, _), (b, _), _ in zip(cpu.batches(3), dev.batches(3),
+                                                                                  range(8))]
+    labels_equal = all(torch.equal(a.to(device), b) for (_, a), (_, b) in zip(cpu.batches(3), dev.batches(3)))
+    out["device_vs_cpu_batches"] = {"max_abs_difference": max(diffs), "labels_equal": labels_equal}
+    if not device.startswith("cuda"):
+        out["host_syncs_in_steady_steps"] = {"skipped": "CUDA only (torch.cuda.set_sync_debug_mode)"}
+        out["graphed_vs_eager"] = {"skipped": "CUDA only"}
+        return out
+    name, readout = MODELS[0]
+    source = _endless(dev)
+    for graphs in (False, True):
+        step, _, _ = _trainer(name, readout, args, device, bf16=True, graphs=graphs)
+        for _ in range(6):  # warm-up (and capture)
+            step(*next(source))
+        sync(device)
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(5):
+                step(*next(source))
+            verdict = "none"
+        except RuntimeError as err:
+            verdict = f"a step synchronises: {str(err).splitlines()[0]}"
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        sync(device)
+        out[f"host_syncs_in_steady_steps{' (cuda graphs)' if graphs else ''}"] = verdict
+    losses = {}
+    for graphs in (False, True):  # fp32, the same batches: the graph replays the same arithmetic
+        step, model, totals = _trainer(name, readout, args, device, bf16=False, graphs=graphs)
+        totals.reset()
+        for batch_x, batch_y in itertools.islice(dev.batches(5), 12):
+            step(batch_x, batch_y)
+        losses[graphs] = totals.read()["loss"]
+        losses[f"params_{graphs}"] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    out["graphed_vs_eager"] = {
+        "loss_sum_eager": losses[False], "loss_sum_graphed": losses[True],
+        "relative_difference": abs(losses[True] - losses[False]) / abs(losses[False]),
+        "max_param_difference": float((losses["params_True"] - losses["params_False"]).abs().max())}
+    return out
+
+
+# --- training throughput -------------------------------------------------------------------------
+def _build(name, readout, args, device, channels_last=False):
+    """A fresh model (seed 0); ``--channels`` makes the 3-state FRNN smaller (the 4-state one is small)."""
+    torch.manual_seed(0)
+    kwargs = {"readout_time": readout}
+    if args.channels and name.startswith("frnn_3state"):
+        kwargs["channels"] = tuple(args.channels)
+    model = FRNN(zoo.spec(name, **kwargs)).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _trainer(name, readout, args, device, bf16, graphs, compile_=False, channels_last=False):
+    model = _build(name, readout, args, device, channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    totals = EpochTotals([readout], device)
+    forward = torch.compile(model) if compile_ else model
+    step = TrainStep(forward, optimizer, [readout], totals, device, bf16, channels_last, graphs=graphs)
+    return step, model, totals
+
+
+def _endless(source):
+    for epoch in itertools.count():
+        yield from data.epoch_batches(source, epoch)
+
+
+class _Busy:
+    """Mean GPU utilisation (NVML: the share of time a kernel ran) sampled every 20 ms, where readable."""
+
+    def __init__(self, device):
+        self.samples, self.stop, self.handle = [], threading.Event(), None
+        if device.startswith("cuda"):
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                index = torch.device(device).index or 0
+                self.handle, self.nvml = pynvml.nvmlDeviceGetHandleByIndex(index), pynvml
+            except Exception:
+                self.handle = None
+
+    def __enter__(self):
+        if self.handle is not None:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self):
+        while not self.stop.wait(0.02):
+            self.samples.append(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.handle is not None:
+            self.thread.join()
+
+    def mean(self):
+        return round(sum(self.samples) / len(self.samples), 1) if self.samples else None
+
+
+def throughput(name, readout, args, batch, kind, sources, precision="bf16", graphs=False, reads=False,
+               compile_=False) -> dict:
+    device = args.device
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    step, _, totals = _trainer(name, readout, args, device, precision == "bf16", graphs, compile_,
+                               args.channels_last)
+    batches = _endless(sources[(kind, batch)])
+    start = time.perf_counter()
+    for _ in range(args.warmup + (3 if graphs else 0)):  # graphs: 3 eager warm-up steps, then the capture
+        x, y = next(batches)
+        step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+    sync(device)
+    first_steps_s = time.perf_counter() - start
+    fetch = 0.0
+    with _Busy(device) as busy:
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            t = time.perf_counter()
+            x, y = next(batches)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            fetch += time.perf_counter() - t
+            step(x, y)
+            if reads:
+                totals.read()
+        sync(device)
+        seconds = time.perf_counter() - start
+    result = {"images_per_s": round(args.steps * batch / seconds, 1), "host_fetch_fraction": round(fetch / seconds, 3),
+              "gpu_busy_pct": busy.mean(), "warmup_s": round(first_steps_s, 1)}
+    if device.startswith("cuda"):
+        result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    return result
+
+
+def forward_macs(name, readout, args) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _build(name, readout, args, "cpu").eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, 3, 32, 32), readout_time=readout)
+    return counter.get_total_flops() / 2
+
+
+def matmul_peak(device, dtype, size=4096, repeats=20) -> float:
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def make_sources(args, images, labels, batches) -> dict:
+    """(data path, batch size) -> a batch source; every path yields same-size batches (drop_last)."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    sources = {}
+    for batch in batches:
+        sources[("host", batch)] = sources[("host+reads", batch)] = data.TensorBatches(
+            images, labels, batch, CIFAR10_MEAN, CIFAR10_STD, drop_last=True)
+        sources[("device", batch)] = data.TensorBatches(images, labels, batch, CIFAR10_MEAN, CIFAR10_STD,
+                                                        drop_last=True, device=args.device)
+        x, y = next(iter(sources[("device", batch)].batches(0)))
+        sources[("static", batch)] = _Repeat(x, y)
+        tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                 transforms.ToTensor(), transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+        folder = datasets.ImageFolder(str(Path(args.data_root) / "train"), transform=tf)
+        sources[("loader", batch)] = DataLoader(folder, batch_size=batch, shuffle=True, drop_last=True,
+                                                num_workers=args.workers, pin_memory=args.device.startswith("cuda"),
+                                                persistent_workers=args.workers > 0,
+                                                generator=torch.Generator().manual_seed(0))
+    return sources
+
+
+class _Repeat:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def batches(self, epoch):
+        while True:
+            yield self.x, self.y
+
+
+def training(args, images, labels) -> dict:
+    device, cuda = args.device, args.device.startswith("cuda")
+    small, large = args.batch_sizes
+    sources = make_sources(args, images, labels, (small, large))
+    out = {"steps_timed": args.steps, "warmup_steps": args.warmup, "train_images_in_memory": len(labels),
+           "resident_data_mb": round(images.numel() / 2**20), "loader_workers": args.workers}
+    peaks = {}
+    if cuda:  # MFU on the GPU only: a CPU's small matmul peak would say little
+        peaks = {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
+        out["matmul_peak_tflops"] = {k: round(v / 1e12, 2) for k, v in peaks.items()}
+    # (batch, data path, precision, graphs, host read after every step); the second model: the first six
+    # and the graphed one at the small batch
+    variants = [(small, "loader", "bf16", False, False), (small, "host+reads", "bf16", False, True),
+                (small, "host", "bf16", False, False), (small, "device", "fp32", False, False),
+                (small, "device", "bf16", False, False), (small, "static", "bf16", False, False)]
+    graphed = [(small, "device", "bf16", True, False)] if cuda else []
+    rest = [(large, "host", "bf16", False, False), (large, "device", "bf16", False, False)]
+    if cuda:
+        rest += [(small, "static", "bf16", True, False), (large, "device", "bf16", True, False)]
+    for k, (name, readout) in enumerate(MODELS):
+        macs = forward_macs(name, readout, args)
+        runs = {}
+        for _ in range(args.repeats):  # interleaved: drift and load hit every variant alike
+            for batch, kind, precision, graphs, reads in variants + graphed + (rest if k == 0 else []):
+                label = f"b{batch} {kind} {precision}{' graphs' if graphs else ''}"
+                try:
+                    row = throughput(name, readout, args, batch, kind, sources, precision, graphs, reads)
+                except Exception as err:
+                    row = {"error": f"{type(err).__name__}: {err}"}
+                print(f"{name} t={readout} {label:28s} {row}", flush=True)
+                runs.setdefault(label, []).append(row)
+        rows = {}
+        for label, results in runs.items():
+            row = dict(results[0]) if len(results) == 1 else _median_row(results)
+            precision = label.split()[2]
+            if "images_per_s" in row and cuda:
+                achieved = row["images_per_s"] * macs * 2 * 3  # forward + backward ~ 3 x forward FLOPs
+                row["mfu_pct"] = round(100 * achieved / peaks[precision], 2)
+            if "images_per_s" in row:
+                row["epoch_60_minutes"] = round(60 * 50_000 / row["images_per_s"] / 60, 1)
+            rows[label] = row
+        out[f"{name} t={readout}"] = {"forward_gmac_per_image": round(macs / 1e9, 3), "variants": rows}
+    return out
+
+
+def _median_row(results: list[dict]) -> dict:
+    """The run with the median images/s, with every run's images/s beside it."""
+    good = [r for r in results if "images_per_s" in r]
+    if not good:
+        return results[0]
+    good.sort(key=lambda r: r["images_per_s"])
+    return {**good[len(good) // 2], "images_per_s_runs": [r["images_per_s"] for r in good]}
+
+
+def compile_child(args) -> dict:
+    """In a child process (killed at the time limit): compile time of the first steps, then images/s."""
+    name, readout = MODELS[0]
+    batch = args.batch_sizes[0]
+    x = torch.randn(batch, 3, 32, 32, device=args.device)
+    y = torch.randint(0, 10, (batch,), device=args.device)
+    step, _, _ = _trainer(name, readout, args, args.device, args.device.startswith("cuda"), False, compile_=True)
+    start = time.perf_counter()
+    for _ in range(2):
+        step(x, y)
+    sync(args.device)
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step(x, y)
+    sync(args.device)
+    return {"compile_s": round(compile_s, 1), "images_per_s_static_batch": round(args.steps * batch /
+                                                                                  (time.perf_counter() - start), 1)}
+
+
+def compiled(args) -> dict:
+    argv = [sys.executable, __file__, "--child-compile", "--device", args.device, "--steps", str(args.steps),
+            "--batch-sizes", *map(str, args.batch_sizes)] + (["--channels", *map(str, args.channels)]
+                                                            if args.channels else [])
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=args.compile_timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"compiling {MODELS[0][0]} t={MODELS[0][1]} did not finish in {args.compile_timeout} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- recording -----------------------------------------------------------------------------------
+def recording(args) -> dict:
+    import numpy as np
+
+    from visrecur.record import load_model, record
+    from visrecur.recordings import plan
+    from visrecur.stimuli import cifar10_test
+
+    device, n, batch = args.device, args.record_images, args.record_batch
+    source = load_model(None)
+    stimuli = cifar10_test(args.data_root, n)
+    out = {"stimuli": len(stimuli), "batch_size": batch, "model": source.name}
+    for workers in sorted({0, args.workers}):
+        start = time.perf_counter()
+        record(source, stimuli, batch_size=batch, device=device, reduction="mean", workers=workers, progress=False)
+        out[f"mean_workers_{workers}_s"] = round(time.perf_counter() - start, 2)
+    model = source.model.to(device).eval()
+    _, times, readouts = plan(model, None, None, None)
+    preloaded = torch.stack([source.preprocess(stimuli.image(i)) for i in range(len(stimuli))]).to(device)
+    with torch.no_grad():
+        model(preloaded[:batch], readout_time=readouts, until=max(times))
+        sync(device)
+        start = time.perf_counter()
+        for s in range(0, len(stimuli), batch):
+            model(preloaded[s:s + batch], readout_time=readouts, until=max(times))
+        sync(device)
+    out["plain_forward_preloaded_s"] = round(time.perf_counter() - start, 2)
+    best = min(out[f"mean_workers_{w}_s"] for w in {0, args.workers})
+    out["mean_images_per_s"] = round(len(stimuli) / best, 1)
+    try:
+        import h5netcdf  # noqa: F401
+    except ImportError:
+        out["unreduced_to_disk"] = {"skipped": "h5netcdf is not installed (carry its wheel: benchmarks/README.md)"}
+        return out
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+        path = Path(tmp) / "rec.nc"
+        start = time.perf_counter()
+        record(source, stimuli, path, batch_size=batch, device=device, workers=args.workers, progress=False)
+        seconds = time.perf_counter() - start
+        size = path.stat().st_size
+        path.unlink()
+        block = np.ones(64 * 2**20 // 4, dtype=np.float32)
+        start = time.perf_counter()
+        with open(Path(tmp) / "raw.bin", "wb") as f:
+            for _ in range(max(1, size // block.nbytes)):
+                block.tofile(f)
+            f.flush()
+            os.fsync(f.fileno())
+        raw = time.perf_counter() - start
+    out["unreduced_to_disk"] = {"bytes": size, "record_s": round(seconds, 2), "raw_write_same_bytes_s": round(raw, 2),
+                                "ratio": round(seconds / raw, 2)}
+    return out
+
+
+# --- a short Table 1 run -------------------------------------------------------------------------
+def table1(args, check: Check, images_per_s: float | None) -> dict:
+    from visrecur.config import build_config
+    from visrecur.train import train
+
+    cuda = args.device.startswith("cuda")
+    n_train = args.train_images if args.quick else 50_000
+    epoch_s = n_train / (images_per_s or 1000) + 5  # + validation
+    epochs = int(max(0, check.left() - 20) // epoch_s)
+    epochs = min(epochs, args.table1_epochs)
+    if epochs < 1:
+        return {"skipped": f"one epoch takes about {epoch_s:.0f} s; {check.left():.0f} s left"}
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+        overrides = {"readout_time": 10, **({"channels": list(args.channels)} if args.channels else {})}
+        cfg = build_config("cifar10", model="frnn_3state_shared", data_root=args.data_root, out=tmp,
+                           epochs=epochs, device=args.device, cuda_graphs=cuda, progress=False,
+                           model_overrides=overrides, limit_train=args.train_images if args.quick else None,
+                           limit_val=args.train_images // 4 if args.quick else None)
+        start = time.perf_counter()
+        payload = train(cfg)
+    return {"note": "JPEG CIFAR-10 (not the original pickles); the paper's recipe, "
+                    f"{epochs} of its 60 epochs (lr 0.01 throughout these); Table 1: 7.44% (t=5), 6.86% (t=10)",
+            "epochs": epochs, "seconds": round(time.perf_counter() - start, 1), "metrics": payload.get("metrics")}
+
+
+def ratios(results: dict) -> dict:
+    """The side-by-side comparisons, as ratios (> 1: the first named is faster)."""
+    sections, out = results["sections"], {}
+    training_ = sections.get("training") or {}
+    for model_key, block in training_.items():
+        if not isinstance(block, dict) or "variants" not in block:
+            continue
+        v = {k: r.get("images_per_s") for k, r in block["variants"].items()}
+
+        def ratio(a, b):
+            return round(v[a] / v[b], 2) if v.get(a) and v.get(b) else None
+        keys = sorted({int(k.split()[0][1:]) for k in v})
+        small, large = keys[0], keys[-1]
+        out[model_key] = {
+            "device/host (b%d bf16)" % small: ratio(f"b{small} device bf16", f"b{small} host bf16"),
+            "device/loader (b%d bf16)" % small: ratio(f"b{small} device bf16", f"b{small} loader bf16"),
+            "host/host+reads (b%d bf16)" % small: ratio(f"b{small} host bf16", f"b{small} host+reads bf16"),
+            "device/static (b%d bf16)" % small: ratio(f"b{small} device bf16", f"b{small} static bf16"),
+            "bf16/fp32 (b%d device)" % small: ratio(f"b{small} device bf16", f"b{small} device fp32"),
+            "graphs/eager (b%d device bf16)" % small: ratio(f"b{small} device bf16 graphs", f"b{small} device bf16"),
+            "graphs/eager (b%d device bf16)" % large: ratio(f"b{large} device bf16 graphs", f"b{large} device bf16"),
+            "device/host (b%d bf16)" % large: ratio(f"b{large} device bf16", f"b{large} host bf16")}
+    rec = sections.get("recording") or {}
+    keys = sorted(k for k in rec if k.startswith("mean_workers_"))
+    if len(keys) == 2:
+        out["recording workers 0 / N (time)"] = round(rec[keys[0]] / rec[keys[1]], 2)
+    if keys and rec.get("plain_forward_preloaded_s"):
+        out["recording / plain forward (time, best workers)"] = round(
+            min(rec[k] for k in keys) / rec["plain_forward_preloaded_s"], 2)
+    comp = sections.get("compile") or {}
+    if comp.get("images_per_s_static_batch"):
+        static = (training_.get(f"{MODELS[0][0]} t={MODELS[0][1]}") or {}).get("variants", {})
+        eager = next((r.get("images_per_s") for k, r in static.items() if "static bf16" in k and "graphs" not in k),
+                     None)
+        if eager:
+            out["compile/eager (static batch)"] = round(comp["images_per_s_static_batch"] / eager, 2)
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", help="CIFAR-10 as an ImageFolder tree (train/ and test/); default: "
+                                       "cifar10-jpeg in $VISRECUR_DATA or ../shared/data")
+    p.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"), help="folder for gpu_check.json")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--dry-run", action="store_true", help="= --device cpu --quick")
+    p.add_argument("--quick", action="store_true", help="tiny settings (a CPU dry run)")
+    p.add_argument("--budget", type=float, help="seconds for everything; sections that would not fit are "
+                                                "skipped (default 420; 3600 with --quick)")
+    p.add_argument("--repeats", type=int, default=1, help="interleaved runs of every training variant (medians)")
+    p.add_argument("--steps", type=int, help="timed SGD steps per variant (default 100; 5 with --quick)")
+    p.add_argument("--warmup", type=int, help="untimed steps first, cuDNN picks its algorithms (default 10; 2 "
+                                              "with --quick)")
+    p.add_argument("--batch-sizes", type=int, nargs=2, default=[64, 512])
+    p.add_argument("--channels", type=int, nargs="+", help="smaller models (quick runs): channels per state")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--train-images", type=int, default=25_000, help="decoded training images for throughput")
+    p.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)))
+    p.add_argument("--record-images", type=int, default=10_000)
+    p.add_argument("--record-batch", type=int, default=512)
+    p.add_argument("--compile-timeout", type=int, default=120, help="seconds for the compile child; 0: skip")
+    p.add_argument("--table1-epochs", type=int, default=60, help="at most this many epochs of the Table 1 run")
+    p.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
+    p.add_argument("--scratch", default=None, help="folder for temporary outputs (default: the system's)")
+    p.add_argument("--child-compile", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.data_root is None:
+        from visrecur.stimuli import shared_data_dir
+
+        args.data_root = str(shared_data_dir() / "cifar10-jpeg")
+    if args.dry_run:
+        args.device, args.quick = "cpu", True
+    if args.budget is None:
+        args.budget = 3600 if args.quick else 420
+    args.steps = args.steps or (5 if args.quick else 100)
+    args.warmup = args.warmup or (2 if args.quick else 10)
+    if args.quick:
+        global COMMAND_TIMEOUT
+        COMMAND_TIMEOUT = 900
+        args.batch_sizes = [min(args.batch_sizes[0], 16), min(args.batch_sizes[1], 64)]
+        args.channels = args.channels or [8, 16, 32]
+        args.train_images = min(args.train_images, 512)
+        args.record_images, args.record_batch = min(args.record_images, 256), min(args.record_batch, 64)
+        args.workers = min(args.workers, 2)
+        args.table1_epochs = min(args.table1_epochs, 1)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child_compile:
+        print(json.dumps(compile_child(args)))
+        return 0
+    if not (Path(args.data_root) / "train").is_dir():
+        print(f"error: no CIFAR-10 image folder at {args.data_root!r} (train/ and test/); pass --data-root",
+              file=sys.stderr)
+        return 2
+    from visrecur.distributed import parse_device
+
+    args.device = parse_device(args.device)
+    if args.device.startswith("cuda"):
+        torch.cuda.set_device(args.device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    check = Check(Path(args.out) / "gpu_check.json", args.budget)
+    check.results["environment"] = environment(args)
+    check.save()
+    print(json.dumps(check.results["environment"]), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_", dir=args.scratch))
+    start = time.perf_counter()
+    images, labels, _ = data.decode_folder(Path(args.data_root) / "train", args.train_images, 0, progress=False)
+    check.results["decode_train_s"] = round(time.perf_counter() - start, 1)
+    sections = [("paths", paths, (args, work), 30), ("equivalence", equivalence, (args, images, labels), 20),
+                ("training", training, (args, images, labels), 60), ("recording", recording, (args,), 30)]
+    if args.compile_timeout > 0:
+        sections.append(("compile", compiled, (args,), args.compile_timeout + 10))
+    for name, fn, fn_args, need in sections:
+        if name not in args.skip:
+            check.section(name, fn, *fn_args, need=need)
+    if "table1" not in args.skip:
+        block = (check.results["sections"].get("training") or {}).get(f"{MODELS[0][0]} t={MODELS[0][1]}", {})
+        rows = block.get("variants", {}) if isinstance(block, dict) else {}
+        small = f"b{args.batch_sizes[0]} device"
+        best = max((r.get("images_per_s") or 0 for k, r in rows.items() if k.startswith(small)), default=None)
+        check.section("table1", table1, args, check, best)
+    check.results["ratios"] = ratios(check.results)
+    check.save()
+    print(json.dumps(check.results["ratios"], indent=1))
+    print(f"written: {check.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
