@@ -40,3 +40,14 @@ def test_neural_alignment_notebook_runs(tmp_path, monkeypatch):
     assert pngs == ["neural_alignment_heatmaps.png", "neural_alignment_meg.png", "neural_alignment_peaks.png",
                     "neural_alignment_timecourses.png"]
     assert all((tmp_path / "out" / p).stat().st_size > 5000 for p in pngs)
+
+
+def test_neural_alignment_notebook_names_the_command_when_results_are_missing(tmp_path, monkeypatch):
+    import pytest
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("VISRECUR_RESULTS", str(tmp_path))
+    monkeypatch.setenv("VISRECUR_FIGURES", str(tmp_path / "out"))
+    first = next(c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code")
+    with pytest.raises(FileNotFoundError, match="python -m analyses.neural_alignment"):
+        exec(compile("".join(first["source"]), NOTEBOOK.name, "exec"), {})
