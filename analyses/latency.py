@@ -224,10 +224,7 @@ def main(argv=None):
     p.add_argument("--out-dir", default="results")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    for name in ("limit", "recalibrate", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} {value} must be at least 1")
+    timed_readout.check_counts(p, args, ("limit", "recalibrate", "batch_size"))
     if args.readout_times and min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])

@@ -209,10 +209,7 @@ def main(argv=None):
     p.add_argument("--out-dir", default="results")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    for name in ("limit", "batch_size", "readout_time"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} {value} must be at least 1")
+    timed_readout.check_counts(p, args, ("limit", "batch_size", "readout_time"))
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
     mapping = TimeMapping(tuple(args.ms_per_step))
     out_dir = timed_readout.check_output_folder(args.out_dir)

@@ -12,6 +12,7 @@ estimated from N training images. One tidy CSV holds both policies, with times i
 """
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analyses.timed_readout import check_counts
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
@@ -55,7 +57,7 @@ def generalization_errors(model, batches, readout_times, *, calibration=None,
         if sequential:
             tested = retime(model, t)
         elif calibration is not None:
-            tested = _copy(model)
+            tested = copy.deepcopy(model)  # recalibration must leave the caller's model as it was
         else:
             tested = model
         if calibration is not None:
@@ -72,11 +74,6 @@ def generalization_errors(model, batches, readout_times, *, calibration=None,
             "tsbn_past_trained": policy, "chance_error": 1 - 1 / spec.num_classes,
             "ms_per_step": mapping.describe()})
     return pd.DataFrame(rows)
-
-
-def _copy(model):
-    import copy
-    return copy.deepcopy(model)
 
 
 class _Calibration:
@@ -101,9 +98,7 @@ def main(argv=None):
                    help="one duration or LOW HIGH per step (visrecur.timing.TimeMapping)")
     p.add_argument("--out", default="results/readout_generalization.csv")
     args = p.parse_args(argv)
-    for name in ("limit", "recalibrate"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name} {getattr(args, name)} must be at least 1")
+    check_counts(p, args, ("limit", "recalibrate"))
     if min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     mapping = TimeMapping(args.ms_per_step)

@@ -16,6 +16,8 @@ from visrecur.checkpoint import PRETRAINED, load
 from visrecur.errors import CheckpointError, InputError
 from visrecur.files import publish, writable_ancestor
 
+from analyses.readout_time import last_trained_readout  # noqa: F401 (one definition, used here and by callers)
+
 DEFAULT_MODEL = next(iter(PRETRAINED))  # visrecur.load()'s default
 
 
@@ -45,11 +47,12 @@ def check_input_size(model, images: torch.Tensor, name: str) -> None:
                          "whose images have the model's input size (e.g. CIFAR-10 for the shipped models)")
 
 
-def last_trained_readout(model) -> int:
-    """The largest readout time whose post-net statistics were estimated from data (the spec's
-    time_steps for a model never trained)."""
-    trained = model.postnet.norm.trained_steps()
-    return max(trained) if trained else model.spec.time_steps
+def check_counts(parser, args, names: Sequence[str]) -> None:
+    """``parser.error`` for any of these options given below 1 (unset ones are left alone)."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} {value} must be at least 1")
 
 
 def check_readout_times(model, times: Sequence[int], name: str, recalibrating: bool = False) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from analyses import latency
 from analyses.timed_readout import check_readout_times
-from timing_fixtures import PREPROCESS, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
+from timing_fixtures import PREPROCESS, assert_refuses, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
 from visrecur import zoo
 from visrecur.data import TensorBatches
 from visrecur.errors import InputError
@@ -163,14 +163,7 @@ def test_readout_times_a_checkpoint_cannot_give_are_refused():
     (["--ms-per-step", "50", "20"], "give the smaller duration first"),
 ])
 def test_command_refuses_in_one_line(args, message, tmp_path, capsys):
-    try:
-        code = latency.main(args + ["--out-dir", str(tmp_path / "out")])
-    except SystemExit as exit_:   # argparse's own checks
-        code = exit_.code
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
-    assert not (tmp_path / "out").exists()
+    assert_refuses(latency.main, args, message, tmp_path / "out", capsys)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 
 import visrecur
 from analyses import masking
-from timing_fixtures import PREPROCESS, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
+from timing_fixtures import PREPROCESS, assert_refuses, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
 from visrecur.errors import InputError
 from visrecur.preprocess import normalize
 
@@ -152,14 +152,7 @@ def test_bad_values_are_refused(call, message):
     (["--limit", "0"], "--limit 0 must be at least 1"),
 ])
 def test_command_refuses_in_one_line(args, message, tmp_path, capsys):
-    try:
-        code = masking.main(args + ["--out-dir", str(tmp_path / "out")])
-    except SystemExit as exit_:   # argparse's own checks
-        code = exit_.code
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
-    assert not (tmp_path / "out").exists()
+    assert_refuses(masking.main, args, message, tmp_path / "out", capsys)
 
 
 @pytest.fixture(scope="module")

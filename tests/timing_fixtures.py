@@ -57,3 +57,15 @@ def run_notebook(notebook: Path, results: Path, figures: Path, monkeypatch) -> d
     for cell in [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]:
         exec(compile("".join(cell["source"]), notebook.name, "exec"), namespace)
     return namespace
+
+
+def assert_refuses(main, args, message, out: Path, capsys) -> None:
+    """``main(args + --out-dir out)`` exits 2 with one ``error:`` line containing ``message``, writing nothing."""
+    try:
+        code = main(args + ["--out-dir", str(out)])
+    except SystemExit as exit_:   # argparse's own checks
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert not out.exists()
