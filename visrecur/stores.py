@@ -171,13 +171,13 @@ def _plain(value):
 
 
 def finalize(partial: Path, output: Path) -> None:
-    import zarr
-
     if output.exists():
         shutil.rmtree(output) if output.is_dir() else output.unlink()
     if partial.suffix == output.suffix == ".nc":
         os.replace(partial, output)
     elif output.suffix == ".zarr":
+        import zarr  # only here: a netCDF recording by one process needs no zarr
+
         zarr.consolidate_metadata(str(partial))
         os.replace(partial, output)
     else:  # several ranks wrote a zarr store; the netCDF file is written from it chunk by chunk
