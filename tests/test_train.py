@@ -11,7 +11,7 @@ from PIL import Image
 
 import visrecur
 from visrecur import CheckpointError, zoo
-from visrecur.checkpoint import atomic_save, load_state
+from visrecur.checkpoint import atomic_save, export_weights, load_state
 from visrecur.train import TrainingError, build_config, lr_at, train
 
 from conftest import free_port
@@ -268,6 +268,34 @@ def test_export_weights_round_trip(tiny_folder, tmp_path):
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
     assert b.preprocess == a.preprocess
+
+
+def test_export_weights_in_bf16_loads_as_the_rounded_float32_model(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    train_in_process(tiny_config(tiny_folder, out))
+    export_weights(out / "checkpoint.pt", tmp_path / "bf16.pt", dtype=torch.bfloat16)
+    full = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    slim = torch.load(tmp_path / "bf16.pt", weights_only=True)
+    assert slim["stored_dtype"] == "bfloat16"
+    for name, value in full.items():  # floats halved, counters (num_batches_tracked) untouched
+        assert slim["model"][name].dtype == (torch.bfloat16 if value.is_floating_point() else value.dtype)
+    model = visrecur.load(tmp_path / "bf16.pt")
+    for name, value in model.state_dict().items():
+        expected = full[name].to(torch.bfloat16).to(value.dtype) if full[name].is_floating_point() else full[name]
+        assert value.dtype == full[name].dtype and torch.equal(value, expected), name
+
+
+def test_paper_lr_steps_keep_the_schedule_fractions():
+    from visrecur.config import TrainConfig, paper_lr_steps
+
+    assert paper_lr_steps(60) == TrainConfig().lr_steps == (40, 50)  # Section 5: epochs 41-50 and 51-60
+    assert paper_lr_steps(12) == (8, 10) and paper_lr_steps(3) == (1, 2)
+    assert paper_lr_steps(2) == () and paper_lr_steps(1) == ()
+    for epochs in range(3, 61):  # each of the three rates runs for at least one epoch
+        cfg = TrainConfig(epochs=epochs, lr_steps=paper_lr_steps(epochs))
+        rates = [lr_at(cfg, epoch) for epoch in range(epochs)]
+        assert sorted(set(rates), reverse=True) == pytest.approx([0.01, 0.001, 0.0001])
+        assert rates == sorted(rates, reverse=True)
 
 
 def test_command_line_is_derived_from_the_config():

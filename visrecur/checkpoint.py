@@ -19,7 +19,8 @@ PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
 # pretrained models shipped with visrecur, by name; the first is the default
 PRETRAINED = {"frnn_4state_cifar10": "frnn_4state_shared_cifar10.pt",
               "frnn_4state_adjacent_cifar10": "frnn_4state_adjacent_shared_cifar10.pt",
-              "resnet_2state_t13_cifar10": "resnet_2state_shared_t13_cifar10.pt"}
+              "resnet_2state_t13_cifar10": "resnet_2state_shared_t13_cifar10.pt",
+              "frnn_3state_t10_cifar10": "frnn_3state_shared_t10_cifar10.pt"}
 DEFAULT_CHECKPOINT = PACKAGE_WEIGHTS / PRETRAINED["frnn_4state_cifar10"]
 
 
@@ -133,12 +134,17 @@ def load(path: str | Path | None = None, map_location="cpu", with_payload: bool 
     return (model, payload) if with_payload else model
 
 
-def export_weights(checkpoint_path: str | Path, destination: str | Path) -> None:
+def export_weights(checkpoint_path: str | Path, destination: str | Path, dtype: torch.dtype | None = None) -> None:
     """Write a small inference-only checkpoint (no optimiser state) for shipping with the package; it
-    carries the ``preprocess`` entry (built from ``normalization`` for older checkpoints)."""
+    carries the ``preprocess`` entry (built from ``normalization`` for older checkpoints). ``dtype``
+    (e.g. ``torch.bfloat16``) stores the floating-point weights smaller; loading casts them back to the
+    model's dtype."""
     payload = read(checkpoint_path)
     slim = {k: payload[k] for k in ("format", "visrecur_version", "torch_version", "epoch", "model", "spec",
                                     "metrics", "classes", "normalization", "config") if k in payload}
+    if dtype is not None:
+        slim["model"] = {k: v.to(dtype) if v.is_floating_point() else v for k, v in slim["model"].items()}
+        slim["stored_dtype"] = str(dtype).removeprefix("torch.")
     preprocess = Preprocess.from_checkpoint(payload)
     if preprocess is not None:
         slim["preprocess"] = preprocess.to_dict()

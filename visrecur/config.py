@@ -110,6 +110,15 @@ def build_config(preset: str = "cifar10", **overrides) -> TrainConfig:
     return TrainConfig(preset=preset, **values)
 
 
+def paper_lr_steps(epochs: int) -> tuple[int, ...]:
+    """The paper's CIFAR-10 schedule (lr / 10 after epochs 40 and 50 of 60) at the same fractions of a run
+    of ``epochs``: the ``lr_steps`` of a shorter run that still ends at lr / 100 (none below 3 epochs)."""
+    if epochs < 3:
+        return ()
+    second = min(max(2, round(epochs * 50 / 60)), epochs - 1)  # 0-based epochs: the last one is epochs - 1
+    return (min(max(1, round(epochs * 40 / 60)), second - 1), second)
+
+
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Learning rate of 0-based ``epoch``."""
     if cfg.lr_schedule == "logspace":  # Matlab's logspace(log10(lr), log10(lr_final), epochs)
