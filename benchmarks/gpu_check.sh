@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check of issue 13, in three steps (benchmarks/README.md):
 #
-#   bash benchmarks/gpu_check.sh prepare    # here, without a GPU: CIFAR-10 JPEGs as an uncompressed zip and
+#   bash benchmarks/gpu_check.sh prepare    # here, without a GPU: CIFAR-10 JPEGs packed end to end and
 #                                           # the h5netcdf wheel into .gpucheck/ (git-ignored through
 #                                           # .git/info/exclude), then prints the device call to make
-#   bash benchmarks/gpu_check.sh            # on the device machine: unzip, run gpu_check.py, JSON into $OUT
+#   bash benchmarks/gpu_check.sh            # on the device machine: unpack, run gpu_check.py, JSON into $OUT
 #   bash benchmarks/gpu_check.sh dry-run    # anywhere: the same script on the CPU with tiny settings
 #
 # Environment: VISRECUR_DATA (folder holding cifar10-jpeg/, for prepare and dry-run), OUT (results folder),
-# GPU_CHECK_BUDGET (seconds for the whole check, default 420), GPU_CHECK_ARGS (more gpu_check.py options).
+# GPU_CHECK_BUDGET (seconds for the whole check, default 540), GPU_CHECK_ARGS (more gpu_check.py options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,19 +24,39 @@ prepare)
         [ -s "$exclude" ] && [ -n "$(tail -c1 "$exclude")" ] && echo >> "$exclude"  # end its last line first
         echo "/$CARRY/" >> "$exclude"
     fi
-    # stored, not deflated (JPEGs do not shrink): about 62 MB with short member names, under the 64 MiB
-    # that travels with the working tree
-    "$PY" - "$src" "$CARRY/cifar10-jpeg.zip" <<'EOF'
-import os, sys, zipfile
+    # the JPEG bytes end to end plus a gzipped index (name, size): a zip's headers would add about 5 MB
+    # per 60,000 files. What travels is capped at 64 MiB with the working tree (shipped weights included):
+    # every test image, then training images round-robin over the classes while they fit
+    tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null \
+        | awk '{s += $1} END {print s + 0}')
+    "$PY" - "$src" "$CARRY" "$tree" <<'EOF'
+import gzip, itertools, json, os, sys
 from pathlib import Path
-src, dest = Path(sys.argv[1]), Path(sys.argv[2])
-tmp = dest.with_suffix(".zip.tmp")
-with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-    for split in ("train", "test"):
-        for path in sorted((src / split).rglob("*.jpg")):
-            z.write(path, path.relative_to(src).as_posix())
-os.replace(tmp, dest)
-print(f"{dest}: {dest.stat().st_size / 2**20:.1f} MiB")
+src, dest, tree = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+room = 64 * 2**20 - tree - 2**20  # 1 MiB for the index, the wheel and files changed before the call
+for old in dest.glob("cifar10-jpeg.*"):
+    old.unlink()
+test = sorted((src / "test").rglob("*.jpg"))
+by_class = [sorted(d.glob("*.jpg")) for d in sorted((src / "train").iterdir()) if d.is_dir()]
+train = [p for p in itertools.chain(*itertools.zip_longest(*by_class)) if p is not None]
+index, used = [], 0
+with open(dest / "cifar10-jpeg.bin.tmp", "wb") as blob:
+    for path in test + train:
+        data = path.read_bytes()
+        if used + len(data) > room:
+            break
+        blob.write(data)
+        used += len(data)
+        index.append([path.relative_to(src).as_posix(), len(data)])
+with gzip.open(dest / "cifar10-jpeg.index.json.gz.tmp", "wt") as f:
+    json.dump(index, f)
+os.replace(dest / "cifar10-jpeg.bin.tmp", dest / "cifar10-jpeg.bin")
+os.replace(dest / "cifar10-jpeg.index.json.gz.tmp", dest / "cifar10-jpeg.index.json.gz")
+n_train = sum(name.startswith("train/") for name, _ in index)
+print(f"{len(index) - n_train} test and {n_train} of {len(train)} training images, {used / 2**20:.1f} MiB "
+      f"(the working tree: {tree / 2**20:.1f} MiB)")
+if n_train < len(train):
+    print("the training set is cut to what travels: Table 1 runs on it say how many images they used")
 EOF
     # the device image lacks h5netcdf (the .nc recording paths): its wheel, pure Python, travels too
     "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$CARRY" "h5netcdf==$("$PY" -c \
@@ -49,11 +69,21 @@ run)
     : "${OUT:?OUT must name the results folder}"
     data=/tmp/gpucheck-data
     mkdir -p "$data" "$OUT"
-    if [ -f "$CARRY/cifar10-jpeg.zip" ]; then
-        "$PY" -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" \
-            "$CARRY/cifar10-jpeg.zip" "$data/cifar10-jpeg"
+    if [ -f "$CARRY/cifar10-jpeg.bin" ]; then
+        "$PY" - "$CARRY" "$data/cifar10-jpeg" <<'EOF'
+import gzip, json, sys
+from pathlib import Path
+carry, dest = Path(sys.argv[1]), Path(sys.argv[2])
+with gzip.open(carry / "cifar10-jpeg.index.json.gz", "rt") as f:
+    index = json.load(f)
+with open(carry / "cifar10-jpeg.bin", "rb") as blob:
+    for name, size in index:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(blob.read(size))
+print(f"unpacked {len(index)} images into {dest}")
+EOF
     else
-        echo "error: $CARRY/cifar10-jpeg.zip is missing: run 'bash benchmarks/gpu_check.sh prepare' here and carry $CARRY" >&2
+        echo "error: $CARRY/cifar10-jpeg.bin is missing: run 'bash benchmarks/gpu_check.sh prepare' here and carry $CARRY" >&2
         exit 2
     fi
     if ls "$CARRY"/h5netcdf-*.whl >/dev/null 2>&1; then
@@ -62,7 +92,7 @@ run)
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     PYTHONUNBUFFERED=1 "$PY" benchmarks/gpu_check.py --data-root "$data/cifar10-jpeg" --out "$OUT" \
-        --scratch /tmp --budget "${GPU_CHECK_BUDGET:-420}" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$OUT/gpu_check.log"
+        --scratch /tmp --budget "${GPU_CHECK_BUDGET:-540}" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$OUT/gpu_check.log"
     ;;
 dry-run)
     out=${OUT:-/tmp/gpu_check_dry_run}
