@@ -1,7 +1,7 @@
 """Effective parameters, depth and multiply-accumulates per readout time for every zoo model (Fig. 4's
 "#Param", Table 1's depth).
 
-    python -m analyses.parameters [--models NAME ...] [--until T] [--ms-per-step 20 50]
+    python -m analyses.parameters [--model NAME ...] [--until T] [--ms-per-step 20 50]
         [--out results/parameters.csv]
 
 One row per (model, readout time), from the model's earliest readout time to ``--until`` (default: twice
@@ -78,7 +78,7 @@ def parameter_table(name: str, readout_times=None, until: int | None = None, map
 @report_errors
 def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.parameters", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", help="zoo model names (default: every model, visrecur.list_models())")
+    p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME", help="zoo model names (default: every model, visrecur.list_models())")
     p.add_argument("--until", type=int, metavar="T", help="last readout time (default: twice each model's "
                                                           "default readout time)")
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], help="one duration or LOW HIGH")

@@ -1,6 +1,6 @@
 """Error against readout time, inside and beyond the trained steps (the paper's Fig. 4D/E and 5A).
 
-    python -m analyses.readout_time [--checkpoint PATH] [--data-root DIR] [--readout-times 2 3 ... 10]
+    python -m analyses.readout_time [--model NAME_OR_PATH] [--data-root DIR] [--readout-times 2 3 ... 10]
         [--recalibrate N]
 
 Evaluates top-1 error on the test split at every readout time from one pass per batch. A step without
@@ -53,7 +53,9 @@ def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last 
 @report_errors
 def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.readout_time", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", help="default: the pretrained model shipped with visrecur")
+    p.add_argument("--model", "--checkpoint", dest="checkpoint", metavar="NAME_OR_PATH",
+                   help="a shipped model's name or a checkpoint path (default: the pretrained model shipped with "
+                        "visrecur)")
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+")
     p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split (equal per "

@@ -1,7 +1,7 @@
 """A model's transition matrix over time, as tables to draw: which transition runs at which step, and when
 each state first holds data (the paper's Fig. 2C, unrolled in time).
 
-    python -m analyses.transition_matrix [--models NAME_OR_PATH ...] [--readout-time T] [--ms-per-step 20 50]
+    python -m analyses.transition_matrix [--model NAME_OR_PATH ...] [--readout-time T] [--ms-per-step 20 50]
         [--out-dir results]
 
 Writes ``transition_matrix.csv`` (one row per model, transition and step 1..T-1 at which it runs: it
@@ -61,7 +61,7 @@ def main(argv=None):
     from visrecur.checkpoint import list_pretrained
 
     p = ArgumentParser(prog="python -m analyses.transition_matrix", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", help="shipped model names, checkpoint paths or zoo names "
+    p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME_OR_PATH", help="shipped model names, checkpoint paths or zoo names "
                                                f"(default: {' '.join(list_pretrained())})")
     p.add_argument("--readout-time", type=int, help="draw up to this readout time (default: each model's)")
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], help="one duration or LOW HIGH")

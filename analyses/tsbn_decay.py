@@ -1,6 +1,6 @@
 """Time-specific batch-norm statistics over time (the paper's Fig. 5B) and per-channel decay fits.
 
-    python -m analyses.tsbn_decay [--checkpoint NAME_OR_PATH ...] [--recalibrate N [--until T]]
+    python -m analyses.tsbn_decay [--model NAME_OR_PATH ...] [--recalibrate N [--until T]]
         [--min-steps 4] [--r2-threshold 0.9] [--ms-per-step 20 50] [--out-dir results]
     python -m analyses.tsbn_decay --refit results/tsbn_decay.csv [--min-steps 5 ...]   # fits only
 
@@ -269,7 +269,7 @@ def main(argv=None):
     from visrecur.stimuli import shared_data_dir
 
     p = ArgumentParser(prog="python -m analyses.tsbn_decay", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", nargs="+", help="checkpoint paths or shipped model names (default: every "
+    p.add_argument("--model", "--checkpoint", dest="checkpoint", nargs="+", metavar="NAME_OR_PATH", help="checkpoint paths or shipped model names (default: every "
                                                    f"shipped pretrained model: {' '.join(list_pretrained())})")
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="also re-estimate every step's statistics up to --until - 1 from N training images")
@@ -287,7 +287,7 @@ def main(argv=None):
     mapping = TimeMapping(tuple(args.ms_per_step))
     _check_fit_options(args.min_steps, args.r2_threshold)
     if args.refit and (args.checkpoint or args.recalibrate is not None):
-        p.error("--refit fits a table already written; drop --checkpoint and --recalibrate")
+        p.error("--refit fits a table already written; drop --model and --recalibrate")
     if args.recalibrate is not None and args.recalibrate < 1:
         p.error(f"--recalibrate {args.recalibrate} must be at least 1 image")
     if args.until is not None and args.recalibrate is None:

@@ -23,7 +23,7 @@ ROOT = HERE.parent
 ANALYSES = {
     "readout_time": lambda n, m: ["--limit", n, "--recalibrate", m],
     # the shipped FRNNs have at most 4 trained steps: re-estimate steps up to 9 to see the decay (docs/figures)
-    "tsbn_decay": lambda n, m: ["--checkpoint", "frnn_4state_cifar10", "frnn_4state_adjacent_cifar10",
+    "tsbn_decay": lambda n, m: ["--model", "frnn_4state_cifar10", "frnn_4state_adjacent_cifar10",
                                 "--recalibrate", "128", "--until", "10"],
     "parameters": lambda n, m: [],
     "transition_matrix": lambda n, m: [],

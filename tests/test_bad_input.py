@@ -243,7 +243,7 @@ COMMANDS = [
     ("readout-data-missing", "readout_time", ["--checkpoint", "full.pt", "--data-root", "nodata"], "does not exist",
      None),
     ("readout-ckpt-bare", "readout_time", ["--checkpoint", "bare.pt"], "does not say its preprocessing", None),
-    ("tsbn-ckpt-truncated", "tsbn_decay", ["--checkpoint", "truncated.pt"], "copy it again", None),
+    ("tsbn-ckpt-truncated", "tsbn_decay", ["--model", "truncated.pt"], "copy it again", None),
 ]
 
 

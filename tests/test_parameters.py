@@ -95,7 +95,7 @@ def test_command_writes_every_zoo_model(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--models", "frnn_5state_shared"], "unknown model 'frnn_5state_shared'"),
+    (["--model", "frnn_5state_shared"], "unknown model 'frnn_5state_shared'"),
     (["--models", "frnn_4state_adjacent_shared", "--until", "3"], "first read out at t = 4"),
     (["--ms-per-step", "50", "20"], "give the smaller duration first"),
 ])

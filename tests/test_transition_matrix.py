@@ -47,7 +47,7 @@ def test_command_writes_both_tables(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--models", "frnn_9state_shared"], "unknown model 'frnn_9state_shared'"),
+    (["--model", "frnn_9state_shared"], "unknown model 'frnn_9state_shared'"),
     (["--models", "frnn_4state_adjacent_shared", "--readout-time", "3"], "readout_time=3 is too early"),
     (["--ms-per-step", "50", "20"], "give the smaller duration first"),
 ])

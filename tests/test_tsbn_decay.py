@@ -187,7 +187,7 @@ def test_refit_rewrites_only_the_fits(tmp_path):
     (["--untrained"], "no transition has TSBN statistics estimated from data"),
     (["--refit", "nothing.csv"], "--refit nothing.csv: no such file"),
     (["--refit", "tiny.csv"], "has no column(s) ['running_var']"),
-    (["--refit", "tiny.csv", "--recalibrate", "2"], "drop --checkpoint and --recalibrate"),
+    (["--refit", "tiny.csv", "--recalibrate", "2"], "drop --model and --recalibrate"),
 ], ids=["min-steps", "r2-zero", "r2-above-one", "ms-low-high", "until-alone", "recalibrate-zero", "until-1",
         "no-data", "untrained", "refit-missing", "refit-columns", "refit-and-checkpoint"])
 def test_bad_input_one_line(args, message, checkpoint, tmp_path, capsys, monkeypatch):
