@@ -27,12 +27,15 @@ prepare)
     # the JPEG bytes end to end plus a gzipped index (name, size): a zip's headers would add about 5 MB
     # per 60,000 files. What travels is capped at 64 MiB with the working tree (shipped weights included):
     # every test image, then training images round-robin over the classes while they fit
-    tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null \
-        | awk '{s += $1} END {print s + 0}')
-    "$PY" - "$src" "$CARRY" "$tree" <<'EOF'
+    git describe --always --dirty > "$CARRY/source.txt"  # which code the results come from (.git stays here)
+    git ls-files -z --cached --others --exclude-standard > "$CARRY/tree.lst"
+    "$PY" - "$src" "$CARRY" <<'EOF'
 import gzip, itertools, json, os, sys
 from pathlib import Path
-src, dest, tree = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+src, dest = Path(sys.argv[1]), Path(sys.argv[2])
+names = (dest / "tree.lst").read_bytes().split(b"\0")
+tree = sum(os.path.getsize(n) for n in names if n and os.path.isfile(n))  # a deleted tracked file does not travel
+(dest / "tree.lst").unlink()
 room = 64 * 2**20 - tree - 2**20  # 1 MiB for the index, the wheel and files changed before the call
 for old in dest.glob("cifar10-jpeg.*"):
     old.unlink()
@@ -53,6 +56,9 @@ with gzip.open(dest / "cifar10-jpeg.index.json.gz.tmp", "wt") as f:
 os.replace(dest / "cifar10-jpeg.bin.tmp", dest / "cifar10-jpeg.bin")
 os.replace(dest / "cifar10-jpeg.index.json.gz.tmp", dest / "cifar10-jpeg.index.json.gz")
 n_train = sum(name.startswith("train/") for name, _ in index)
+if len(index) - n_train < len(test):
+    sys.exit(f"error: only {len(index) - n_train} of the {len(test)} test images fit beside a {tree / 2**20:.1f} MiB "
+             "working tree; move large untracked files out of the checkout")
 print(f"{len(index) - n_train} test and {n_train} of {len(train)} training images, {used / 2**20:.1f} MiB "
       f"(the working tree: {tree / 2**20:.1f} MiB)")
 if n_train < len(train):
@@ -78,8 +84,13 @@ with gzip.open(carry / "cifar10-jpeg.index.json.gz", "rt") as f:
     index = json.load(f)
 with open(carry / "cifar10-jpeg.bin", "rb") as blob:
     for name, size in index:
+        data = blob.read(size)
+        if len(data) != size:
+            sys.exit(f"error: {carry / 'cifar10-jpeg.bin'} ends inside {name}: run prepare again")
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        (dest / name).write_bytes(blob.read(size))
+        (dest / name).write_bytes(data)
+    if blob.read(1):
+        sys.exit(f"error: {carry / 'cifar10-jpeg.bin'} is longer than its index: run prepare again")
 print(f"unpacked {len(index)} images into {dest}")
 EOF
     else
@@ -90,6 +101,7 @@ EOF
         "$PY" -m pip install -q --no-index --no-deps --target /tmp/gpucheck-site "$CARRY"/h5netcdf-*.whl
         export PYTHONPATH=/tmp/gpucheck-site${PYTHONPATH:+:$PYTHONPATH}
     fi
+    [ -f "$CARRY/source.txt" ] && export GPU_CHECK_SOURCE="$(cat "$CARRY/source.txt")"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     PYTHONUNBUFFERED=1 "$PY" benchmarks/gpu_check.py --data-root "$data/cifar10-jpeg" --out "$OUT" \
         --scratch /tmp --budget "${GPU_CHECK_BUDGET:-540}" ${GPU_CHECK_ARGS:-} 2>&1 | tee "$OUT/gpu_check.log"

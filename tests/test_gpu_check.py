@@ -54,3 +54,45 @@ def test_table1_section_trains_both_readouts_and_exports_loadable_bf16_weights(c
         assert model.spec.readout_time == readout and model.spec.name == "frnn_3state_shared"
         stored = torch.load(out / run["weights"], weights_only=True)
         assert {v.dtype for v in stored["model"].values() if v.is_floating_point()} == {torch.bfloat16}
+
+
+class _Clock:
+    """gpu_check.Check's interface, with the seconds left given in turn."""
+
+    def __init__(self, *left):
+        self.lefts, self.recorded = list(left), {}
+
+    def left(self):
+        return self.lefts.pop(0) if len(self.lefts) > 1 else self.lefts[0]
+
+    def record(self, name, result):
+        self.recorded[name] = dict(result)
+
+
+@pytest.mark.parametrize("left_after_t5, t10_epochs", [(400, 9), (50, None)])
+def test_table1_plans_epochs_from_the_measured_speed_and_replans_t10(monkeypatch, left_after_t5, t10_epochs):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    runs = []
+
+    def fake_run(args, readout, epochs, cuda):
+        runs.append((readout, epochs))
+        return {"epochs": epochs, "seconds_per_epoch": 20.0}
+
+    monkeypatch.setattr(gpu_check, "_table1_run", fake_run)
+    args = gpu_check.parse_args(["--dry-run"])
+    args.train_images, args.table1_epochs = 50_000, 60  # --dry-run caps both; a GPU run's values
+    # 2,000 images/s measured at t = 10, planned at 85%: 50,000 / 1,700 = 29.4 s an epoch at t = 10 and
+    # 50,000 / (1.8 * 1,700) = 16.3 s at t = 5; (600 s - 2 x 30 s overhead) / 45.75 s = 11.8 -> 11 epochs each
+    clock = _Clock(600, left_after_t5)
+    out = gpu_check.table1(args, clock, 2000.0)
+    # t = 10 re-planned from t = 5's 20 s an epoch, twice that each: (400 - 30) // 40 = 9; (50 - 30) // 40 = 0
+    assert runs[0] == (5, 11)
+    if t10_epochs is None:
+        assert runs == [(5, 11)] and "skipped" in out["t=10"]
+    else:
+        assert runs == [(5, 11), (10, t10_epochs)]
+    assert clock.recorded["table1"]["t=5"]["epochs"] == 11  # written after each readout, not only at the end

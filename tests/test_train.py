@@ -289,13 +289,15 @@ def test_paper_lr_steps_keep_the_schedule_fractions():
     from visrecur.config import TrainConfig, paper_lr_steps
 
     assert paper_lr_steps(60) == TrainConfig().lr_steps == (40, 50)  # Section 5: epochs 41-50 and 51-60
-    assert paper_lr_steps(12) == (8, 10) and paper_lr_steps(3) == (1, 2)
+    assert paper_lr_steps(12) == (8, 10) and paper_lr_steps(10) == (6, 8) and paper_lr_steps(3) == (1, 2)
     assert paper_lr_steps(2) == () and paper_lr_steps(1) == ()
-    for epochs in range(3, 61):  # each of the three rates runs for at least one epoch
+    for epochs in range(3, 121):
         cfg = TrainConfig(epochs=epochs, lr_steps=paper_lr_steps(epochs))
         rates = [lr_at(cfg, epoch) for epoch in range(epochs)]
-        assert sorted(set(rates), reverse=True) == pytest.approx([0.01, 0.001, 0.0001])
-        assert rates == sorted(rates, reverse=True)
+        phases = [sum(r == pytest.approx(lr) for r in rates) for lr in (0.01, 0.001, 0.0001)]
+        assert sum(phases) == epochs and rates == sorted(rates, reverse=True)
+        assert phases[1] == phases[2] == max(1, round(epochs / 6))  # 10 and 10 of 60: a sixth each
+        assert phases[0] >= phases[1]  # 40 of 60: the rest, never shorter than a later phase
 
 
 def test_command_line_is_derived_from_the_config():

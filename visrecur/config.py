@@ -111,12 +111,13 @@ def build_config(preset: str = "cifar10", **overrides) -> TrainConfig:
 
 
 def paper_lr_steps(epochs: int) -> tuple[int, ...]:
-    """The paper's CIFAR-10 schedule (lr / 10 after epochs 40 and 50 of 60) at the same fractions of a run
-    of ``epochs``: the ``lr_steps`` of a shorter run that still ends at lr / 100 (none below 3 epochs)."""
+    """The paper's CIFAR-10 schedule (40 epochs at lr, 10 at lr / 10, 10 at lr / 100: 4:1:1) in a run of
+    ``epochs``: the last two phases equal, a sixth of the run each (at least one epoch), the first phase
+    the rest; the ``lr_steps`` of that run (none below 3 epochs)."""
     if epochs < 3:
         return ()
-    second = min(max(2, round(epochs * 50 / 60)), epochs - 1)  # 0-based epochs: the last one is epochs - 1
-    return (min(max(1, round(epochs * 40 / 60)), second - 1), second)
+    tail = max(1, round(epochs / 6))
+    return (epochs - 2 * tail, epochs - tail)
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
