@@ -5,40 +5,31 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import visrecur
+
+from training_fixtures import colour_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def colour_folder(tmp_path_factory):
+def cifar_size_folder(tmp_path_factory):
     """CIFAR-size (32x32) images of 10 classes told apart by colour: 8 training, 2 test images per class."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("test", 2)):
-        for k in range(10):
-            folder = root / split / f"class{k}"
-            folder.mkdir(parents=True)
-            colour = np.array([25 * k, 255 - 25 * k, (80 * k) % 256])
-            for i in range(n):
-                pixels = np.clip(colour + rng.normal(0, 10, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
+    colours = [(25 * k, 255 - 25 * k, (80 * k) % 256) for k in range(10)]
+    return colour_folder(tmp_path_factory.mktemp("colours"), (("train", 8), ("test", 2)), size=32, colours=colours)
 
 
-def test_table1_section_trains_both_readouts_and_exports_loadable_bf16_weights(colour_folder, tmp_path):
+def test_table1_section_trains_both_readouts_and_exports_loadable_bf16_weights(cifar_size_folder, tmp_path):
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import gpu_check
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     out = tmp_path / "out"
-    code = gpu_check.main(["--dry-run", "--data-root", str(colour_folder), "--out", str(out), "--train-images",
+    code = gpu_check.main(["--dry-run", "--data-root", str(cifar_size_folder), "--out", str(out), "--train-images",
                            "40", "--channels", "4", "8", "8", "--compile-timeout", "0", "--scratch",
                            str(tmp_path), "--skip", "paths", "equivalence", "training", "recording"])
     assert code == 0

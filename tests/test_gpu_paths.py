@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from visrecur import data, zoo
-from visrecur.config import build_config
 from visrecur.cuda_graphs import EagerBackend
 from visrecur.model import FRNN
-from visrecur.train import EpochTotals, TrainingError, TrainStep, train
+from visrecur.train import EpochTotals, TrainingError, TrainStep
+
+from training_fixtures import colour_folder, tiny_config, train_in_process
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -21,31 +22,7 @@ MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """3 classes told apart by colour, 8x8 PNGs, 16 training and 6 test images per class."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 16), ("test", 6)):
-        for k, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
-            folder = root / split / f"class{k}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                noise = rng.integers(-30, 30, (8, 8, 3))
-                Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
-def tiny_config(root, out, **overrides):
-    values = dict(model="frnn_2state_shared", data_root=str(root), out=str(out), epochs=1, batch_size=8, lr=0.05,
-                  lr_steps=(2,), threads=1, progress=False, device="cpu",
-                  model_overrides={"channels": [2, 3], "input_size": 8, "readout_time": 3})
-    return build_config("cifar10", **{**values, **overrides})
-
-
-def train_in_process(cfg):
-    threads = torch.get_num_threads()
-    try:
-        return train(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    return colour_folder(tmp_path_factory.mktemp("tiny"))
 
 
 def by_hand(image, dy, dx, flip, pad=4):

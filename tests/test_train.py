@@ -15,6 +15,7 @@ from visrecur.checkpoint import atomic_save, export_weights, load_state
 from visrecur.train import TrainingError, build_config, lr_at, train
 
 from conftest import free_port
+from training_fixtures import colour_folder, tiny_config, train_in_process
 
 MODEL_ARGS = ["--model", "frnn_2state_shared", "--model-arg", "channels=[2,3]", "--model-arg", "input_size=8",
               "--readout-time", "3"]
@@ -23,17 +24,7 @@ MODEL_ARGS = ["--model", "frnn_2state_shared", "--model-arg", "channels=[2,3]", 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """3 classes told apart by colour, 8x8 PNGs, 16 training and 6 test images per class."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
-    for split, n in (("train", 16), ("test", 6)):
-        for k, colour in enumerate(colours):
-            folder = root / split / f"class{k}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                noise = rng.integers(-30, 30, (8, 8, 3))
-                Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return root
+    return colour_folder(tmp_path_factory.mktemp("tiny"))
 
 
 def run_train(*args, cwd=None, env_extra=None, launcher=None):
@@ -196,21 +187,6 @@ def test_cifar10_in_torchvisions_layout(tmp_path, monkeypatch):
         torch.set_num_threads(threads)
     assert payload["classes"] == [f"class{k}" for k in range(10)]
     assert payload["metrics"][0]["train_images"] == 50
-
-
-def tiny_config(root, out, **overrides):
-    values = dict(model="frnn_2state_shared", data_root=str(root), out=str(out), epochs=1, batch_size=8, lr=0.05,
-                  lr_steps=(2,), threads=1, progress=False,
-                  model_overrides={"channels": [2, 3], "input_size": 8, "readout_time": 3})
-    return build_config("cifar10", **{**values, **overrides})
-
-
-def train_in_process(cfg):
-    threads = torch.get_num_threads()
-    try:
-        return train(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_resume_checks_the_run_and_extends_it(tiny_folder, tmp_path, capsys):

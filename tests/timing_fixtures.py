@@ -2,12 +2,12 @@
 statistics were estimated at readout times 2 and 3, and a 3-class image folder of that size."""
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from visrecur import Preprocess, zoo
 from visrecur.checkpoint import FORMAT, atomic_save
+
+from training_fixtures import colour_folder
 
 PREPROCESS = Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3)
 
@@ -34,14 +34,7 @@ def tiny_checkpoint(path: Path, **overrides) -> Path:
 
 def tiny_folder(root: Path, per_class: int = 4) -> Path:
     """test/c0..c2 with 8x8 PNGs, one colour per class plus noise."""
-    rng = np.random.default_rng(0)
-    for k, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
-        folder = root / "test" / f"c{k}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.clip(np.array(colour) + rng.integers(-60, 60, (8, 8, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
+    return colour_folder(root, (("test", per_class),), noise=60, prefix="c")
 
 
 def run_notebook(notebook: Path, results: Path, figures: Path, monkeypatch) -> dict:
