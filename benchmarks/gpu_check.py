@@ -22,7 +22,7 @@ rewritten after each, so a run cut short still leaves what it measured:
   which is what the trainer did before; ``host+reads``: the same with a host read after every step,
   as the old loop had; ``device``: images resident on the GPU; ``static``: one batch reused, the bound)
   and by execution (fp32, bf16, bf16 + CUDA graphs, bf16 + torch.compile in a child process with a
-  time limit): host time spent fetching batches, GPU busy fraction (NVML, where it can be read), peak
+  time limit: ``compile``): host time spent fetching batches, GPU busy fraction (NVML, where it can be read), peak
   memory, MFU against a matmul peak measured on the same GPU.
 * ``recording``: the shipped model over the CIFAR-10 test images, ``--reduction mean``, with 0 and N
   loader processes, against a plain forward pass over the same preloaded images; unreduced to .nc
@@ -463,36 +463,59 @@ def _median_row(results: list[dict]) -> dict:
 
 
 def compile_child(args) -> dict:
-    """In a child process (killed at the time limit): compile time of the first steps, then images/s."""
+    """In a child process (killed at the time limit): eager images/s on one static batch, then the same
+    model compiled (``--compile-mode``: the whole model, or each transition block, ``compile_regions``):
+    the first two steps' time (compiling) and images/s."""
+    from visrecur.blocks import compile_regions
+
     name, readout = MODELS[0]
     batch = args.batch_sizes[0]
     x = torch.randn(batch, 3, 32, 32, device=args.device)
     y = torch.randint(0, 10, (batch,), device=args.device)
-    step, _, _ = _trainer(name, readout, args, args.device, args.device.startswith("cuda"), False, compile_=True)
+    bf16 = args.device.startswith("cuda")
+
+    def rate(step):
+        for _ in range(2):
+            step(x, y)
+        sync(args.device)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step(x, y)
+        sync(args.device)
+        return round(args.steps * batch / (time.perf_counter() - start), 1)
+
+    eager = rate(_trainer(name, readout, args, args.device, bf16, False)[0])
+    whole = args.compile_mode == "whole"
+    step, model, _ = _trainer(name, readout, args, args.device, bf16, False, compile_=whole)
+    if not whole:
+        compile_regions(model)
     start = time.perf_counter()
     for _ in range(2):
         step(x, y)
     sync(args.device)
     compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step(x, y)
-    sync(args.device)
-    return {"compile_s": round(compile_s, 1), "images_per_s_static_batch": round(args.steps * batch /
-                                                                                  (time.perf_counter() - start), 1)}
+    return {"mode": args.compile_mode, "compile_s": round(compile_s, 1), "images_per_s_static_batch": rate(step),
+            "eager_images_per_s_static_batch": eager}
 
 
 def compiled(args) -> dict:
-    argv = [sys.executable, __file__, "--child-compile", "--device", args.device, "--steps", str(args.steps),
-            "--batch-sizes", *map(str, args.batch_sizes)] + (["--channels", *map(str, args.channels)]
-                                                            if args.channels else [])
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=args.compile_timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"compiling {MODELS[0][0]} t={MODELS[0][1]} did not finish in {args.compile_timeout} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Each of --compile-modes in a child killed after --compile-timeout s."""
+    out = {}
+    for mode in args.compile_modes:
+        argv = [sys.executable, __file__, "--child-compile", "--compile-mode", mode, "--device", args.device,
+                "--steps", str(args.steps), "--batch-sizes", *map(str, args.batch_sizes)] + (
+                    ["--channels", *map(str, args.channels)] if args.channels else [])
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=args.compile_timeout)
+        except subprocess.TimeoutExpired:
+            out[mode] = {"error": f"compiling {MODELS[0][0]} t={MODELS[0][1]} ({mode}) did not finish in "
+                                  f"{args.compile_timeout} s"}
+            continue
+        if done.returncode != 0:
+            out[mode] = {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
+            continue
+        out[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
 
 
 # --- recording -----------------------------------------------------------------------------------
@@ -645,13 +668,10 @@ def ratios(results: dict) -> dict:
     if keys and rec.get("plain_forward_preloaded_s"):
         out["recording / plain forward (time, best workers)"] = round(
             min(rec[k] for k in keys) / rec["plain_forward_preloaded_s"], 2)
-    comp = sections.get("compile") or {}
-    if comp.get("images_per_s_static_batch"):
-        static = (training_.get(f"{MODELS[0][0]} t={MODELS[0][1]}") or {}).get("variants", {})
-        eager = next((r.get("images_per_s") for k, r in static.items() if "static bf16" in k and "graphs" not in k),
-                     None)
-        if eager:
-            out["compile/eager (static batch)"] = round(comp["images_per_s_static_batch"] / eager, 2)
+    for mode, row in (sections.get("compile") or {}).items():
+        if isinstance(row, dict) and row.get("images_per_s_static_batch") and row.get("eager_images_per_s_static_batch"):
+            out[f"compile {mode}/eager (static batch)"] = round(row["images_per_s_static_batch"]
+                                                                / row["eager_images_per_s_static_batch"], 2)
     return out
 
 
@@ -676,13 +696,17 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)))
     p.add_argument("--record-images", type=int, default=10_000)
     p.add_argument("--record-batch", type=int, default=512)
-    p.add_argument("--compile-timeout", type=int, default=90, help="seconds for the compile child; 0: skip")
+    p.add_argument("--compile-timeout", type=int, default=90, help="seconds for each compile child; 0: skip")
+    p.add_argument("--compile-modes", nargs="+", choices=["regional", "whole"], default=["regional"],
+                   help="regional: each transition block (visrecur.blocks.compile_regions); whole: the whole "
+                        "model, which did not compile in 70 s on an H100 machine")
     p.add_argument("--timed-models", type=int, default=1, choices=range(1, len(MODELS) + 1),
                    help=f"how many of {[f'{m} t={t}' for m, t in MODELS]} the training section times")
     p.add_argument("--table1-epochs", type=int, default=60, help="at most this many epochs of the Table 1 run")
     p.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
     p.add_argument("--scratch", default=None, help="folder for temporary outputs (default: the system's)")
     p.add_argument("--child-compile", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--compile-mode", choices=["whole", "regional"], default="regional", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.data_root is None:
         from visrecur.stimuli import shared_data_dir

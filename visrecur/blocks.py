@@ -6,6 +6,8 @@ as one unit (tests/test_tsbn_steps.py).
 """
 from __future__ import annotations
 
+import types
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,13 +90,19 @@ class TimeSpecificBatchNorm(nn.Module):
     def forward(self, x: torch.Tensor, t: int, weight=None, bias=None) -> torch.Tensor:
         if weight is None:
             weight, bias = self.weight, self.bias
+        mean, var, batch_stats, momentum = self.select(t)
+        return F.batch_norm(x, mean, var, weight, bias, batch_stats, momentum, self.eps)
+
+    def select(self, t: int) -> tuple[torch.Tensor, torch.Tensor, bool, float]:
+        """Step ``t``'s use of the statistics, counted as ``forward`` counts it: (running mean, running
+        variance, normalise with the batch's own statistics?, momentum of the running update). The
+        tensor work is then ``F.batch_norm``: ``TransitionBlock`` calls it inside a compilable region."""
         if self.collecting is not None and self.collecting == t and self.time_specific:
             # recalibration: accumulate this step's statistics as a cumulative average
             stats = self.stats[t]
             stats.num_batches_tracked.add_(1)
             self._mark_trained(t)
-            return F.batch_norm(x, stats.running_mean, stats.running_var, weight, bias, True,
-                                1.0 / float(stats.num_batches_tracked), self.eps)
+            return stats.running_mean, stats.running_var, True, 1.0 / float(stats.num_batches_tracked)
         slot = self.slot(t)
         stats = self.stats[slot]
         momentum = self.momentum
@@ -103,8 +111,7 @@ class TimeSpecificBatchNorm(nn.Module):
             self._mark_trained(slot)
             if momentum is None:  # cumulative average
                 momentum = 1.0 / float(stats.num_batches_tracked)
-        return F.batch_norm(x, stats.running_mean, stats.running_var, weight, bias,
-                            self.training, momentum or 0.0, self.eps)
+        return stats.running_mean, stats.running_var, self.training, momentum or 0.0
 
     def _mark_trained(self, t: int) -> None:
         if self._trained is not None and t not in self._trained:
@@ -183,23 +190,68 @@ class TransitionBlock(nn.Module):
             self.bn_bias = nn.ParameterList(nn.Parameter(torch.zeros(c.in_channels)) for c in convs)
         else:
             self.bn_weight = self.bn_bias = None
+        self.compiled, self.compiled_modes = None, ()  # compile_region() sets them
 
     def forward(self, x: torch.Tensor, norms: nn.ModuleList, t: int) -> torch.Tensor:
-        if self.rest > 1 and not self.upsampling:
-            x = F.avg_pool2d(x, self.rest)
-        out, shortcut = x, None
-        for k, conv in enumerate(self.convs):
-            if self.bn_weight is not None:
-                out = norms[k](out, t, self.bn_weight[k], self.bn_bias[k])
-            else:
-                out = norms[k](out, t)
-            out = F.relu(out)
-            if k == 0 and self.projection is not None:
-                shortcut = self.projection(out)
-            out = conv(out)
-        if self.rest > 1 and self.upsampling:
-            out = F.interpolate(out, scale_factor=self.rest, mode="nearest")
-        return out if shortcut is None else out + shortcut
+        # which statistics step t uses (and their counters) is decided here, in Python; the tensor work
+        # below depends on t only through those tensors, so one compiled region serves every step
+        selected = [norm.select(t) for norm in norms]
+        means, variances = [m for m, _, _, _ in selected], [v for _, v, _, _ in selected]
+        modes = tuple((batch_stats, momentum) for _, _, batch_stats, momentum in selected)
+        affine = (list(self.bn_weight), list(self.bn_bias)) if self.bn_weight is not None else \
+            ([norm.weight for norm in norms], [norm.bias for norm in norms])
+        tensor_work = self.compiled if self.compiled is not None and modes in self.compiled_modes else _block_work
+        return tensor_work(self, x, means, variances, *affine, modes, norms[0].eps)
+
+    def compile_region(self, **options) -> None:
+        """``torch.compile`` this block's tensor work (batch norms, ReLUs, convolutions), once for the
+        block, reused at every time step; training and evaluation each compile once. Steps that
+        recalibrate statistics (a changing momentum) run eagerly."""
+        # torch.compile keeps its cache (8 entries) per code object: each block compiles its own copy
+        # of _block_work, so that 16 transitions x (training, evaluation) never fall back to eager
+        code = _block_work.__code__.replace(co_name=f"_block_work_{id(self):x}")
+        own = types.FunctionType(code, _block_work.__globals__, code.co_name)
+        self.compiled = torch.compile(own, dynamic=False, **options)
+        norm_momentum = 0.1  # TimeSpecificBatchNorm's default; modes with another run eagerly
+        self.compiled_modes = _RegionModes(norm_momentum)
+
+
+def compile_regions(model: nn.Module, **options) -> int:
+    """Regional compilation: ``compile_region`` every transition block of ``model`` (the pre- and
+    post-net run once per pass and stay eager); returns how many blocks. The weights, statistics and
+    outputs are the model's own: only the tensor work of each block is compiled."""
+    found = [m for m in model.modules() if isinstance(m, TransitionBlock)]
+    for block in found:
+        block.compile_region(**options)
+    return len(found)
+
+
+class _RegionModes:
+    """The (batch statistics?, momentum) modes a compiled region runs: training with the fixed momentum,
+    and evaluation; a recalibration's cumulative momenta would compile anew at every batch."""
+
+    def __init__(self, momentum: float):
+        self.momentum = momentum
+
+    def __contains__(self, modes) -> bool:
+        return all((batch_stats and m == self.momentum) or (not batch_stats and m == 0.0) for batch_stats, m in modes)
+
+
+def _block_work(block: TransitionBlock, x, means, variances, weights, biases, modes, eps: float):
+    """A transition block's tensor work given each convolution's selected statistics: (BN-ReLU-Conv) x n
+    with the projection and the leftover resampling; no Python state is read or changed."""
+    if block.rest > 1 and not block.upsampling:
+        x = F.avg_pool2d(x, block.rest)
+    out, shortcut = x, None
+    for k, conv in enumerate(block.convs):
+        batch_stats, momentum = modes[k]
+        out = F.relu(F.batch_norm(out, means[k], variances[k], weights[k], biases[k], batch_stats, momentum, eps))
+        if k == 0 and block.projection is not None:
+            shortcut = block.projection(out)
+        out = conv(out)
+    if block.rest > 1 and block.upsampling:
+        out = F.interpolate(out, scale_factor=block.rest, mode="nearest")
+    return out if shortcut is None else out + shortcut
 
 
 class PreNet(nn.Module):

@@ -65,6 +65,8 @@ class TrainConfig:
     bf16: bool | None = option(None, "bf16 autocast (default: on for CUDA, off on CPU)")
     channels_last: bool = option(False, "channels-last memory format")
     compile: bool = option(False, "torch.compile the whole model (forward and backward of every step)")
+    compile_regions: bool = option(False, "torch.compile each transition block once, reused at every time step "
+                                   "(visrecur.blocks.compile_regions): a much shorter compile than --compile")
     data_on_device: bool | None = option(None, "keep the decoded training and validation images on the training "
                                          "device and crop, flip and normalise each batch there (the same values "
                                          "as on the CPU); default: on for CUDA with in-memory data (the cifar "

@@ -21,6 +21,7 @@ import torch
 
 from . import checkpoint, data, zoo
 from .checkpoint import export_weights  # noqa: F401  (re-exported: visrecur.train.export_weights)
+from .blocks import compile_regions
 from .config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, TrainingError, build_config,  # noqa: F401
                      build_parser, lr_at, parse_args)
 from .distributed import parse_device, setup_distributed, shutdown
@@ -158,6 +159,8 @@ def train(cfg: TrainConfig) -> dict:
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
+    if cfg.compile_regions:
+        compile_regions(model)
     forward = _compiled(net) if cfg.compile else net
     track = sorted(set(loss_times) | {t for t in eval_times if t <= max(loss_times)})
     totals = EpochTotals(track, device)
@@ -172,9 +175,10 @@ def train(cfg: TrainConfig) -> dict:
         try:
             train_stats = _train_epoch(step, net, train_data, optimizer, epoch, cfg, rank, batches_seen)
         except Exception as err:  # torch.compile compiles at the first batch: its failure in one line
-            if cfg.compile and type(err).__module__.startswith("torch._dynamo"):
-                raise TrainingError(f"--compile failed ({type(err).__name__}: {str(err).strip().splitlines()[0]}); "
-                                    "drop --compile (checkpoints of finished epochs are kept)") from None
+            flag = "--compile" if cfg.compile else "--compile-regions" if cfg.compile_regions else None
+            if flag and type(err).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise TrainingError(f"{flag} failed ({type(err).__name__}: {str(err).strip().splitlines()[0]}); "
+                                    f"drop {flag} (checkpoints of finished epochs are kept)") from None
             raise
         val_err = evaluate(model, val_data, eval_times, device, use_bf16, cfg.channels_last)
         seconds = time.time() - t0
@@ -205,12 +209,15 @@ def _check_options(cfg: TrainConfig, device: str, world: int) -> None:
                                 "drop --cuda-graphs")
         if cfg.compile:
             raise TrainingError("--cuda-graphs and --compile capture the step in two ways; choose one")
-    if cfg.compile:
-        try:
-            import torch._dynamo  # noqa: F401
-        except ImportError as err:
-            raise TrainingError(f"--compile: torch's compiler cannot be loaded here ({err}); drop --compile") \
-                from None
+    if cfg.compile and cfg.compile_regions:
+        raise TrainingError("--compile and --compile-regions compile the model in two ways; choose one")
+    for flag, on in (("--compile", cfg.compile), ("--compile-regions", cfg.compile_regions)):
+        if on:
+            try:
+                import torch._dynamo  # noqa: F401
+            except ImportError as err:
+                raise TrainingError(f"{flag}: torch's compiler cannot be loaded here ({err}); drop {flag}") \
+                    from None
 
 
 def _compiled(net):
