@@ -20,13 +20,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analyses.timed_readout import check_counts
+from analyses.timed_readout import check_counts, write_tables
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
 from visrecur.errors import ArgumentParser, CheckpointError, InputError, report_errors
 from visrecur.evaluate import evaluate
-from visrecur.files import publish
 from visrecur.retime import first_state_unrolls, retime
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import TimeMapping
@@ -99,6 +98,8 @@ def main(argv=None):
     p.add_argument("--out", default="results/readout_generalization.csv")
     args = p.parse_args(argv)
     check_counts(p, args, ("limit", "recalibrate"))
+    if Path(args.out).suffix != ".csv":
+        p.error(f"--out {args.out}: the table is a CSV file; give a name ending in .csv")
     if min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     mapping = TimeMapping(args.ms_per_step)
@@ -124,15 +125,9 @@ def main(argv=None):
                                                 calibration=_Calibration(train_x, mean, std), progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))
-    publish_csv(table, Path(args.out))
+    out = Path(args.out)
+    write_tables({out.stem: table}, out.parent)  # a temporary file, then renamed
     print(table.drop(columns=["ms_per_step", "chance_error"]).to_string(index=False))
-
-
-def publish_csv(table: pd.DataFrame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    table.to_csv(tmp, index=False)
-    publish(tmp, out)
 
 
 if __name__ == "__main__":
