@@ -136,15 +136,16 @@ def test_refusals(trained):
     (["--limit", "0"], "--limit 0 must be at least 1"),
     (["--readout-times", "0", "5"], "readout times start at 1"),
     (["--ms-per-step", "50", "20"], "0 < low <= high"),
+    (["--out", "g.txt"], "give a name ending in .csv"),
 ])
-def test_command_refuses_bad_input(argv, message, tmp_path, capsys):
-    out = tmp_path / "g.csv"
+def test_command_refuses_bad_input(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     try:
-        code = main(argv + ["--out", str(out)])
+        code = main(argv if "--out" in argv else argv + ["--out", "g.csv"])
     except SystemExit as stop:  # argparse's own refusals
         code = stop.code
     assert code == 2 and message in capsys.readouterr().err
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
