@@ -1,7 +1,8 @@
 """Replaying a training step as one CUDA graph: the host launches one graph per batch instead of the
 hundreds of small kernels of a model unrolled over time steps, which at the paper's batch of 64 leave
-the GPU waiting for the host (issue 13: 1,215 images/s eager against 3,726 with the step in one graph,
-Table 1 3-state FRNN, t = 10, H200).
+the GPU waiting for the host (Table 1 3-state FRNN, t = 10, batch 64: 1,156 images/s eager against
+2,233 with this graph on an H100, benchmarks/results/gpu_check_h100_2026-11-27.json; the issue reported
+1,215 against 3,726 for a graph of its own on an H200).
 
 ``GraphedStep(step)`` wraps ``step(images, labels)``: forward, backward, optimiser step and sums kept on
 the device, with no host reads. The first ``warmup`` calls run eagerly (cuDNN chooses its algorithms,
