@@ -19,7 +19,10 @@ torch._dynamo = pytest.importorskip("torch._dynamo")
 
 @pytest.fixture()
 def pair():
+    from torch._dynamo.utils import counters
+
     torch._dynamo.reset()
+    counters.clear()  # process-wide: other tests' compilations would count too
     torch.manual_seed(0)
     eager = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=3, input_size=8)
     compiled = copy.deepcopy(eager)

@@ -247,10 +247,6 @@ def trained_pair(name="frnn_2state_shared", passes=2, readouts=None, **overrides
     return eager, compiled, counter
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation never runs the compiled region: TimeSpecificBatchNorm.select "
-                   "returns the module's momentum (0.1) in evaluation, and _RegionModes accepts only momentum "
-                   "0.0 there, so every evaluation pass falls back to eager (compile_region's docstring says "
-                   "training and evaluation each compile once)")
 def test_evaluation_runs_the_compiled_region():
     eager, compiled, counter = trained_pair()
     runs = counter.runs

@@ -111,7 +111,8 @@ class TimeSpecificBatchNorm(nn.Module):
             self._mark_trained(slot)
             if momentum is None:  # cumulative average
                 momentum = 1.0 / float(stats.num_batches_tracked)
-        return stats.running_mean, stats.running_var, self.training, momentum or 0.0
+        # evaluation ignores the momentum: 0.0 there, so that one compiled region serves every evaluation
+        return stats.running_mean, stats.running_var, self.training, (momentum or 0.0) if self.training else 0.0
 
     def _mark_trained(self, t: int) -> None:
         if self._trained is not None and t not in self._trained:
@@ -211,7 +212,7 @@ class TransitionBlock(nn.Module):
         # of _block_work, so that 16 transitions x (training, evaluation) never fall back to eager
         code = _block_work.__code__.replace(co_name=f"_block_work_{id(self):x}")
         own = types.FunctionType(code, _block_work.__globals__, code.co_name)
-        self.compiled = torch.compile(own, dynamic=False, **options)
+        self.compiled = torch.compile(own, dynamic=False, **options)  # a graph per batch size (8 at most, then eager)
         norm_momentum = 0.1  # TimeSpecificBatchNorm's default; modes with another run eagerly
         self.compiled_modes = _RegionModes(norm_momentum)
 
