@@ -205,8 +205,9 @@ class TransitionBlock(nn.Module):
         return tensor_work(self, x, means, variances, *affine, modes, norms[0].eps)
 
     def compile_region(self, **options) -> None:
-        """``torch.compile`` this block's tensor work (batch norms, ReLUs, convolutions), once for the
-        block, reused at every time step; training and evaluation each compile once. Steps that
+        """``torch.compile`` this block's tensor work (batch norms, ReLUs, convolutions), reused at every
+        time step: one graph per mode (training, evaluation), batch size and autocast dtype, 8 at most per
+        block (torch's cache), after which the block runs eagerly, with the same results. Steps that
         recalibrate statistics (a changing momentum) run eagerly."""
         # torch.compile keeps its cache (8 entries) per code object: each block compiles its own copy
         # of _block_work, so that 16 transitions x (training, evaluation) never fall back to eager
