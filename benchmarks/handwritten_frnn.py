@@ -5,10 +5,14 @@ from torch import nn
 
 
 class HandBlock(nn.Module):
+    """Two 3x3 (de)convolutions striding by at most 2; a factor beyond 4 is average pooling of the input
+    (down) or nearest-neighbour upsampling of the output (up), as visrecur's default resampling."""
+
     def __init__(self, cin, cout, factor, up, steps):
         super().__init__()
         mid = round((cin + cout) / 2)
-        strides = [factor // 2, 2] if factor >= 4 else [factor, 1]
+        strides = [2, 2] if factor >= 4 else [factor, 1]
+        self.rest, self.up = max(1, factor // 4), up
         conv = (lambda i, o, s: nn.ConvTranspose2d(i, o, 3, s, 1, output_padding=s - 1, bias=False)) if up else \
             (lambda i, o, s: nn.Conv2d(i, o, 3, s, 1, bias=False))
         self.conv1, self.conv2 = conv(cin, mid, strides[0]), conv(mid, cout, strides[1])
@@ -16,7 +20,10 @@ class HandBlock(nn.Module):
         self.bn2 = nn.ModuleList(nn.BatchNorm2d(mid, affine=False) for _ in range(steps + 1))
 
     def forward(self, x, t):
-        return self.conv2(F.relu(self.bn2[t](self.conv1(F.relu(self.bn1[t](x))))))
+        if self.rest > 1 and not self.up:
+            x = F.avg_pool2d(x, self.rest)
+        out = self.conv2(F.relu(self.bn2[t](self.conv1(F.relu(self.bn1[t](x))))))
+        return F.interpolate(out, scale_factor=self.rest, mode="nearest") if self.rest > 1 and self.up else out
 
 
 class HandFRNN4(nn.Module):
