@@ -271,7 +271,11 @@ def _trainer(name, readout, args, device, bf16, graphs, compile_=False, channels
     model = _build(name, readout, args, device, channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     totals = EpochTotals([readout], device)
-    forward = torch.compile(model) if compile_ else model
+    if compile_ == "regions":  # each transition block compiled (visrecur.blocks.compile_regions)
+        from visrecur.blocks import compile_regions
+
+        compile_regions(model)
+    forward = torch.compile(model) if compile_ is True else model
     step = TrainStep(forward, optimizer, [readout], totals, device, bf16, channels_last, graphs=graphs)
     return step, model, totals
 
@@ -424,17 +428,21 @@ def training(args, images, labels) -> dict:
     rest = [(large, "host", "bf16", False, False), (large, "device", "bf16", False, False)]
     if cuda:  # channels-last: cuDNN's bf16 convolutions want NHWC; is the copy in and out worth it here?
         rest += [(small, "static", "bf16", True, False), (large, "device", "bf16", True, False),
-                 (small, "device", "bf16", True, False, True), (large, "device", "bf16", True, False, True)]
+                 (small, "device", "bf16", True, False, True), (large, "device", "bf16", True, False, True),
+                 # regional compilation under the graph: fused normalisations, one launch per step
+                 (small, "device", "bf16", True, False, False, True), (large, "device", "bf16", True, False, False, True)]
     for k, (name, readout) in enumerate(MODELS[:args.timed_models]):
         macs = forward_macs(name, readout, args)
         runs = {}
         for _ in range(args.repeats):  # interleaved: drift and load hit every variant alike
-            for batch, kind, precision, graphs, reads, *cl in variants + graphed + (rest if k == 0 else []):
-                last = bool(cl and cl[0]) or args.channels_last
-                label = f"b{batch} {kind} {precision}{' graphs' if graphs else ''}{' channels-last' if cl else ''}"
+            for batch, kind, precision, graphs, reads, *extra in variants + graphed + (rest if k == 0 else []):
+                cl, regions = (list(extra) + [False, False])[:2]
+                label = (f"b{batch} {kind} {precision}{' graphs' if graphs else ''}{' channels-last' if cl else ''}"
+                         f"{' regions' if regions else ''}")
                 try:
                     row = throughput(name, readout, args, batch, kind, sources, precision, graphs, reads,
-                                     channels_last=last)
+                                     compile_="regions" if regions else False,
+                                     channels_last=cl or args.channels_last)
                 except Exception as err:
                     row = {"error": f"{type(err).__name__}: {err}"}
                 print(f"{name} t={readout} {label:28s} {row}", flush=True)
@@ -660,6 +668,10 @@ def ratios(results: dict) -> dict:
                                                                          f"b{small} device bf16 graphs"),
             "channels-last/NCHW (b%d device bf16 graphs)" % large: ratio(f"b{large} device bf16 graphs channels-last",
                                                                          f"b{large} device bf16 graphs"),
+            "regions/none (b%d device bf16 graphs)" % small: ratio(f"b{small} device bf16 graphs regions",
+                                                                   f"b{small} device bf16 graphs"),
+            "regions/none (b%d device bf16 graphs)" % large: ratio(f"b{large} device bf16 graphs regions",
+                                                                   f"b{large} device bf16 graphs"),
             "device/host (b%d bf16)" % large: ratio(f"b{large} device bf16", f"b{large} host bf16")}
     rec = sections.get("recording") or {}
     keys = sorted(k for k in rec if k.startswith("mean_workers_"))
