@@ -35,7 +35,6 @@ rewritten after each, so a run cut short still leaves what it measured:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import itertools
 import json
