@@ -473,8 +473,6 @@ def compile_child(args) -> dict:
     """In a child process (killed at the time limit): eager images/s on one static batch, then the same
     model compiled (``--compile-mode``: the whole model, or each transition block, ``compile_regions``):
     the first two steps' time (compiling) and images/s."""
-    from visrecur.blocks import compile_regions
-
     name, readout = MODELS[0]
     batch = args.batch_sizes[0]
     x = torch.randn(batch, 3, 32, 32, device=args.device)
@@ -492,10 +490,8 @@ def compile_child(args) -> dict:
         return round(args.steps * batch / (time.perf_counter() - start), 1)
 
     eager = rate(_trainer(name, readout, args, args.device, bf16, False)[0])
-    whole = args.compile_mode == "whole"
-    step, model, _ = _trainer(name, readout, args, args.device, bf16, False, compile_=whole)
-    if not whole:
-        compile_regions(model)
+    step, _, _ = _trainer(name, readout, args, args.device, bf16, False,
+                          compile_=True if args.compile_mode == "whole" else "regions")
     start = time.perf_counter()
     for _ in range(2):
         step(x, y)

@@ -191,7 +191,7 @@ class TransitionBlock(nn.Module):
             self.bn_bias = nn.ParameterList(nn.Parameter(torch.zeros(c.in_channels)) for c in convs)
         else:
             self.bn_weight = self.bn_bias = None
-        self.compiled, self.compiled_modes = None, ()  # compile_region() sets them
+        self.compiled = None  # compile_region() sets it
 
     def forward(self, x: torch.Tensor, norms: nn.ModuleList, t: int) -> torch.Tensor:
         # which statistics step t uses (and their counters) is decided here, in Python; the tensor work
@@ -201,7 +201,7 @@ class TransitionBlock(nn.Module):
         modes = tuple((batch_stats, momentum) for _, _, batch_stats, momentum in selected)
         affine = (list(self.bn_weight), list(self.bn_bias)) if self.bn_weight is not None else \
             ([norm.weight for norm in norms], [norm.bias for norm in norms])
-        tensor_work = self.compiled if self.compiled is not None and modes in self.compiled_modes else _block_work
+        tensor_work = self.compiled if self.compiled is not None and _compiled_modes(modes) else _block_work
         return tensor_work(self, x, means, variances, *affine, modes, norms[0].eps)
 
     def compile_region(self, **options) -> None:
@@ -214,8 +214,6 @@ class TransitionBlock(nn.Module):
         code = _block_work.__code__.replace(co_name=f"_block_work_{id(self):x}")
         own = types.FunctionType(code, _block_work.__globals__, code.co_name)
         self.compiled = torch.compile(own, dynamic=False, **options)  # a graph per batch size (8 at most, then eager)
-        norm_momentum = 0.1  # TimeSpecificBatchNorm's default; modes with another run eagerly
-        self.compiled_modes = _RegionModes(norm_momentum)
 
 
 def compile_regions(model: nn.Module, **options) -> int:
@@ -228,15 +226,11 @@ def compile_regions(model: nn.Module, **options) -> int:
     return len(found)
 
 
-class _RegionModes:
-    """The (batch statistics?, momentum) modes a compiled region runs: training with the fixed momentum,
-    and evaluation; a recalibration's cumulative momenta would compile anew at every batch."""
-
-    def __init__(self, momentum: float):
-        self.momentum = momentum
-
-    def __contains__(self, modes) -> bool:
-        return all((batch_stats and m == self.momentum) or (not batch_stats and m == 0.0) for batch_stats, m in modes)
+def _compiled_modes(modes, momentum: float = 0.1) -> bool:
+    """Whether every (batch statistics?, momentum) of a block runs compiled: training with
+    TimeSpecificBatchNorm's default momentum, or evaluation; a recalibration's cumulative momenta would
+    compile anew at every batch, so they run eagerly."""
+    return all((batch_stats and m == momentum) or (not batch_stats and m == 0.0) for batch_stats, m in modes)
 
 
 def _block_work(block: TransitionBlock, x, means, variances, weights, biases, modes, eps: float):
