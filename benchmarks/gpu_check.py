@@ -24,6 +24,8 @@ rewritten after each, so a run cut short still leaves what it measured:
   and by execution (fp32, bf16, bf16 + CUDA graphs, bf16 + torch.compile in a child process with a
   time limit: ``compile``): host time spent fetching batches, GPU busy fraction (NVML, where it can be read), peak
   memory, MFU against a matmul peak measured on the same GPU.
+* ``profile``: where one training step's device time goes (torch.profiler), by kind of kernel (convolution,
+  layout copies, batch norm, elementwise...) and the costliest kernels by name, NCHW and channels-last.
 * ``recording``: the shipped model over the CIFAR-10 test images, ``--reduction mean``, with 0 and N
   loader processes, against a plain forward pass over the same preloaded images; unreduced to .nc
   against writing as many bytes to the same disk (needs h5netcdf).
@@ -521,6 +523,76 @@ def compiled(args) -> dict:
     return out
 
 
+# --- where a step's time goes ---------------------------------------------------------------------
+# kernel name -> kind, first match wins: tells convolutions from the layout copies cuDNN adds around NCHW
+# bf16 convolutions, normalisation and elementwise work (names as cuDNN, cuBLAS and ATen give them)
+KERNEL_KINDS = (
+    ("layout copy", ("nchwtonhwc", "nhwctonchw", "transpose", "permute")),
+    ("convolution", ("conv", "dgrad", "wgrad", "fprop", "implicit_gemm", "xmma", "cutlass", "gemm", "winograd")),
+    ("batch norm", ("batch_norm", "batchnorm", "bn_fw", "bn_bw", "welford")),
+    ("reduction", ("reduce",)),
+    ("pooling / resampling", ("pool", "upsample", "interpolate")),
+    ("elementwise", ("elementwise", "vectorized", "unrolled", "fill", "copy", "foreach")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, keys in KERNEL_KINDS if any(k in low for k in keys)), "other")
+
+
+def profile(args, images, labels) -> dict:
+    """One eager training step of the Table 1 model profiled (torch.profiler) at each batch size, NCHW and
+    (on a GPU) channels-last: each kind of kernel's share of the device time and the 12 costliest kernels
+    by name (on a CPU: ATen operators and CPU time). Says what to fuse or re-lay out next."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    cuda = args.device.startswith("cuda")
+    name, readout = MODELS[0]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    out = {"steps_profiled": args.profile_steps, "time": "device (CUDA kernels)" if cuda else "CPU (ATen operators)"}
+    for batch in args.batch_sizes:
+        x, y = next(iter(data.TensorBatches(images, labels, batch, CIFAR10_MEAN, CIFAR10_STD, drop_last=True,
+                                            device=args.device).batches(0)))
+        for channels_last in (False, True) if cuda else (False,):
+            step, _, _ = _trainer(name, readout, args, args.device, True, False, channels_last=channels_last)
+            for _ in range(args.warmup):
+                step(x, y)
+            sync(args.device)
+            with torch_profile(activities=activities) as prof:
+                for _ in range(args.profile_steps):
+                    step(x, y)
+                sync(args.device)
+            out[f"b{batch}{' channels-last' if channels_last else ''}"] = _time_shares(prof.events(), cuda,
+                                                                                     args.profile_steps)
+    return out
+
+
+def _time_shares(events, cuda: bool, steps: int) -> dict:
+    """Self time per kernel (CUDA) or ATen operator (CPU) -> shares by kind, the costliest by name."""
+    per_name: dict[str, float] = {}
+    for e in events:
+        on_device = getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA
+        if cuda and on_device:  # a kernel: its own duration
+            us = e.time_range.elapsed_us()
+        elif not cuda and e.name.startswith("aten::"):
+            us = e.self_cpu_time_total
+        else:
+            continue
+        per_name[e.name] = per_name.get(e.name, 0.0) + us
+    total = sum(per_name.values())
+    if total <= 0:
+        return {"error": "the profiler recorded no time"}
+    kinds: dict[str, float] = {}
+    for kernel, us in per_name.items():
+        kinds[kernel_kind(kernel)] = kinds.get(kernel_kind(kernel), 0.0) + us
+    top = sorted(per_name.items(), key=lambda kv: -kv[1])[:12]
+    return {"ms_per_step": round(total / 1e3 / steps, 2), "distinct": len(per_name),
+            "share_pct_by_kind": {k: round(100 * v / total, 1) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "costliest": [{"name": n[:160], "kind": kernel_kind(n), "share_pct": round(100 * us / total, 1)}
+                          for n, us in top]}
+
+
 # --- recording -----------------------------------------------------------------------------------
 def recording(args) -> dict:
     import numpy as np
@@ -699,6 +771,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-sizes", type=int, nargs=2, default=[64, 512])
     p.add_argument("--channels", type=int, nargs="+", help="smaller models (quick runs): channels per state")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--profile-steps", type=int, default=3, help="training steps the profile section records")
     p.add_argument("--train-images", type=int, default=25_000, help="decoded training images for throughput")
     p.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)))
     p.add_argument("--record-images", type=int, default=10_000)
@@ -771,7 +844,8 @@ def main(argv=None) -> int:
     if beside is not None:
         beside.join()
     sections = [("equivalence", equivalence, (args, images, labels), 20),
-                ("training", training, (args, images, labels), 60), ("recording", recording, (args,), 30)]
+                ("training", training, (args, images, labels), 60), ("profile", profile, (args, images, labels), 20),
+                ("recording", recording, (args,), 30)]
     for name, fn, fn_args, need in sections:
         if name not in args.skip:
             check.section(name, fn, *fn_args, need=need)

@@ -87,3 +87,56 @@ def test_table1_plans_epochs_from_the_measured_speed_and_replans_t10(monkeypatch
     else:
         assert runs == [(5, 11), (10, t10_epochs)]
     assert clock.recorded["table1"]["t=5"]["epochs"] == 11  # written after each readout, not only at the end
+
+
+def _gpu_check():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return gpu_check
+
+
+@pytest.mark.parametrize("name, kind", [
+    # kernel names as cuDNN, CUTLASS and ATen print them on Hopper and Ampere
+    ("void cudnn::ops::nchwToNhwcKernel<__nv_bfloat16, __nv_bfloat16, float, false, true, (cudnnKernelDataType_t)0>",
+     "layout copy"),
+    ("void cudnn::ops::nhwcToNchwKernel<float, __nv_bfloat16, float, true, false>", "layout copy"),
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64_warpgroupsize1x1x1",
+     "convolution"),
+    ("sm80_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nchw_tilesize64x64x64_stage5", "convolution"),
+    ("void cudnn::winograd_nonfused::winogradWgradData4x4<float, __half>", "convolution"),
+    ("void cudnn::bn_fw_tr_1C11_singleread_NHWC<__nv_bfloat16, 512, true, 1, 2, 0>", "batch norm"),
+    ("void at::native::batch_norm_collect_statistics_kernel<at::native::InvStd, c10::BFloat16, float, float, int>",
+     "batch norm"),
+    ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float>>>",
+     "reduction"),
+    ("void at::native::(anonymous namespace)::upsample_nearest2d_out_frame<c10::BFloat16>", "pooling / resampling"),
+    ("void at::native::(anonymous namespace)::avg_pool2d_out_cuda_frame<c10::BFloat16, float>",
+     "pooling / resampling"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::launch_clamp_scalar, std::array<char*, 2>>",
+     "elementwise"),
+    ("void at::native::multi_tensor_apply_kernel<at::native::TensorListMetadata<3>, FusedSgdMathFunctor>", "other"),
+])
+def test_kernel_kinds_tell_layout_copies_from_convolutions(name, kind):
+    assert _gpu_check().kernel_kind(name) == kind
+
+
+def test_profile_section_shares_add_up_and_see_the_backward_pass(cifar_size_folder, tmp_path):
+    gpu_check = _gpu_check()
+    out = tmp_path / "out"
+    code = gpu_check.main(["--dry-run", "--data-root", str(cifar_size_folder), "--out", str(out), "--train-images",
+                           "40", "--channels", "4", "8", "8", "--batch-sizes", "4", "8", "--profile-steps", "1",
+                           "--compile-timeout", "0", "--skip", "paths", "equivalence", "training", "recording",
+                           "table1"])
+    assert code == 0
+    section = json.loads((out / "gpu_check.json").read_text())["sections"]["profile"]
+    assert set(section) >= {"b4", "b8"} and "error" not in section
+    for row in (section["b4"], section["b8"]):
+        assert abs(sum(row["share_pct_by_kind"].values()) - 100) < 1  # every operator's time counted once
+        shares = [c["share_pct"] for c in row["costliest"]]
+        assert shares == sorted(shares, reverse=True)
+        names = {c["name"] for c in row["costliest"]}
+        assert "aten::convolution_backward" in names  # a training step: the backward pass is in the profile
+        assert row["share_pct_by_kind"]["convolution"] == max(row["share_pct_by_kind"].values())
