@@ -1,14 +1,17 @@
 """Train at one readout time, test at others (the paper's Fig. 5A).
 
     python -m analyses.readout_generalization [--model NAME_OR_CHECKPOINT] [--readout-times 7 8 ... 23]
-        [--limit N] [--recalibrate N] [--out results/readout_generalization.csv]
+        [--limit N] [--recalibrate N] [--recalibrate-every-step N] [--out results/readout_generalization.csv]
 
 The paper trains a 2-state ResNet with shared weights at readout time t = 13 (first state unrolled
 N = t - 3 = 10 times) and tests it at t = 7..23. A multi-state ResNet is re-unrolled for each test time
 (``visrecur.retime``: same weights, TSBN statistics matched run by run); a fully recurrent model reads
 out at every t from one unrolling. Runs past those seen in training use the last trained run's
 statistics; with --recalibrate N the same readout times are evaluated again with those statistics
-estimated from N training images. One tidy CSV holds both policies, with times in ms (--ms-per-step).
+estimated from N training images. With --recalibrate-every-step N, every step's statistics are estimated
+anew for each tested readout time, on the model as it runs there (the paper computes TSBN statistics
+"for every t (using training set)"): then no step normalises with statistics fitted to another
+unrolling. One tidy CSV holds every policy (column ``tsbn_past_trained``), times in ms (--ms-per-step).
 """
 from __future__ import annotations
 
@@ -40,17 +43,23 @@ def _borrowed(model, t: int) -> str:
                     for step, src in sorted(borrowed.items())) or "none"
 
 
-def generalization_errors(model, batches, readout_times, *, calibration=None,
+def generalization_errors(model, batches, readout_times, *, calibration=None, every_step: bool = False,
                           mapping: TimeMapping = TimeMapping(), progress: bool = False) -> pd.DataFrame:
     """Top-1 error of ``model`` (trained at ``model.spec.readout_time``) at every readout time.
 
     ``calibration``: batches of training images; if given, every statistic past the trained runs is
     estimated from them (per readout time, on a fresh copy) and the rows say so. Without it, the model's
-    ``beyond_trained`` policy applies (the last trained run's statistics)."""
+    ``beyond_trained`` policy applies (the last trained run's statistics). ``every_step``: with
+    ``calibration``, the statistics of every step are estimated anew at each readout time, the trained
+    ones too."""
     spec = model.spec
     trained = spec.readout_time
     sequential = spec.graph.execution == "sequential"
-    policy = "last trained" if calibration is None else f"recalibrated on {calibration.count} training images"
+    if every_step and calibration is None:
+        raise InputError("every_step re-estimates statistics from data: pass calibration batches too")
+    policy = "last trained" if calibration is None else (
+        f"every step recalibrated on {calibration.count} training images" if every_step
+        else f"recalibrated on {calibration.count} training images")
     rows = []
     for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
         if sequential:
@@ -60,7 +69,8 @@ def generalization_errors(model, batches, readout_times, *, calibration=None,
         else:
             tested = model
         if calibration is not None:
-            recalibrate_batchnorm(tested, [x for x, _ in calibration.batches()], t)
+            recalibrate_batchnorm(tested, [x for x, _ in calibration.batches()], t,
+                                  steps=list(range(t + 1)) if every_step else None)
         error = evaluate(tested, batches, [t], "cpu")[t]
         low, high = mapping.latency(t)
         rows.append({
@@ -93,11 +103,14 @@ def main(argv=None):
     p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="also evaluate with the statistics past the trained runs estimated from N training images")
+    p.add_argument("--recalibrate-every-step", type=int, metavar="N",
+                   help="also evaluate with every step's statistics estimated anew at each readout time from N "
+                        "training images (the trained steps' too)")
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], metavar="MS",
                    help="one duration or LOW HIGH per step (visrecur.timing.TimeMapping)")
     p.add_argument("--out", default="results/readout_generalization.csv")
     args = p.parse_args(argv)
-    check_counts(p, args, ("limit", "recalibrate"))
+    check_counts(p, args, ("limit", "recalibrate", "recalibrate_every_step"))
     if Path(args.out).suffix != ".csv":
         p.error(f"--out {args.out}: the table is a CSV file; give a name ending in .csv")
     if min(args.readout_times) < 1:
@@ -119,10 +132,12 @@ def main(argv=None):
     batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
     with torch.no_grad():
         tables = [generalization_errors(model, batches, args.readout_times, mapping=mapping, progress=True)]
-        if args.recalibrate:
-            train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
-            tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
-                                                calibration=_Calibration(train_x, mean, std), progress=True))
+        for count, every_step in ((args.recalibrate, False), (args.recalibrate_every_step, True)):
+            if count:  # a class-balanced subset of the training images, the same for the same count
+                train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), count)
+                tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
+                                                    calibration=_Calibration(train_x, mean, std),
+                                                    every_step=every_step, progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))
     out = Path(args.out)

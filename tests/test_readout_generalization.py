@@ -7,7 +7,7 @@ import torch
 from analyses.readout_generalization import generalization_errors, main
 from visrecur import zoo
 from visrecur.data import TensorBatches
-from visrecur.errors import SpecError
+from visrecur.errors import InputError, SpecError
 from visrecur.evaluate import evaluate
 from visrecur.retime import first_state_unrolls, retime
 
@@ -111,6 +111,49 @@ def test_recalibration_estimates_the_runs_past_training(trained):
     assert trained.norms["h1->h1"][0].trained_steps() == [1, 2, 3]
 
 
+def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(trained):
+    """Every step re-estimated from one batch, then evaluated on that batch: each normalisation uses that
+    batch's own mean and variance, which is what a training-mode forward does (independent of the
+    recalibration's passes). Checked before, at and past the trained readout time (N = 2, 3, 4)."""
+    import copy
+
+    model = copy.deepcopy(trained)
+    with torch.no_grad():  # a read-out that tells the images apart: class k <- h2's channel k (an untrained
+        model.postnet.fc.weight.zero_()  # one answers one class for all); classes 3..9 never win
+        model.postnet.fc.weight[:3].copy_(torch.eye(3))
+        model.postnet.fc.bias.zero_()
+    torch.manual_seed(3)
+    # a colour per image plus noise: global features that differ from image to image, so predictions do
+    colours = torch.rand(32, 3, 1, 1) * 200
+    images = (colours + torch.rand(32, 3, 8, 8) * 55).to(torch.uint8)
+    one_batch = TensorBatches(images, torch.zeros(32, dtype=torch.long), 32, (0.5,) * 3, (0.25,) * 3, train=False)
+    x = next(iter(one_batch.batches()))[0]
+    times = [TRAINED - 1, TRAINED, TRAINED + 1]
+    with torch.no_grad():
+        # labels: what batch statistics predict at the trained time; the errors elsewhere by hand
+        predicted = {t: retime(model, t).train()(x, readout_time=t).argmax(1) for t in times}
+        labels = predicted[TRAINED]
+        expected = {t: (predicted[t] != labels).float().mean().item() for t in times}
+        batches = TensorBatches(images, labels, 32, (0.5,) * 3, (0.25,) * 3, train=False)
+
+        class Calibration:
+            count = 32
+
+            def batches(self):
+                return one_batch.batches()
+
+        every = generalization_errors(model, batches, times, calibration=Calibration(), every_step=True)
+        last = generalization_errors(model, batches, times)
+    assert dict(zip(every["readout_time"], every["error"])) == pytest.approx(expected)
+    assert every.set_index("readout_time").loc[TRAINED, "error"] == 0
+    assert len(set(labels.tolist())) == 3  # predictions that vary, so errors can differ
+    assert (last["error"] > 0).all()  # the trained statistics (fitted to other inputs) do differ: not vacuous
+    assert set(every["tsbn_past_trained"]) == {"every step recalibrated on 32 training images"}
+    assert model.norms["h1->h1"][0].trained_steps() == [1, 2, 3]  # the model itself is untouched
+    with pytest.raises(InputError, match="pass calibration"):
+        generalization_errors(model, batches, times, every_step=True)
+
+
 def test_concurrent_models_read_out_without_retiming():
     torch.manual_seed(1)
     model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=3, input_size=8).eval()
@@ -134,6 +177,7 @@ def test_refusals(trained):
 
 @pytest.mark.parametrize("argv, message", [
     (["--limit", "0"], "--limit 0 must be at least 1"),
+    (["--recalibrate-every-step", "0"], "--recalibrate-every-step 0 must be at least 1"),
     (["--readout-times", "0", "5"], "readout times start at 1"),
     (["--ms-per-step", "50", "20"], "0 < low <= high"),
     (["--out", "g.txt"], "give a name ending in .csv"),
@@ -164,9 +208,11 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
                     "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}, tmp_path / "m.pt")
     out = tmp_path / "g.csv"
     main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"), "--readout-times", "5", "6", "8",
-          "--recalibrate", "4", "--out", str(out)])
+          "--recalibrate", "4", "--recalibrate-every-step", "4", "--out", str(out)])
     table = pd.read_csv(out)
-    assert len(table) == 6 and set(table["test_images"]) == {6}
+    assert len(table) == 9 and set(table["test_images"]) == {6}
+    assert list(table["tsbn_past_trained"].unique()) == [
+        "last trained", "recalibrated on 4 training images", "every step recalibrated on 4 training images"]
     assert main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"),
                  "--readout-times", "3", "--out", str(tmp_path / "h.csv")]) == 2
     assert not (tmp_path / "h.csv").exists()
