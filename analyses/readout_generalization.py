@@ -11,7 +11,8 @@ statistics; with --recalibrate N the same readout times are evaluated again with
 estimated from N training images. With --recalibrate-every-step N, every step's statistics are estimated
 anew for each tested readout time, on the model as it runs there (the paper computes TSBN statistics
 "for every t (using training set)"): then no step normalises with statistics fitted to another
-unrolling. One tidy CSV holds every policy (column ``tsbn_past_trained``), times in ms (--ms-per-step).
+unrolling. --augment-calibration crops and flips those images as training did. One tidy CSV holds every
+policy (column ``tsbn_past_trained``), times in ms (--ms-per-step).
 """
 from __future__ import annotations
 
@@ -57,9 +58,10 @@ def generalization_errors(model, batches, readout_times, *, calibration=None, ev
     sequential = spec.graph.execution == "sequential"
     if every_step and calibration is None:
         raise InputError("every_step re-estimates statistics from data: pass calibration batches too")
-    policy = "last trained" if calibration is None else (
-        f"every step recalibrated on {calibration.count} training images" if every_step
-        else f"recalibrated on {calibration.count} training images")
+    policy = "last trained"
+    if calibration is not None:
+        images = f"{calibration.count}{' augmented' if getattr(calibration, 'augment', False) else ''} training images"
+        policy = f"every step recalibrated on {images}" if every_step else f"recalibrated on {images}"
     rows = []
     for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
         if sequential:
@@ -86,12 +88,15 @@ def generalization_errors(model, batches, readout_times, *, calibration=None, ev
 
 
 class _Calibration:
-    def __init__(self, images, mean, std):
-        self.count = len(images)
-        self._batches = data.TensorBatches(images, torch.zeros(len(images)), 128, mean, std, train=False)
+    """Training images for recalibration, the same batches at every pass; ``augment``: cropped and
+    flipped as in training (the trained statistics were estimated on such batches), drawn once."""
+
+    def __init__(self, images, mean, std, augment: bool = False):
+        self.count, self.augment = len(images), augment
+        self._batches = data.TensorBatches(images, torch.zeros(len(images)), 128, mean, std, train=augment)
 
     def batches(self):
-        return self._batches.batches()
+        return self._batches.batches(0)  # epoch 0 every time: the same crops, flips and order
 
 
 @report_errors
@@ -106,6 +111,8 @@ def main(argv=None):
     p.add_argument("--recalibrate-every-step", type=int, metavar="N",
                    help="also evaluate with every step's statistics estimated anew at each readout time from N "
                         "training images (the trained steps' too)")
+    p.add_argument("--augment-calibration", action="store_true",
+                   help="crop and flip the recalibration images as in training (pad 4), as the trained statistics were")
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], metavar="MS",
                    help="one duration or LOW HIGH per step (visrecur.timing.TimeMapping)")
     p.add_argument("--out", default="results/readout_generalization.csv")
@@ -136,7 +143,8 @@ def main(argv=None):
             if count:  # a class-balanced subset of the training images, the same for the same count
                 train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), count)
                 tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
-                                                    calibration=_Calibration(train_x, mean, std),
+                                                    calibration=_Calibration(train_x, mean, std,
+                                                                             args.augment_calibration),
                                                     every_step=every_step, progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))

@@ -213,9 +213,29 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
     assert len(table) == 9 and set(table["test_images"]) == {6}
     assert list(table["tsbn_past_trained"].unique()) == [
         "last trained", "recalibrated on 4 training images", "every step recalibrated on 4 training images"]
+    main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"), "--readout-times", "6",
+          "--recalibrate-every-step", "4", "--augment-calibration", "--out", str(out)])
+    assert list(pd.read_csv(out)["tsbn_past_trained"]) == [
+        "last trained", "every step recalibrated on 4 augmented training images"]
     assert main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"),
                  "--readout-times", "3", "--out", str(tmp_path / "h.csv")]) == 2
     assert not (tmp_path / "h.csv").exists()
+
+
+def test_augmented_calibration_is_the_same_crops_at_every_pass():
+    """Recalibration passes over the calibration batches once per (step, position): augmented ones must
+    repeat exactly, and differ from the plain images (pad-4 crops and flips as in training)."""
+    from analyses.readout_generalization import _Calibration
+
+    torch.manual_seed(0)
+    images = torch.randint(1, 256, (20, 3, 8, 8), dtype=torch.uint8)  # no zeros: a padded border shows
+    augmented = _Calibration(images, (0.5,) * 3, (0.25,) * 3, augment=True)
+    plain = _Calibration(images, (0.5,) * 3, (0.25,) * 3)
+    first, again = [x for x, _ in augmented.batches()], [x for x, _ in augmented.batches()]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(torch.cat(first), torch.cat([x for x, _ in plain.batches()]))
+    zero = (0 - 0.5) / 0.25  # a padded pixel, normalised
+    assert (torch.cat(first) == zero).any() and not (torch.cat([x for x, _ in plain.batches()]) == zero).any()
 
 
 def run_notebook(monkeypatch, results):
