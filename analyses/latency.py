@@ -1,7 +1,7 @@
 """Accuracy, confidence and model reaction times against time in milliseconds (20-50 ms per step).
 
     python -m analyses.latency [--model NAME_OR_CHECKPOINT ...] [--limit 1000] [--readout-times 2 3 ... 10]
-        [--criterion max_softmax|entropy] [--thresholds 0.5 ... 0.99] [--recalibrate N] [--ms-per-step 20 50]
+        [--criterion max_softmax|entropy] [--thresholds 0.5 ... 0.99] [--recalibrate N [--augment-calibration]] [--ms-per-step 20 50]
 
 Every readout time comes from one pass per batch (``model(images, readout_time=[...])``). Confidence is
 the largest softmax probability (``max_softmax``) or the softmax's entropy divided by log(classes)
@@ -219,12 +219,14 @@ def main(argv=None):
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="estimate the TSBN statistics of steps past the trained ones from N training images "
                         "(default: use the last trained step's)")
+    p.add_argument("--augment-calibration", action="store_true", help=timed_readout.AUGMENT_HELP)
     p.add_argument("--ms-per-step", nargs=2, type=float, default=list(DEFAULT_MS_PER_STEP), metavar=("LOW", "HIGH"))
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--out-dir", default="results")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     timed_readout.check_counts(p, args, ("limit", "recalibrate", "batch_size"))
+    timed_readout.check_augment(p, args, "recalibrate")
     if args.readout_times and min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])
@@ -246,7 +248,8 @@ def main(argv=None):
         trained = timed_readout.last_trained_readout(model)  # before recalibration marks later steps trained
         policy = "last trained step's statistics"
         if args.recalibrate and max(times) > trained:
-            policy = timed_readout.recalibrate(model, args.data_root, args.recalibrate, max(times))
+            policy = timed_readout.recalibrate(model, args.data_root, args.recalibrate, max(times),
+                                                 args.augment_calibration)
         batches = data.TensorBatches(images, labels, args.batch_size, model.preprocess.mean, model.preprocess.std,
                                      train=False)
         result = latency_tables(model, batches, times, thresholds, args.criterion, mapping, classes,

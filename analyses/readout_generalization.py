@@ -1,7 +1,8 @@
 """Train at one readout time, test at others (the paper's Fig. 5A).
 
     python -m analyses.readout_generalization [--model NAME_OR_CHECKPOINT] [--readout-times 7 8 ... 23]
-        [--limit N] [--recalibrate N] [--recalibrate-every-step N] [--out results/readout_generalization.csv]
+        [--limit N] [--recalibrate N] [--recalibrate-every-step N] [--augment-calibration]
+        [--out results/readout_generalization.csv]
 
 The paper trains a 2-state ResNet with shared weights at readout time t = 13 (first state unrolled
 N = t - 3 = 10 times) and tests it at t = 7..23. A multi-state ResNet is re-unrolled for each test time
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analyses.timed_readout import check_counts, write_tables
+from analyses.timed_readout import AUGMENT_HELP, calibration_batches, check_augment, check_counts, write_tables
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
@@ -44,15 +45,17 @@ def _borrowed(model, t: int) -> str:
                     for step, src in sorted(borrowed.items())) or "none"
 
 
-def generalization_errors(model, batches, readout_times, *, calibration=None, every_step: bool = False,
+def generalization_errors(model, batches, readout_times, *, calibration: list | None = None,
+                          calibrated_on: str | None = None, every_step: bool = False,
                           mapping: TimeMapping = TimeMapping(), progress: bool = False) -> pd.DataFrame:
     """Top-1 error of ``model`` (trained at ``model.spec.readout_time``) at every readout time.
 
-    ``calibration``: batches of training images; if given, every statistic past the trained runs is
-    estimated from them (per readout time, on a fresh copy) and the rows say so. Without it, the model's
-    ``beyond_trained`` policy applies (the last trained run's statistics). ``every_step``: with
-    ``calibration``, the statistics of every step are estimated anew at each readout time, the trained
-    ones too."""
+    ``calibration``: a list of image batches (training images, ``timed_readout.calibration_batches``); if
+    given, every statistic past the trained runs is estimated from them (per readout time, on a fresh
+    copy) and the rows say so, naming the images ``calibrated_on`` (default: "N training images").
+    Without it, the model's ``beyond_trained`` policy applies (the last trained run's statistics).
+    ``every_step``: with ``calibration``, the statistics of every step are estimated anew at each readout
+    time, the trained ones too."""
     spec = model.spec
     trained = spec.readout_time
     sequential = spec.graph.execution == "sequential"
@@ -60,7 +63,7 @@ def generalization_errors(model, batches, readout_times, *, calibration=None, ev
         raise InputError("every_step re-estimates statistics from data: pass calibration batches too")
     policy = "last trained"
     if calibration is not None:
-        images = f"{calibration.count}{' augmented' if getattr(calibration, 'augment', False) else ''} training images"
+        images = calibrated_on or f"{sum(len(x) for x in calibration)} training images"
         policy = f"every step recalibrated on {images}" if every_step else f"recalibrated on {images}"
     rows = []
     for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
@@ -71,8 +74,7 @@ def generalization_errors(model, batches, readout_times, *, calibration=None, ev
         else:
             tested = model
         if calibration is not None:
-            recalibrate_batchnorm(tested, [x for x, _ in calibration.batches()], t,
-                                  steps=list(range(t + 1)) if every_step else None)
+            recalibrate_batchnorm(tested, calibration, t, steps=list(range(t + 1)) if every_step else None)
         error = evaluate(tested, batches, [t], "cpu")[t]
         low, high = mapping.latency(t)
         rows.append({
@@ -87,18 +89,6 @@ def generalization_errors(model, batches, readout_times, *, calibration=None, ev
     return pd.DataFrame(rows)
 
 
-class _Calibration:
-    """Training images for recalibration, the same batches at every pass; ``augment``: cropped and
-    flipped as in training (the trained statistics were estimated on such batches), drawn once."""
-
-    def __init__(self, images, mean, std, augment: bool = False):
-        self.count, self.augment = len(images), augment
-        self._batches = data.TensorBatches(images, torch.zeros(len(images)), 128, mean, std, train=augment)
-
-    def batches(self):
-        return self._batches.batches(0)  # epoch 0 every time: the same crops, flips and order
-
-
 @report_errors
 def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.readout_generalization", description=__doc__.splitlines()[0])
@@ -111,13 +101,13 @@ def main(argv=None):
     p.add_argument("--recalibrate-every-step", type=int, metavar="N",
                    help="also evaluate with every step's statistics estimated anew at each readout time from N "
                         "training images (the trained steps' too)")
-    p.add_argument("--augment-calibration", action="store_true",
-                   help="crop and flip the recalibration images as in training (pad 4), as the trained statistics were")
+    p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], metavar="MS",
                    help="one duration or LOW HIGH per step (visrecur.timing.TimeMapping)")
     p.add_argument("--out", default="results/readout_generalization.csv")
     args = p.parse_args(argv)
     check_counts(p, args, ("limit", "recalibrate", "recalibrate_every_step"))
+    check_augment(p, args, "recalibrate", "recalibrate_every_step")
     if Path(args.out).suffix != ".csv":
         p.error(f"--out {args.out}: the table is a CSV file; give a name ending in .csv")
     if min(args.readout_times) < 1:
@@ -141,10 +131,10 @@ def main(argv=None):
         tables = [generalization_errors(model, batches, args.readout_times, mapping=mapping, progress=True)]
         for count, every_step in ((args.recalibrate, False), (args.recalibrate_every_step, True)):
             if count:  # a class-balanced subset of the training images, the same for the same count
-                train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), count)
+                calibration, described = calibration_batches(args.data_root, count, model.preprocess,
+                                                             args.augment_calibration)
                 tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
-                                                    calibration=_Calibration(train_x, mean, std,
-                                                                             args.augment_calibration),
+                                                    calibration=calibration, calibrated_on=described,
                                                     every_step=every_step, progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))

@@ -1,7 +1,7 @@
 """Error against readout time, inside and beyond the trained steps (the paper's Fig. 4D/E and 5A).
 
     python -m analyses.readout_time [--model NAME_OR_PATH] [--data-root DIR] [--readout-times 2 3 ... 10]
-        [--recalibrate N]
+        [--recalibrate N [--augment-calibration]]
 
 Evaluates top-1 error on the test split at every readout time from one pass per batch. A step without
 trained TSBN statistics (past the trained steps) uses the last trained step's statistics; with
@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from visrecur import data
-from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
+from visrecur.blocks import borrowed_statistics
 from visrecur.checkpoint import load
 from visrecur.errors import CheckpointError
 from visrecur.errors import ArgumentParser, report_errors
@@ -25,12 +25,7 @@ from visrecur.evaluate import evaluate
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
 
-
-def last_trained_readout(model) -> int:
-    """The largest readout time whose post-net statistics were trained (the spec's time_steps for a
-    model never trained)."""
-    trained = model.postnet.norm.trained_steps()
-    return max(trained) if trained else model.spec.time_steps
+from analyses.timed_readout import AUGMENT_HELP, check_augment, last_trained_readout, recalibrate
 
 
 def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained",
@@ -63,8 +58,10 @@ def main(argv=None):
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="also evaluate with the TSBN statistics of every step past the trained ones "
                         "estimated from N training images")
+    p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
     p.add_argument("--out", default="results/readout_time.csv")
     args = p.parse_args(argv)
+    check_augment(p, args, "recalibrate")
     for name in ("limit", "recalibrate"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name} {getattr(args, name)} must be at least 1")
@@ -82,12 +79,9 @@ def main(argv=None):
     with torch.no_grad():
         tables = [readout_time_errors(model, batches, times, "last trained", trained)]
     if args.recalibrate:
-        train_x, _, _ = data.decode_folder(data.find_split(args.data_root, "train"), args.recalibrate)
-        calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, mean, std, train=False)
-        recalibrate_batchnorm(model, [x for x, _ in calibration.batches()], max(times), progress=True)
+        policy = recalibrate(model, args.data_root, args.recalibrate, max(times), args.augment_calibration)
         with torch.no_grad():
-            tables.append(readout_time_errors(model, batches, times,
-                                              f"recalibrated on {len(train_x)} training images", trained))
+            tables.append(readout_time_errors(model, batches, times, policy, trained))
     table = pd.concat(tables, ignore_index=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

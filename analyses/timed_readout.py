@@ -16,9 +16,14 @@ from visrecur.checkpoint import PRETRAINED, load
 from visrecur.errors import CheckpointError, InputError
 from visrecur.files import publish, writable_ancestor
 
-from analyses.readout_time import last_trained_readout  # noqa: F401 (one definition, used here and by callers)
-
 DEFAULT_MODEL = next(iter(PRETRAINED))  # visrecur.load()'s default
+
+
+def last_trained_readout(model) -> int:
+    """The largest readout time whose post-net statistics were trained (the spec's time_steps for a
+    model never trained)."""
+    trained = model.postnet.norm.trained_steps()
+    return max(trained) if trained else model.spec.time_steps
 
 
 def load_models(names: Sequence[str]) -> dict:
@@ -92,16 +97,35 @@ def tsbn_columns(model, times: Sequence[int], trained: int, policy: str) -> pd.D
         "tsbn_past_trained": policy})
 
 
-def recalibrate(model, data_root, n_images: int, readout_time: int) -> str:
+AUGMENT_HELP = ("draw the recalibration images cropped (pad 4) and flipped, as training drew the batches the "
+                "trained statistics were estimated on (default: the images as they are)")
+
+
+def calibration_batches(data_root, n_images: int, preprocess, augment: bool = False) -> tuple[list, str]:
+    """``n_images`` class-balanced training images as normalised batches of 128, the same batches at every
+    recalibration pass (``augment``: cropped and flipped as in training, drawn once), and how tables name
+    them ("2560 augmented training images")."""
+    train_x, _, _ = data.decode_folder(data.find_split(data_root, "train"), n_images)
+    source = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, preprocess.mean, preprocess.std,
+                                train=augment)
+    return [x for x, _ in source.batches(0)], f"{len(train_x)}{' augmented' if augment else ''} training images"
+
+
+def check_augment(parser, args, *needs: str) -> None:
+    """--augment-calibration only says how a recalibration draws its images: refuse it alone."""
+    if args.augment_calibration and not any(getattr(args, name) for name in needs):
+        wanted = " or ".join(f"--{name.replace('_', '-')} N" for name in needs)
+        parser.error(f"--augment-calibration says how recalibration draws its images; give {wanted} too")
+
+
+def recalibrate(model, data_root, n_images: int, readout_time: int, augment: bool = False) -> str:
     """Estimate every missing TSBN statistic up to ``readout_time`` from ``n_images`` training images;
     returns the policy's description for the tables."""
     from visrecur.blocks import recalibrate_batchnorm
 
-    train_x, _, _ = data.decode_folder(data.find_split(data_root, "train"), n_images)
-    calibration = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, model.preprocess.mean,
-                                     model.preprocess.std, train=False)
-    recalibrate_batchnorm(model, [x for x, _ in calibration.batches()], readout_time, progress=True)
-    return f"recalibrated on {len(train_x)} training images"
+    batches, described = calibration_batches(data_root, n_images, model.preprocess, augment)
+    recalibrate_batchnorm(model, batches, readout_time, progress=True)
+    return f"recalibrated on {described}"
 
 
 def check_output_folder(folder) -> Path:

@@ -1,6 +1,6 @@
 """Time-specific batch-norm statistics over time (the paper's Fig. 5B) and per-channel decay fits.
 
-    python -m analyses.tsbn_decay [--model NAME_OR_PATH ...] [--recalibrate N [--until T]]
+    python -m analyses.tsbn_decay [--model NAME_OR_PATH ...] [--recalibrate N [--until T] [--augment-calibration]]
         [--min-steps 4] [--r2-threshold 0.9] [--ms-per-step 20 50] [--out-dir results]
     python -m analyses.tsbn_decay --refit results/tsbn_decay.csv [--min-steps 5 ...]   # fits only
 
@@ -204,25 +204,22 @@ def _check_fit_options(min_steps: int, r2_threshold: float) -> None:
         raise InputError(f"r2_threshold={r2_threshold} must be in (0, 1], e.g. 0.9")
 
 
-def recalibrated_statistics(model, data_root: str, images: int, until: int) -> pd.DataFrame:
+def recalibrated_statistics(model, data_root: str, images: int, until: int,
+                            augment: bool = False) -> tuple[pd.DataFrame, str]:
     """Every step's statistics up to ``until`` - 1 re-estimated, in time order and in evaluation mode,
     from ``images`` class-balanced training images (``recalibrate_batchnorm``; trained steps too, so that
-    the whole curve comes from one procedure). Changes ``model``."""
-    import torch
-
-    from visrecur import data
+    the whole curve comes from one procedure; ``augment``: cropped and flipped as in training). Changes
+    ``model``. Returns the statistics and what they were estimated on."""
+    from analyses.timed_readout import calibration_batches
     from visrecur.blocks import recalibrate_batchnorm
     from visrecur.errors import CheckpointError
 
     if model.preprocess is None:
         raise CheckpointError("the checkpoint does not say its preprocessing; give one written by "
                               "python -m visrecur.train")
-    x, _, _ = data.decode_folder(data.find_split(data_root, "train"), images)
-    batches = data.TensorBatches(x, torch.zeros(len(x)), 128, model.preprocess.mean, model.preprocess.std,
-                                 train=False)
-    recalibrate_batchnorm(model, [b for b, _ in batches.batches()], until, steps=range(1, until + 1),
-                          progress=True)
-    return tsbn_statistics(model)
+    batches, described = calibration_batches(data_root, images, model.preprocess, augment)
+    recalibrate_batchnorm(model, batches, until, steps=range(1, until + 1), progress=True)
+    return tsbn_statistics(model), described
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
@@ -258,13 +255,15 @@ def _statistics(args) -> pd.DataFrame:
         tables.append(table)
         if args.recalibrate:
             until = args.until or model.spec.time_steps
-            tables.append(recalibrated_statistics(model, args.data_root, args.recalibrate, until)
-                          .assign(model=name, estimated_by=f"recalibration on {args.recalibrate} training images"))
+            table, described = recalibrated_statistics(model, args.data_root, args.recalibrate, until,
+                                                       args.augment_calibration)
+            tables.append(table.assign(model=name, estimated_by=f"recalibration on {described}"))
     return pd.concat(tables, ignore_index=True)
 
 
 @report_errors
 def main(argv=None):
+    from analyses.timed_readout import AUGMENT_HELP, check_augment
     from visrecur.checkpoint import list_pretrained
     from visrecur.stimuli import shared_data_dir
 
@@ -275,6 +274,7 @@ def main(argv=None):
                    help="also re-estimate every step's statistics up to --until - 1 from N training images")
     p.add_argument("--until", type=int, metavar="T", help="with --recalibrate: the readout time to recalibrate "
                                                           "up to (default: the model's time_steps)")
+    p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
     p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
     p.add_argument("--min-steps", type=int, default=MIN_STEPS, help="fewest steps a channel is fitted on (>= 4)")
     p.add_argument("--r2-threshold", type=float, default=0.9, help="R^2 from which a fit counts as good, in (0, 1]")
@@ -290,6 +290,7 @@ def main(argv=None):
         p.error("--refit fits a table already written; drop --model and --recalibrate")
     if args.recalibrate is not None and args.recalibrate < 1:
         p.error(f"--recalibrate {args.recalibrate} must be at least 1 image")
+    check_augment(p, args, "recalibrate")
     if args.until is not None and args.recalibrate is None:
         p.error("--until says how far --recalibrate goes; give --recalibrate N too")
     if args.until is not None and args.until < 2:

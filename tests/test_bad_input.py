@@ -95,13 +95,16 @@ def recording(files):
 
 
 def _main(command):
+    import analyses.latency
+    import analyses.readout_generalization
     import analyses.readout_time
     import analyses.tsbn_decay
     import visrecur.record
     import visrecur.train
 
     return {"record": visrecur.record.main, "train": visrecur.train.main,
-            "readout_time": analyses.readout_time.main, "tsbn_decay": analyses.tsbn_decay.main}[command]
+            "readout_time": analyses.readout_time.main, "tsbn_decay": analyses.tsbn_decay.main,
+            "latency": analyses.latency.main, "readout_generalization": analyses.readout_generalization.main}[command]
 
 
 def _listing(folder):
@@ -244,6 +247,12 @@ COMMANDS = [
      None),
     ("readout-ckpt-bare", "readout_time", ["--checkpoint", "bare.pt"], "does not say its preprocessing", None),
     ("tsbn-ckpt-truncated", "tsbn_decay", ["--model", "truncated.pt"], "copy it again", None),
+    # --augment-calibration only says how a recalibration draws its images
+    ("readout-augment-alone", "readout_time", ["--augment-calibration"], "give --recalibrate N too", None),
+    ("tsbn-augment-alone", "tsbn_decay", ["--augment-calibration"], "give --recalibrate N too", None),
+    ("latency-augment-alone", "latency", ["--augment-calibration"], "give --recalibrate N too", None),
+    ("generalization-augment-alone", "readout_generalization", ["--augment-calibration"],
+     "give --recalibrate N or --recalibrate-every-step N too", None),
 ]
 
 

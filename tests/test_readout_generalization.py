@@ -97,14 +97,9 @@ def test_recalibration_estimates_the_runs_past_training(trained):
     images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
     batches = TensorBatches(images, torch.zeros(16, dtype=torch.long), 8, (0.5,) * 3, (0.25,) * 3, train=False)
 
-    class Calibration:
-        count = 16
-
-        def batches(self):
-            return batches.batches()
-
     with torch.no_grad():
-        table = generalization_errors(trained, batches, [TRAINED, TRAINED + 2], calibration=Calibration())
+        table = generalization_errors(trained, batches, [TRAINED, TRAINED + 2],
+                                      calibration=[x for x, _ in batches.batches()])
     assert set(table["borrowed_statistics"]) == {"none"}
     assert set(table["tsbn_past_trained"]) == {"recalibrated on 16 training images"}
     # the model itself is untouched
@@ -135,14 +130,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
         labels = predicted[TRAINED]
         expected = {t: (predicted[t] != labels).float().mean().item() for t in times}
         batches = TensorBatches(images, labels, 32, (0.5,) * 3, (0.25,) * 3, train=False)
-
-        class Calibration:
-            count = 32
-
-            def batches(self):
-                return one_batch.batches()
-
-        every = generalization_errors(model, batches, times, calibration=Calibration(), every_step=True)
+        every = generalization_errors(model, batches, times, calibration=[x], every_step=True)
         last = generalization_errors(model, batches, times)
     assert dict(zip(every["readout_time"], every["error"])) == pytest.approx(expected)
     assert every.set_index("readout_time").loc[TRAINED, "error"] == 0
@@ -220,22 +208,6 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
     assert main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"),
                  "--readout-times", "3", "--out", str(tmp_path / "h.csv")]) == 2
     assert not (tmp_path / "h.csv").exists()
-
-
-def test_augmented_calibration_is_the_same_crops_at_every_pass():
-    """Recalibration passes over the calibration batches once per (step, position): augmented ones must
-    repeat exactly, and differ from the plain images (pad-4 crops and flips as in training)."""
-    from analyses.readout_generalization import _Calibration
-
-    torch.manual_seed(0)
-    images = torch.randint(1, 256, (20, 3, 8, 8), dtype=torch.uint8)  # no zeros: a padded border shows
-    augmented = _Calibration(images, (0.5,) * 3, (0.25,) * 3, augment=True)
-    plain = _Calibration(images, (0.5,) * 3, (0.25,) * 3)
-    first, again = [x for x, _ in augmented.batches()], [x for x, _ in augmented.batches()]
-    assert all(torch.equal(a, b) for a, b in zip(first, again))
-    assert not torch.equal(torch.cat(first), torch.cat([x for x, _ in plain.batches()]))
-    zero = (0 - 0.5) / 0.25  # a padded pixel, normalised
-    assert (torch.cat(first) == zero).any() and not (torch.cat([x for x, _ in plain.batches()]) == zero).any()
 
 
 def run_notebook(monkeypatch, results):
