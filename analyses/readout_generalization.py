@@ -1,19 +1,23 @@
 """Train at one readout time, test at others (the paper's Fig. 5A).
 
     python -m analyses.readout_generalization [--model NAME_OR_CHECKPOINT] [--readout-times 7 8 ... 23]
-        [--limit N] [--recalibrate N] [--recalibrate-every-step N] [--augment-calibration]
+        [--limit N] [--recalibrate N [--recalibrate-steps past every after-first-state] [--augment-calibration]]
         [--out results/readout_generalization.csv]
 
 The paper trains a 2-state ResNet with shared weights at readout time t = 13 (first state unrolled
 N = t - 3 = 10 times) and tests it at t = 7..23. A multi-state ResNet is re-unrolled for each test time
 (``visrecur.retime``: same weights, TSBN statistics matched run by run); a fully recurrent model reads
 out at every t from one unrolling. Runs past those seen in training use the last trained run's
-statistics; with --recalibrate N the same readout times are evaluated again with those statistics
-estimated from N training images. With --recalibrate-every-step N, every step's statistics are estimated
-anew for each tested readout time, on the model as it runs there (the paper computes TSBN statistics
-"for every t (using training set)"): then no step normalises with statistics fitted to another
-unrolling. --augment-calibration crops and flips those images as training did. One tidy CSV holds every
-policy (column ``tsbn_past_trained``), times in ms (--ms-per-step).
+statistics. With --recalibrate N the same readout times are evaluated again with statistics estimated
+from N training images, for each of --recalibrate-steps: ``past`` (the default) those past the trained
+runs; ``every`` every step's, anew for each tested readout time on the model as it runs there (the
+paper computes TSBN statistics "for every t (using training set)"), so that no step normalises with
+statistics fitted to another unrolling; ``after-first-state`` (multi-state ResNets) those of the steps
+after the first state's last run (the transition out of it, the later states, the post-net), the first
+state keeping its trained runs' statistics: is it the later stages' fit to the first state after
+exactly N runs that fails at other readout times? --augment-calibration crops and flips those images
+as training did. One tidy CSV holds every policy (column ``tsbn_past_trained``), times in ms
+(--ms-per-step).
 """
 from __future__ import annotations
 
@@ -45,26 +49,31 @@ def _borrowed(model, t: int) -> str:
                     for step, src in sorted(borrowed.items())) or "none"
 
 
+STEP_POLICIES = {"past": "recalibrated on {}", "every": "every step recalibrated on {}",
+                 "after-first-state": "steps after the first state's runs recalibrated on {}"}
+
+
 def generalization_errors(model, batches, readout_times, *, calibration: list | None = None,
-                          calibrated_on: str | None = None, every_step: bool = False,
+                          calibrated_on: str | None = None, steps: str = "past",
                           mapping: TimeMapping = TimeMapping(), progress: bool = False) -> pd.DataFrame:
     """Top-1 error of ``model`` (trained at ``model.spec.readout_time``) at every readout time.
 
     ``calibration``: a list of image batches (training images, ``timed_readout.calibration_batches``); if
-    given, every statistic past the trained runs is estimated from them (per readout time, on a fresh
-    copy) and the rows say so, naming the images ``calibrated_on`` (default: "N training images").
-    Without it, the model's ``beyond_trained`` policy applies (the last trained run's statistics).
-    ``every_step``: with ``calibration``, the statistics of every step are estimated anew at each readout
-    time, the trained ones too."""
+    given, statistics are estimated from them per readout time, on a fresh copy, and the rows say so,
+    naming the images ``calibrated_on`` (default: "N training images"); which statistics: ``steps``, one
+    of ``STEP_POLICIES`` (module docstring). Without it, the model's ``beyond_trained`` policy applies
+    (the last trained run's statistics)."""
     spec = model.spec
     trained = spec.readout_time
     sequential = spec.graph.execution == "sequential"
-    if every_step and calibration is None:
-        raise InputError("every_step re-estimates statistics from data: pass calibration batches too")
+    if steps not in STEP_POLICIES:
+        raise InputError(f"steps={steps!r} is not one of {', '.join(STEP_POLICIES)}")
+    if steps == "after-first-state" and not sequential:
+        raise InputError(f"{spec.name} is fully recurrent: every state runs at every step, so no steps come "
+                         "after the first state's runs; use steps 'past' or 'every'")
     policy = "last trained"
     if calibration is not None:
-        images = calibrated_on or f"{sum(len(x) for x in calibration)} training images"
-        policy = f"every step recalibrated on {images}" if every_step else f"recalibrated on {images}"
+        policy = STEP_POLICIES[steps].format(calibrated_on or f"{sum(len(x) for x in calibration)} training images")
     rows = []
     for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
         if sequential:
@@ -74,7 +83,7 @@ def generalization_errors(model, batches, readout_times, *, calibration: list | 
         else:
             tested = model
         if calibration is not None:
-            recalibrate_batchnorm(tested, calibration, t, steps=list(range(t + 1)) if every_step else None)
+            recalibrate_batchnorm(tested, calibration, t, steps=_steps(tested, t, steps))
         error = evaluate(tested, batches, [t], "cpu")[t]
         low, high = mapping.latency(t)
         rows.append({
@@ -89,6 +98,15 @@ def generalization_errors(model, batches, readout_times, *, calibration: list | 
     return pd.DataFrame(rows)
 
 
+def _steps(model, t: int, policy: str) -> list[int] | None:
+    """The steps whose statistics ``policy`` re-estimates for a readout at ``t`` (None: those untrained)."""
+    if policy == "every":
+        return list(range(t + 1))
+    if policy == "after-first-state":  # the first state runs at steps 1..N of a sequential graph
+        return list(range(first_state_unrolls(model.spec.graph, t) + 1, t + 1))
+    return None
+
+
 @report_errors
 def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.readout_generalization", description=__doc__.splitlines()[0])
@@ -97,17 +115,21 @@ def main(argv=None):
     p.add_argument("--readout-times", type=int, nargs="+", default=PAPER_READOUT_TIMES)
     p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
     p.add_argument("--recalibrate", type=int, metavar="N",
-                   help="also evaluate with the statistics past the trained runs estimated from N training images")
-    p.add_argument("--recalibrate-every-step", type=int, metavar="N",
-                   help="also evaluate with every step's statistics estimated anew at each readout time from N "
-                        "training images (the trained steps' too)")
+                   help="also evaluate with TSBN statistics estimated from N training images (which: "
+                        "--recalibrate-steps)")
+    p.add_argument("--recalibrate-steps", nargs="+", choices=list(STEP_POLICIES), default=["past"],
+                   metavar="POLICY", help="with --recalibrate, one evaluation for each: past (the steps past the "
+                                          "trained runs, default), every (every step's, anew at each readout "
+                                          "time), after-first-state (every step after the first state's runs)")
     p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], metavar="MS",
                    help="one duration or LOW HIGH per step (visrecur.timing.TimeMapping)")
     p.add_argument("--out", default="results/readout_generalization.csv")
     args = p.parse_args(argv)
-    check_counts(p, args, ("limit", "recalibrate", "recalibrate_every_step"))
-    check_augment(p, args, "recalibrate", "recalibrate_every_step")
+    check_counts(p, args, ("limit", "recalibrate"))
+    check_augment(p, args, "recalibrate")
+    if args.recalibrate_steps != ["past"] and not args.recalibrate:
+        p.error("--recalibrate-steps says which statistics --recalibrate re-estimates; give --recalibrate N too")
     if Path(args.out).suffix != ".csv":
         p.error(f"--out {args.out}: the table is a CSV file; give a name ending in .csv")
     if min(args.readout_times) < 1:
@@ -129,13 +151,13 @@ def main(argv=None):
     batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
     with torch.no_grad():
         tables = [generalization_errors(model, batches, args.readout_times, mapping=mapping, progress=True)]
-        for count, every_step in ((args.recalibrate, False), (args.recalibrate_every_step, True)):
-            if count:  # a class-balanced subset of the training images, the same for the same count
-                calibration, described = calibration_batches(args.data_root, count, model.preprocess,
-                                                             args.augment_calibration)
+        if args.recalibrate:  # a class-balanced subset of the training images, the same for every policy
+            calibration, described = calibration_batches(args.data_root, args.recalibrate, model.preprocess,
+                                                         args.augment_calibration)
+            for steps in dict.fromkeys(args.recalibrate_steps):
                 tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
                                                     calibration=calibration, calibrated_on=described,
-                                                    every_step=every_step, progress=True))
+                                                    steps=steps, progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))
     out = Path(args.out)

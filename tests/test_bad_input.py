@@ -252,7 +252,7 @@ COMMANDS = [
     ("tsbn-augment-alone", "tsbn_decay", ["--augment-calibration"], "give --recalibrate N too", None),
     ("latency-augment-alone", "latency", ["--augment-calibration"], "give --recalibrate N too", None),
     ("generalization-augment-alone", "readout_generalization", ["--augment-calibration"],
-     "give --recalibrate N or --recalibrate-every-step N too", None),
+     "give --recalibrate N too", None),
 ]
 
 

@@ -130,7 +130,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
         labels = predicted[TRAINED]
         expected = {t: (predicted[t] != labels).float().mean().item() for t in times}
         batches = TensorBatches(images, labels, 32, (0.5,) * 3, (0.25,) * 3, train=False)
-        every = generalization_errors(model, batches, times, calibration=[x], every_step=True)
+        every = generalization_errors(model, batches, times, calibration=[x], steps="every")
         last = generalization_errors(model, batches, times)
     assert dict(zip(every["readout_time"], every["error"])) == pytest.approx(expected)
     assert every.set_index("readout_time").loc[TRAINED, "error"] == 0
@@ -138,8 +138,24 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
     assert (last["error"] > 0).all()  # the trained statistics (fitted to other inputs) do differ: not vacuous
     assert set(every["tsbn_past_trained"]) == {"every step recalibrated on 32 training images"}
     assert model.norms["h1->h1"][0].trained_steps() == [1, 2, 3]  # the model itself is untouched
-    with pytest.raises(InputError, match="pass calibration"):
-        generalization_errors(model, batches, times, every_step=True)
+    # after-first-state: h1 keeps its trained runs' statistics, every later step uses the batch's own,
+    # built by hand by putting only the later steps' batch norms in training mode
+    with torch.no_grad():
+        after = generalization_errors(model, batches, times, calibration=[x], steps="after-first-state")
+        by_hand = {}
+        for t in times:
+            tested = retime(model, t).eval()
+            for key in ("h1->h2", "h2->h2"):
+                tested.norms[key].train()
+            tested.postnet.norm.train()
+            by_hand[t] = (tested(x, readout_time=t).argmax(1) != labels).float().mean().item()
+    assert dict(zip(after["readout_time"], after["error"])) == pytest.approx(by_hand)
+    # h1's first run past training still borrows run 3's statistics (N = 4 at t = 7); with "every", none
+    assert list(after["borrowed_statistics"]) == ["none", "none", "4<-3"]
+    assert list(every["borrowed_statistics"]) == ["none", "none", "none"]
+    assert set(after["tsbn_past_trained"]) == {"steps after the first state's runs recalibrated on 32 training images"}
+    with pytest.raises(InputError, match="is not one of past, every, after-first-state"):
+        generalization_errors(model, batches, times, calibration=[x], steps="all")
 
 
 def test_concurrent_models_read_out_without_retiming():
@@ -153,6 +169,9 @@ def test_concurrent_models_read_out_without_retiming():
     assert dict(zip(table["readout_time"], table["error"])) == expected
     with pytest.raises(SpecError, match="reads out at any readout time"):
         retime(model, 4)
+    with pytest.raises(InputError, match="no steps come after the first state's runs"):
+        generalization_errors(model, batches, [3], calibration=[next(iter(batches.batches()))[0]],
+                              steps="after-first-state")
 
 
 def test_refusals(trained):
@@ -165,7 +184,7 @@ def test_refusals(trained):
 
 @pytest.mark.parametrize("argv, message", [
     (["--limit", "0"], "--limit 0 must be at least 1"),
-    (["--recalibrate-every-step", "0"], "--recalibrate-every-step 0 must be at least 1"),
+    (["--recalibrate-steps", "every"], "give --recalibrate N too"),
     (["--readout-times", "0", "5"], "readout times start at 1"),
     (["--ms-per-step", "50", "20"], "0 < low <= high"),
     (["--out", "g.txt"], "give a name ending in .csv"),
@@ -196,13 +215,13 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
                     "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}, tmp_path / "m.pt")
     out = tmp_path / "g.csv"
     main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"), "--readout-times", "5", "6", "8",
-          "--recalibrate", "4", "--recalibrate-every-step", "4", "--out", str(out)])
+          "--recalibrate", "4", "--recalibrate-steps", "past", "every", "--out", str(out)])
     table = pd.read_csv(out)
     assert len(table) == 9 and set(table["test_images"]) == {6}
     assert list(table["tsbn_past_trained"].unique()) == [
         "last trained", "recalibrated on 4 training images", "every step recalibrated on 4 training images"]
     main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"), "--readout-times", "6",
-          "--recalibrate-every-step", "4", "--augment-calibration", "--out", str(out)])
+          "--recalibrate", "4", "--recalibrate-steps", "every", "--augment-calibration", "--out", str(out)])
     assert list(pd.read_csv(out)["tsbn_past_trained"]) == [
         "last trained", "every step recalibrated on 4 augmented training images"]
     assert main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"),
@@ -223,17 +242,24 @@ def run_notebook(monkeypatch, results):
     for cell in json.loads(notebook.read_text())["cells"]:
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), notebook.name, "exec"), namespace)
+    return namespace
 
 
 def test_notebook_draws_the_table(trained, tmp_path, monkeypatch):
     batches = TensorBatches(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8),
                             torch.randint(0, 10, (10,)), 10, (0.5,) * 3, (0.25,) * 3, train=False)
-    with torch.no_grad():
-        table = generalization_errors(trained, batches, [5, 6, 7, 8])
+    calibration = [x for x, _ in batches.batches()]
+    with torch.no_grad():  # every policy the analysis writes: a line each
+        table = pd.concat([generalization_errors(trained, batches, [5, 6, 7, 8])] + [
+            generalization_errors(trained, batches, [5, 6, 7, 8], calibration=calibration, steps=steps)
+            for steps in ("past", "every", "after-first-state")])
     table["test_images"] = 10
     table.to_csv(tmp_path / "readout_generalization.csv", index=False)
-    run_notebook(monkeypatch, tmp_path)
+    namespace = run_notebook(monkeypatch, tmp_path)
     assert (tmp_path / "out" / "readout_generalization.png").stat().st_size > 5000
+    legend = [text.get_text() for text in namespace["ax"].get_legend().get_texts()]
+    assert legend == [f"TSBN statistics: {policy}" for policy in table["tsbn_past_trained"].unique()]
+    assert len(legend) == 4
 
 
 def test_notebook_names_the_command_when_results_are_missing(tmp_path, monkeypatch):
