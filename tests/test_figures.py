@@ -39,7 +39,8 @@ def test_python_m_figures_runs_every_analysis_then_every_notebook(monkeypatch):
     monkeypatch.chdir(command.ROOT)
     assert command.main(["--limit", "200", "--calibration", "50"]) == 0
     assert [c[0] for c in calls[:-1]] == list(command.ANALYSES) and calls[-1] == "notebooks"
-    assert ("readout_generalization", ["--limit", "200", "--recalibrate", "50"]) in calls
+    assert ("readout_generalization", ["--limit", "200", "--recalibrate", "50", "--recalibrate-steps", "past", "every",
+                                       "after-first-state", "--augment-calibration"]) in calls
     calls.clear()
     assert command.main(["--plots-only"]) == 0 and calls == ["notebooks"]
 
