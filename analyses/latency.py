@@ -226,7 +226,7 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     timed_readout.check_counts(p, args, ("limit", "recalibrate", "batch_size"))
-    timed_readout.check_augment(p, args, "recalibrate")
+    timed_readout.check_augment(p, args)
     if args.readout_times and min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])

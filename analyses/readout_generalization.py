@@ -29,7 +29,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analyses.timed_readout import AUGMENT_HELP, calibration_batches, check_augment, check_counts, write_tables
+from analyses.timed_readout import (AUGMENT_HELP, calibration_batches, check_augment, check_counts, requires,
+                                    write_tables)
 from visrecur import data
 from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
 from visrecur.checkpoint import load
@@ -54,26 +55,25 @@ STEP_POLICIES = {"past": "recalibrated on {}", "every": "every step recalibrated
 
 
 def generalization_errors(model, batches, readout_times, *, calibration: list | None = None,
-                          calibrated_on: str | None = None, steps: str = "past",
+                          calibrated_on: str | None = None, recalibrate: str = "past",
                           mapping: TimeMapping = TimeMapping(), progress: bool = False) -> pd.DataFrame:
     """Top-1 error of ``model`` (trained at ``model.spec.readout_time``) at every readout time.
 
     ``calibration``: a list of image batches (training images, ``timed_readout.calibration_batches``); if
     given, statistics are estimated from them per readout time, on a fresh copy, and the rows say so,
-    naming the images ``calibrated_on`` (default: "N training images"); which statistics: ``steps``, one
-    of ``STEP_POLICIES`` (module docstring). Without it, the model's ``beyond_trained`` policy applies
+    naming the images ``calibrated_on`` (default: "N training images"); which statistics: ``recalibrate``,
+    one of ``STEP_POLICIES`` (module docstring). Without it, the model's ``beyond_trained`` policy applies
     (the last trained run's statistics)."""
     spec = model.spec
     trained = spec.readout_time
     sequential = spec.graph.execution == "sequential"
-    if steps not in STEP_POLICIES:
-        raise InputError(f"steps={steps!r} is not one of {', '.join(STEP_POLICIES)}")
-    if steps == "after-first-state" and not sequential:
-        raise InputError(f"{spec.name} is fully recurrent: every state runs at every step, so no steps come "
-                         "after the first state's runs; use steps 'past' or 'every'")
+    if recalibrate not in STEP_POLICIES:
+        raise InputError(f"recalibrate={recalibrate!r} is not one of {', '.join(STEP_POLICIES)}")
+    if recalibrate == "after-first-state":
+        check_after_first_state(model)
     policy = "last trained"
     if calibration is not None:
-        policy = STEP_POLICIES[steps].format(calibrated_on or f"{sum(len(x) for x in calibration)} training images")
+        policy = STEP_POLICIES[recalibrate].format(calibrated_on or f"{sum(len(x) for x in calibration)} training images")
     rows = []
     for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
         if sequential:
@@ -83,7 +83,7 @@ def generalization_errors(model, batches, readout_times, *, calibration: list | 
         else:
             tested = model
         if calibration is not None:
-            recalibrate_batchnorm(tested, calibration, t, steps=_steps(tested, t, steps))
+            recalibrate_batchnorm(tested, calibration, t, steps=_steps(tested, t, recalibrate))
         error = evaluate(tested, batches, [t], "cpu")[t]
         low, high = mapping.latency(t)
         rows.append({
@@ -98,10 +98,16 @@ def generalization_errors(model, batches, readout_times, *, calibration: list | 
     return pd.DataFrame(rows)
 
 
+def check_after_first_state(model) -> None:
+    if model.spec.graph.execution != "sequential":
+        raise InputError(f"{model.spec.name} is fully recurrent: every state runs at every step, so no steps "
+                         "come after the first state's runs; use --recalibrate-steps past or every")
+
+
 def _steps(model, t: int, policy: str) -> list[int] | None:
     """The steps whose statistics ``policy`` re-estimates for a readout at ``t`` (None: those untrained)."""
-    if policy == "every":
-        return list(range(t + 1))
+    if policy == "every":  # transitions run from step 1; the post-net reads out at t
+        return list(range(1, t + 1))
     if policy == "after-first-state":  # the first state runs at steps 1..N of a sequential graph
         return list(range(first_state_unrolls(model.spec.graph, t) + 1, t + 1))
     return None
@@ -117,7 +123,7 @@ def main(argv=None):
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="also evaluate with TSBN statistics estimated from N training images (which: "
                         "--recalibrate-steps)")
-    p.add_argument("--recalibrate-steps", nargs="+", choices=list(STEP_POLICIES), default=["past"],
+    p.add_argument("--recalibrate-steps", nargs="+", choices=list(STEP_POLICIES),
                    metavar="POLICY", help="with --recalibrate, one evaluation for each: past (the steps past the "
                                           "trained runs, default), every (every step's, anew at each readout "
                                           "time), after-first-state (every step after the first state's runs)")
@@ -127,9 +133,8 @@ def main(argv=None):
     p.add_argument("--out", default="results/readout_generalization.csv")
     args = p.parse_args(argv)
     check_counts(p, args, ("limit", "recalibrate"))
-    check_augment(p, args, "recalibrate")
-    if args.recalibrate_steps != ["past"] and not args.recalibrate:
-        p.error("--recalibrate-steps says which statistics --recalibrate re-estimates; give --recalibrate N too")
+    check_augment(p, args)
+    requires(p, args, "recalibrate_steps", "recalibrate", "which statistics --recalibrate re-estimates")
     if Path(args.out).suffix != ".csv":
         p.error(f"--out {args.out}: the table is a CSV file; give a name ending in .csv")
     if min(args.readout_times) < 1:
@@ -140,6 +145,8 @@ def main(argv=None):
         raise CheckpointError(f"checkpoint {args.model!r} does not say its preprocessing; give a checkpoint "
                               "written by python -m visrecur.train")
     spec = model.spec
+    if args.recalibrate and "after-first-state" in (args.recalibrate_steps or []):
+        check_after_first_state(model)  # before hours of the other policies
     earliest = spec.readout_time - first_state_unrolls(spec.graph, spec.readout_time) + 1 \
         if spec.graph.execution == "sequential" else spec.graph.earliest_readout
     too_early = [t for t in args.readout_times if t < earliest]
@@ -154,10 +161,10 @@ def main(argv=None):
         if args.recalibrate:  # a class-balanced subset of the training images, the same for every policy
             calibration, described = calibration_batches(args.data_root, args.recalibrate, model.preprocess,
                                                          args.augment_calibration)
-            for steps in dict.fromkeys(args.recalibrate_steps):
+            for policy in dict.fromkeys(args.recalibrate_steps or ["past"]):
                 tables.append(generalization_errors(model, batches, args.readout_times, mapping=mapping,
                                                     calibration=calibration, calibrated_on=described,
-                                                    steps=steps, progress=True))
+                                                    recalibrate=policy, progress=True))
     table = pd.concat(tables, ignore_index=True)
     table.insert(len(table.columns), "test_images", len(labels))
     out = Path(args.out)

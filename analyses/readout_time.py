@@ -25,7 +25,7 @@ from visrecur.evaluate import evaluate
 from visrecur.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
 
-from analyses.timed_readout import AUGMENT_HELP, check_augment, last_trained_readout, recalibrate
+from analyses.timed_readout import AUGMENT_HELP, check_augment, check_counts, last_trained_readout, recalibrate
 
 
 def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained",
@@ -61,10 +61,8 @@ def main(argv=None):
     p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
     p.add_argument("--out", default="results/readout_time.csv")
     args = p.parse_args(argv)
-    check_augment(p, args, "recalibrate")
-    for name in ("limit", "recalibrate"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name} {getattr(args, name)} must be at least 1")
+    check_counts(p, args, ("limit", "recalibrate"))
+    check_augment(p, args)
     if args.readout_times and min(args.readout_times) < 1:
         p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
     model = load(args.checkpoint)

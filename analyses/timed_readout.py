@@ -101,21 +101,31 @@ AUGMENT_HELP = ("draw the recalibration images cropped (pad 4) and flipped, as t
                 "trained statistics were estimated on (default: the images as they are)")
 
 
-def calibration_batches(data_root, n_images: int, preprocess, augment: bool = False) -> tuple[list, str]:
-    """``n_images`` class-balanced training images as normalised batches of 128, the same batches at every
-    recalibration pass (``augment``: cropped and flipped as in training, drawn once), and how tables name
-    them ("2560 augmented training images")."""
+def calibration_batches(data_root, n_images: int, preprocess, augment: bool = False,
+                        seed: int = 0) -> tuple[list, str]:
+    """``n_images`` class-balanced training images as normalised batches of 128 in one seeded random order,
+    the same batches at every recalibration pass (``augment``: also cropped and flipped as in training,
+    drawn once), and how tables name them ("2560 augmented training images"). The order matters:
+    recalibration averages each batch's variance, so batches of one class each (the order the folder
+    gives) would leave out the variance between classes."""
     train_x, _, _ = data.decode_folder(data.find_split(data_root, "train"), n_images)
-    source = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, preprocess.mean, preprocess.std,
-                                train=augment)
+    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+    source = data.TensorBatches(train_x[order], torch.zeros(len(train_x)), 128, preprocess.mean, preprocess.std,
+                                train=augment, seed=seed)
     return [x for x, _ in source.batches(0)], f"{len(train_x)}{' augmented' if augment else ''} training images"
 
 
-def check_augment(parser, args, *needs: str) -> None:
-    """--augment-calibration only says how a recalibration draws its images: refuse it alone."""
-    if args.augment_calibration and not any(getattr(args, name) for name in needs):
-        wanted = " or ".join(f"--{name.replace('_', '-')} N" for name in needs)
-        parser.error(f"--augment-calibration says how recalibration draws its images; give {wanted} too")
+def requires(parser, args, option: str, needs: str, says: str) -> None:
+    """``parser.error`` when ``option`` is given without ``needs`` (attribute names), in the words
+    "--OPTION says SAYS; give --NEEDS N too"."""
+    if getattr(args, option) not in (None, False) and getattr(args, needs) is None:
+        flag = f"--{needs.replace('_', '-')}"
+        parser.error(f"--{option.replace('_', '-')} says {says}; give {flag} N too")
+
+
+def check_augment(parser, args) -> None:
+    """--augment-calibration only says how --recalibrate draws its images: refuse it alone."""
+    requires(parser, args, "augment_calibration", "recalibrate", "how recalibration draws its images")
 
 
 def recalibrate(model, data_root, n_images: int, readout_time: int, augment: bool = False) -> str:

@@ -263,7 +263,7 @@ def _statistics(args) -> pd.DataFrame:
 
 @report_errors
 def main(argv=None):
-    from analyses.timed_readout import AUGMENT_HELP, check_augment
+    from analyses.timed_readout import AUGMENT_HELP, check_augment, requires
     from visrecur.checkpoint import list_pretrained
     from visrecur.stimuli import shared_data_dir
 
@@ -290,9 +290,8 @@ def main(argv=None):
         p.error("--refit fits a table already written; drop --model and --recalibrate")
     if args.recalibrate is not None and args.recalibrate < 1:
         p.error(f"--recalibrate {args.recalibrate} must be at least 1 image")
-    check_augment(p, args, "recalibrate")
-    if args.until is not None and args.recalibrate is None:
-        p.error("--until says how far --recalibrate goes; give --recalibrate N too")
+    check_augment(p, args)
+    requires(p, args, "until", "recalibrate", "how far --recalibrate goes")
     if args.until is not None and args.until < 2:
         p.error(f"--until {args.until}: transitions run from step 1, so recalibrate up to a readout time >= 2")
     out = Path(args.out_dir)

@@ -525,14 +525,17 @@ def compiled(args) -> dict:
 
 # --- where a step's time goes ---------------------------------------------------------------------
 # kernel name -> kind, first match wins: tells convolutions from the layout copies cuDNN adds around NCHW
-# bf16 convolutions, normalisation and elementwise work (names as cuDNN, cuBLAS and ATen give them)
+# bf16 convolutions, from the copies and casts ATen makes (channels-last conversions, autocast's bf16
+# weights), normalisation and elementwise work (names as cuDNN, cuBLAS and ATen give them)
 KERNEL_KINDS = (
     ("layout copy", ("nchwtonhwc", "nhwctonchw", "transpose", "permute")),
-    ("convolution", ("conv", "dgrad", "wgrad", "fprop", "implicit_gemm", "xmma", "cutlass", "gemm", "winograd")),
     ("batch norm", ("batch_norm", "batchnorm", "bn_fw", "bn_bw", "welford")),
+    ("convolution", ("conv", "dgrad", "wgrad", "fprop", "implicit_gemm", "winograd")),
+    ("matmul", ("gemm", "cublas", "cutlass")),
+    ("copy / cast", ("direct_copy", "copy_kernel", "catarray", "memcpy", "memset")),
     ("reduction", ("reduce",)),
     ("pooling / resampling", ("pool", "upsample", "interpolate")),
-    ("elementwise", ("elementwise", "vectorized", "unrolled", "fill", "copy", "foreach")),
+    ("elementwise", ("elementwise", "vectorized", "unrolled", "fill", "foreach")),
 )
 
 
@@ -573,7 +576,9 @@ def _time_shares(events, cuda: bool, steps: int) -> dict:
     per_name: dict[str, float] = {}
     for e in events:
         on_device = getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA
-        if cuda and on_device:  # a kernel: its own duration
+        # a kernel, copy or memset: its own duration; a record_function span shown on the GPU's timeline
+        # (the optimiser's step) covers kernels counted already
+        if cuda and on_device and not getattr(e, "is_user_annotation", False):
             us = e.time_range.elapsed_us()
         elif not cuda and e.name.startswith("aten::"):
             us = e.self_cpu_time_total

@@ -248,11 +248,18 @@ COMMANDS = [
     ("readout-ckpt-bare", "readout_time", ["--checkpoint", "bare.pt"], "does not say its preprocessing", None),
     ("tsbn-ckpt-truncated", "tsbn_decay", ["--model", "truncated.pt"], "copy it again", None),
     # --augment-calibration only says how a recalibration draws its images
-    ("readout-augment-alone", "readout_time", ["--augment-calibration"], "give --recalibrate N too", None),
-    ("tsbn-augment-alone", "tsbn_decay", ["--augment-calibration"], "give --recalibrate N too", None),
-    ("latency-augment-alone", "latency", ["--augment-calibration"], "give --recalibrate N too", None),
+    ("readout-augment-alone", "readout_time", ["--augment-calibration"], "--augment-calibration says", None),
+    ("readout-augment-recalibrate-0", "readout_time", ["--augment-calibration", "--recalibrate", "0"],
+     "--recalibrate 0 must be at least 1", None),
+    ("tsbn-augment-alone", "tsbn_decay", ["--augment-calibration"], "--augment-calibration says", None),
+    ("latency-augment-alone", "latency", ["--augment-calibration"], "--augment-calibration says", None),
     ("generalization-augment-alone", "readout_generalization", ["--augment-calibration"],
-     "give --recalibrate N too", None),
+     "--augment-calibration says", None),
+    ("generalization-steps-alone", "readout_generalization", ["--recalibrate-steps", "past"],
+     "--recalibrate-steps says which statistics", None),
+    ("generalization-after-first-state-frnn", "readout_generalization",
+     ["--model", "frnn_4state_cifar10", "--recalibrate", "4", "--recalibrate-steps", "after-first-state"],
+     "is fully recurrent", None),
 ]
 
 

@@ -118,6 +118,12 @@ def _gpu_check():
     ("void at::native::vectorized_elementwise_kernel<4, at::native::launch_clamp_scalar, std::array<char*, 2>>",
      "elementwise"),
     ("void at::native::multi_tensor_apply_kernel<at::native::TensorListMetadata<3>, FusedSgdMathFunctor>", "other"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_cublas",
+     "matmul"),
+    ("void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)",
+     "copy / cast"),
+    ("void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::native::(anonymous namespace)::OpaqueType<4>>",
+     "copy / cast"),
 ])
 def test_kernel_kinds_tell_layout_copies_from_convolutions(name, kind):
     assert _gpu_check().kernel_kind(name) == kind
@@ -140,3 +146,31 @@ def test_profile_section_shares_add_up_and_see_the_backward_pass(cifar_size_fold
         names = {c["name"] for c in row["costliest"]}
         assert "aten::convolution_backward" in names  # a training step: the backward pass is in the profile
         assert row["share_pct_by_kind"]["convolution"] == max(row["share_pct_by_kind"].values())
+
+
+class _Event:
+    """What gpu_check reads of a torch.profiler FunctionEvent."""
+
+    def __init__(self, name, us, device=True, annotation=False):
+        self.name, self.is_user_annotation = name, annotation
+        self.device_type = torch.autograd.DeviceType.CUDA if device else torch.autograd.DeviceType.CPU
+        self.self_cpu_time_total = us
+        self.time_range = type("Interval", (), {"elapsed_us": lambda _self: us})()
+
+
+def test_time_shares_count_kernels_once_and_skip_annotations():
+    """Device time by kind from hand-made events: 2 steps of a 60/30/10 us split; the optimiser's
+    record_function span on the GPU timeline (it covers kernels already counted) and host-side ATen
+    operators stay out of a CUDA profile."""
+    events = [_Event("sm90_xmma_fprop_implicit_gemm_bf16", 50), _Event("sm90_xmma_dgrad_implicit_gemm_bf16", 70),
+              _Event("void cudnn::ops::nchwToNhwcKernel<__nv_bfloat16>", 60),
+              _Event("void at::native::batch_norm_collect_statistics_kernel<float>", 20),
+              _Event("Optimizer.step#SGD.step", 500, annotation=True),
+              _Event("aten::convolution_backward", 900, device=False)]
+    shares = _gpu_check()._time_shares(events, cuda=True, steps=2)
+    assert shares["ms_per_step"] == 0.1  # (50 + 70 + 60 + 20) us / 2 steps
+    assert shares["share_pct_by_kind"] == {"convolution": 60.0, "layout copy": 30.0, "batch norm": 10.0}
+    assert [c["name"][:18] for c in shares["costliest"]] == ["sm90_xmma_dgrad_im", "void cudnn::ops::n",
+                                                           "sm90_xmma_fprop_im", "void at::native::b"]
+    cpu = _gpu_check()._time_shares(events, cuda=False, steps=1)  # a CPU profile: ATen operators only
+    assert cpu["share_pct_by_kind"] == {"convolution": 100.0} and cpu["ms_per_step"] == 0.9

@@ -130,7 +130,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
         labels = predicted[TRAINED]
         expected = {t: (predicted[t] != labels).float().mean().item() for t in times}
         batches = TensorBatches(images, labels, 32, (0.5,) * 3, (0.25,) * 3, train=False)
-        every = generalization_errors(model, batches, times, calibration=[x], steps="every")
+        every = generalization_errors(model, batches, times, calibration=[x], recalibrate="every")
         last = generalization_errors(model, batches, times)
     assert dict(zip(every["readout_time"], every["error"])) == pytest.approx(expected)
     assert every.set_index("readout_time").loc[TRAINED, "error"] == 0
@@ -141,7 +141,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
     # after-first-state: h1 keeps its trained runs' statistics, every later step uses the batch's own,
     # built by hand by putting only the later steps' batch norms in training mode
     with torch.no_grad():
-        after = generalization_errors(model, batches, times, calibration=[x], steps="after-first-state")
+        after = generalization_errors(model, batches, times, calibration=[x], recalibrate="after-first-state")
         by_hand = {}
         for t in times:
             tested = retime(model, t).eval()
@@ -155,7 +155,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
     assert list(every["borrowed_statistics"]) == ["none", "none", "none"]
     assert set(after["tsbn_past_trained"]) == {"steps after the first state's runs recalibrated on 32 training images"}
     with pytest.raises(InputError, match="is not one of past, every, after-first-state"):
-        generalization_errors(model, batches, times, calibration=[x], steps="all")
+        generalization_errors(model, batches, times, calibration=[x], recalibrate="all")
 
 
 def test_concurrent_models_read_out_without_retiming():
@@ -171,7 +171,7 @@ def test_concurrent_models_read_out_without_retiming():
         retime(model, 4)
     with pytest.raises(InputError, match="no steps come after the first state's runs"):
         generalization_errors(model, batches, [3], calibration=[next(iter(batches.batches()))[0]],
-                              steps="after-first-state")
+                              recalibrate="after-first-state")
 
 
 def test_refusals(trained):
@@ -184,7 +184,7 @@ def test_refusals(trained):
 
 @pytest.mark.parametrize("argv, message", [
     (["--limit", "0"], "--limit 0 must be at least 1"),
-    (["--recalibrate-steps", "every"], "give --recalibrate N too"),
+    (["--recalibrate-steps", "every"], "--recalibrate-steps says which statistics"),
     (["--readout-times", "0", "5"], "readout times start at 1"),
     (["--ms-per-step", "50", "20"], "0 < low <= high"),
     (["--out", "g.txt"], "give a name ending in .csv"),
@@ -251,7 +251,7 @@ def test_notebook_draws_the_table(trained, tmp_path, monkeypatch):
     calibration = [x for x, _ in batches.batches()]
     with torch.no_grad():  # every policy the analysis writes: a line each
         table = pd.concat([generalization_errors(trained, batches, [5, 6, 7, 8])] + [
-            generalization_errors(trained, batches, [5, 6, 7, 8], calibration=calibration, steps=steps)
+            generalization_errors(trained, batches, [5, 6, 7, 8], calibration=calibration, recalibrate=steps)
             for steps in ("past", "every", "after-first-state")])
     table["test_images"] = 10
     table.to_csv(tmp_path / "readout_generalization.csv", index=False)
