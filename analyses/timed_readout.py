@@ -109,8 +109,9 @@ def calibration_batches(data_root, n_images: int, preprocess, augment: bool = Fa
     recalibration averages each batch's variance, so batches of one class each (the order the folder
     gives) would leave out the variance between classes."""
     train_x, _, _ = data.decode_folder(data.find_split(data_root, "train"), n_images)
-    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
-    source = data.TensorBatches(train_x[order], torch.zeros(len(train_x)), 128, preprocess.mean, preprocess.std,
+    if not augment:  # augmented batches are shuffled by TensorBatches itself, with the crops, as in training
+        train_x = train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))]
+    source = data.TensorBatches(train_x, torch.zeros(len(train_x)), 128, preprocess.mean, preprocess.std,
                                 train=augment, seed=seed)
     return [x for x, _ in source.batches(0)], f"{len(train_x)}{' augmented' if augment else ''} training images"
 
