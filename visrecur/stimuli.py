@@ -10,7 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,10 @@ import pandas as pd
 from .errors import InputError
 from .images import (DECODING, GREY_BACKGROUND, IMAGE_SUFFIXES, array_to_pil as _array_to_pil, balanced_indices,
                      folder_samples, is_image, list_images, open_image as _open, to_rgb)
+
+if TYPE_CHECKING:  # for the annotation only: preprocess imports torch
+    from .preprocess import Preprocess
+
 
 __all__ = ["IMAGE_SUFFIXES", "GREY_BACKGROUND", "StimulusSet", "to_rgb", "preprocess", "describe_preprocessing",
            "from_files", "from_folder", "from_array", "from_92images", "cifar10_test", "builtin", "resolve",
@@ -96,7 +100,7 @@ def preprocess(image, size: tuple[int, int], mean, std):
     return Preprocess(tuple(size), tuple(mean), tuple(std))(image)
 
 
-def describe_preprocessing(preprocessing: "Preprocess") -> str:
+def describe_preprocessing(preprocessing: Preprocess) -> str:
     """What a recording's ``preprocessing`` attr says: decoding, then the model's preprocessing."""
     return f"{DECODING}; then {preprocessing.describe()}"
 

@@ -27,7 +27,7 @@ def recording(n_stimuli: int = 12, states: Sequence[tuple[str, int, int]] = (("V
     for (name, channels, size), first in zip(states, arrival):
         values = rng.standard_normal((len(ids), len(times), channels, size, size)).astype(np.float32)
         values[:, np.asarray(times) < first] = np.nan
-        ds[name] = ((f"stimulus", "time", f"{name}_channel", f"{name}_y", f"{name}_x"), values,
+        ds[name] = (("stimulus", "time", f"{name}_channel", f"{name}_y", f"{name}_x"), values,
                     {"arrival_time": first})
     ds.attrs["states"] = " ".join(s[0] for s in states)
     return ds
