@@ -73,7 +73,8 @@ def generalization_errors(model, batches, readout_times, *, calibration: list | 
         check_after_first_state(model)
     policy = "last trained"
     if calibration is not None:
-        policy = STEP_POLICIES[recalibrate].format(calibrated_on or f"{sum(len(x) for x in calibration)} training images")
+        images = calibrated_on or f"{sum(len(x) for x in calibration)} training images"
+        policy = STEP_POLICIES[recalibrate].format(images)
     rows = []
     for t in tqdm(readout_times, desc=f"readout times ({policy})", disable=not progress, leave=False):
         if sequential:
