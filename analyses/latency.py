@@ -1,7 +1,8 @@
 """Accuracy, confidence and model reaction times against time in milliseconds (20-50 ms per step).
 
     python -m analyses.latency [--model NAME_OR_CHECKPOINT ...] [--limit 1000] [--readout-times 2 3 ... 10]
-        [--criterion max_softmax|entropy] [--thresholds 0.5 ... 0.99] [--recalibrate N [--augment-calibration]] [--ms-per-step 20 50]
+        [--criterion max_softmax|entropy] [--thresholds 0.5 ... 0.99] [--recalibrate N [--augment-calibration]]
+        [--ms-per-step 20 50]
 
 Every readout time comes from one pass per batch (``model(images, readout_time=[...])``). Confidence is
 the largest softmax probability (``max_softmax``) or the softmax's entropy divided by log(classes)

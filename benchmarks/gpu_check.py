@@ -593,7 +593,8 @@ def _time_shares(events, cuda: bool, steps: int) -> dict:
         kinds[kernel_kind(kernel)] = kinds.get(kernel_kind(kernel), 0.0) + us
     top = sorted(per_name.items(), key=lambda kv: -kv[1])[:12]
     return {"ms_per_step": round(total / 1e3 / steps, 2), "distinct": len(per_name),
-            "share_pct_by_kind": {k: round(100 * v / total, 1) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "share_pct_by_kind": {k: round(100 * v / total, 1)
+                                  for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
             "costliest": [{"name": n[:160], "kind": kernel_kind(n), "share_pct": round(100 * us / total, 1)}
                           for n, us in top]}
 
