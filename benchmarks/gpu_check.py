@@ -590,7 +590,8 @@ def _time_shares(events, cuda: bool, steps: int) -> dict:
         return {"error": "the profiler recorded no time"}
     kinds: dict[str, float] = {}
     for kernel, us in per_name.items():
-        kinds[kernel_kind(kernel)] = kinds.get(kernel_kind(kernel), 0.0) + us
+        kind = kernel_kind(kernel)
+        kinds[kind] = kinds.get(kind, 0.0) + us
     top = sorted(per_name.items(), key=lambda kv: -kv[1])[:12]
     return {"ms_per_step": round(total / 1e3 / steps, 2), "distinct": len(per_name),
             "share_pct_by_kind": {k: round(100 * v / total, 1)

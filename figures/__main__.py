@@ -28,7 +28,8 @@ ANALYSES = {
     "parameters": lambda n, m: [],
     "transition_matrix": lambda n, m: [],
     # Fig. 5A with every policy for the TSBN statistics; "every" re-estimates all steps at each of the 17
-    # readout times (about 20 minutes at 1,000 calibration images on 2 cores)
+    # readout times, the slow part (past + every took 62 minutes at 2,560 calibration images on 2 cores;
+    # recalibration time grows with the number of images)
     "readout_generalization": lambda n, m: ["--limit", n, "--recalibrate", m, "--recalibrate-steps", "past", "every",
                                             "after-first-state", "--augment-calibration"],
     "latency": lambda n, m: ["--model", "frnn_4state_cifar10", "frnn_4state_adjacent_cifar10", "--limit", n,

@@ -17,6 +17,9 @@ from .graph import ConvLayer
 from .modelspec import ModelSpec
 
 
+MOMENTUM = 0.1  # TSBN's running-statistics momentum (torch's BatchNorm default); compiled regions assume it
+
+
 class TimeSpecificBatchNorm(nn.Module):
     """Batch normalisation with running statistics kept separately for every time step (TSBN).
 
@@ -34,7 +37,7 @@ class TimeSpecificBatchNorm(nn.Module):
     """
 
     def __init__(self, num_features: int, num_steps: int, *, affine: bool = False,
-                 time_specific: bool = True, beyond: str = "last", momentum: float | None = 0.1,
+                 time_specific: bool = True, beyond: str = "last", momentum: float | None = MOMENTUM,
                  eps: float = 1e-5, position: int = 0):
         super().__init__()
         self.num_features, self.time_specific, self.beyond = num_features, time_specific, beyond
@@ -226,7 +229,7 @@ def compile_regions(model: nn.Module, **options) -> int:
     return len(found)
 
 
-def _compiled_modes(modes, momentum: float = 0.1) -> bool:
+def _compiled_modes(modes, momentum: float = MOMENTUM) -> bool:
     """Whether every (batch statistics?, momentum) of a block runs compiled: training with
     TimeSpecificBatchNorm's default momentum, or evaluation; a recalibration's cumulative momenta would
     compile anew at every batch, so they run eagerly."""
