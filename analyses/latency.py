@@ -36,9 +36,9 @@ import pandas as pd
 import torch
 
 from analyses import timed_readout
-from visrecur import data
+from visrecur.training import data
 from visrecur.errors import ArgumentParser, InputError, report_errors
-from visrecur.stimuli import shared_data_dir
+from visrecur.recording.stimuli import shared_data_dir
 from visrecur.timing import DEFAULT_MAPPING, DEFAULT_MS_PER_STEP, TimeMapping
 
 CRITERIA = ("max_softmax", "entropy")

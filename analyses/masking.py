@@ -41,10 +41,10 @@ import pandas as pd
 import torch
 
 from analyses import timed_readout
-from visrecur.checkpoint import list_pretrained
+from visrecur.artifacts.checkpoint import list_pretrained
 from visrecur.errors import ArgumentParser, InputError, report_errors
-from visrecur.preprocess import normalize
-from visrecur.stimuli import shared_data_dir
+from visrecur.recording.preprocess import normalize
+from visrecur.recording.stimuli import shared_data_dir
 from visrecur.timing import DEFAULT_MAPPING, DEFAULT_MS_PER_STEP, TimeMapping
 
 MASKS = ("blank", "noise", "image")

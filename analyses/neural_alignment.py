@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from visrecur.errors import report_errors
-from visrecur.files import publish
+from visrecur.artifacts.io import publish
 from visrecur.neural import (TARGETS, bootstrap_scores, load_target, model_rdms, peak_contrast, percentile_ci,
                              rsa_scores)
 from visrecur.neural.errors import ScoringError
@@ -110,10 +110,10 @@ def write_atomically(path: Path, write) -> None:
 
 def load_recording(args) -> xr.Dataset:
     if args.recording:
-        from visrecur.recordings import open_recording
+        from visrecur.artifacts.recordings import open_recording
         return open_recording(args.recording)  # lazy: model_rdms reads one (state, step) at a time
-    from visrecur.record import load_model, record
-    from visrecur.stimuli import resolve
+    from visrecur.recording.recorder import load_model, record
+    from visrecur.recording.stimuli import resolve
     source = load_model(args.model)
     return record(source, resolve(args.stimuli), states=args.states, times=args.times, reduction=args.reduction,
                   progress=False, ms_per_step=tuple(args.ms_per_step))

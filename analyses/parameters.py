@@ -6,7 +6,7 @@
 
 One row per (model, readout time), from the model's earliest readout time to ``--until`` (default: twice
 its default readout time), counted from the spec alone (nothing is built or run) by
-``visrecur.zoo_table.counts``, the function that writes docs/zoo.md. A model whose builder takes the
+``visrecur.architecture.zoo_table.counts``, the function that writes docs/zoo.md. A model whose builder takes the
 readout time (every model but ``resnet_3state_*`` and ``resnet_4state_imagenet_*``) is counted as built
 for each readout time (``built_for_readout_time``), as in Fig. 4D/E where each point is a model trained
 at that readout time: this matters for ``resnet_2state_*``, whose first state is unrolled N = T - 3
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from visrecur import zoo
+from visrecur.architecture import zoo
 from visrecur.errors import ArgumentParser, InputError, SpecError, report_errors
 from visrecur.timing import TimeMapping
-from visrecur.zoo_table import counts
+from visrecur.architecture.zoo_table import counts
 
 
 def takes_readout_time(name: str) -> bool:

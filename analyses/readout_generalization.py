@@ -6,7 +6,7 @@
 
 The paper trains a 2-state ResNet with shared weights at readout time t = 13 (first state unrolled
 N = t - 3 = 10 times) and tests it at t = 7..23. A multi-state ResNet is re-unrolled for each test time
-(``visrecur.retime``: same weights, TSBN statistics matched run by run); a fully recurrent model reads
+(``visrecur.nn.retime``: same weights, TSBN statistics matched run by run); a fully recurrent model reads
 out at every t from one unrolling. Runs past those seen in training use the last trained run's
 statistics. With --recalibrate N the same readout times are evaluated again with statistics estimated
 from N training images, for each of --recalibrate-steps: ``past`` (the default) those past the trained
@@ -31,13 +31,13 @@ from tqdm.auto import tqdm
 
 from analyses.timed_readout import (AUGMENT_HELP, calibration_batches, check_augment, check_counts, requires,
                                     write_tables)
-from visrecur import data
-from visrecur.blocks import borrowed_statistics, recalibrate_batchnorm
-from visrecur.checkpoint import load
+from visrecur.training import data
+from visrecur.nn.blocks import borrowed_statistics, recalibrate_batchnorm
+from visrecur.artifacts.checkpoint import load
 from visrecur.errors import ArgumentParser, CheckpointError, InputError, report_errors
-from visrecur.evaluate import evaluate
-from visrecur.retime import first_state_unrolls, retime
-from visrecur.stimuli import shared_data_dir
+from visrecur.training.evaluate import evaluate
+from visrecur.nn.retime import first_state_unrolls, retime
+from visrecur.recording.stimuli import shared_data_dir
 from visrecur.timing import TimeMapping
 
 DEFAULT_MODEL = "resnet_2state_t13_cifar10"

@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from visrecur import data
-from visrecur.blocks import borrowed_statistics
-from visrecur.checkpoint import load
+from visrecur.training import data
+from visrecur.nn.blocks import borrowed_statistics
+from visrecur.artifacts.checkpoint import load
 from visrecur.errors import CheckpointError
 from visrecur.errors import ArgumentParser, report_errors
-from visrecur.evaluate import evaluate
-from visrecur.stimuli import shared_data_dir
+from visrecur.training.evaluate import evaluate
+from visrecur.recording.stimuli import shared_data_dir
 from visrecur.timing import latency_ms
 
 from analyses.timed_readout import AUGMENT_HELP, check_augment, check_counts, last_trained_readout, recalibrate

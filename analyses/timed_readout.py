@@ -10,11 +10,11 @@ from typing import Mapping, Sequence
 import pandas as pd
 import torch
 
-from visrecur import data
-from visrecur.blocks import borrowed_statistics
-from visrecur.checkpoint import PRETRAINED, load
+from visrecur.training import data
+from visrecur.nn.blocks import borrowed_statistics
+from visrecur.artifacts.checkpoint import PRETRAINED, load
 from visrecur.errors import CheckpointError, InputError
-from visrecur.files import publish, writable_ancestor
+from visrecur.artifacts.io import publish, writable_ancestor
 
 DEFAULT_MODEL = next(iter(PRETRAINED))  # visrecur.load()'s default
 
@@ -40,7 +40,7 @@ def load_models(names: Sequence[str]) -> dict:
 
 def load_test_split(data_root, limit: int | None, seed: int = 0):
     """(uint8 images, labels, class names) of the test split: all of it, or the fixed class-balanced subset
-    of ``limit`` images drawn from ``seed`` (the one visrecur.evaluate and the shipped measurements use)."""
+    of ``limit`` images drawn from ``seed`` (the one visrecur.training.evaluate and the shipped measurements use)."""
     return data.decode_folder(data.find_split(data_root, "val"), limit, seed=seed)
 
 
@@ -132,7 +132,7 @@ def check_augment(parser, args) -> None:
 def recalibrate(model, data_root, n_images: int, readout_time: int, augment: bool = False) -> str:
     """Estimate every missing TSBN statistic up to ``readout_time`` from ``n_images`` training images;
     returns the policy's description for the tables."""
-    from visrecur.blocks import recalibrate_batchnorm
+    from visrecur.nn.blocks import recalibrate_batchnorm
 
     batches, described = calibration_batches(data_root, n_images, model.preprocess, augment)
     recalibrate_batchnorm(model, batches, readout_time, progress=True)

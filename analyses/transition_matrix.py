@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from visrecur import zoo
+from visrecur.architecture import zoo
 from visrecur.errors import ArgumentParser, report_errors
 from visrecur.timing import TimeMapping
 
 
 def model_spec(name: str):
     """The spec of a shipped model or checkpoint (read from the file), or of a zoo model by name."""
-    from visrecur.checkpoint import PRETRAINED, load
+    from visrecur.artifacts.checkpoint import PRETRAINED, load
 
     if name in PRETRAINED or name.endswith(".pt") or Path(name).is_file():
         return load(name).spec
@@ -58,7 +58,7 @@ def transition_schedule(spec, readout_time: int | None = None, mapping: TimeMapp
 
 @report_errors
 def main(argv=None):
-    from visrecur.checkpoint import list_pretrained
+    from visrecur.artifacts.checkpoint import list_pretrained
 
     p = ArgumentParser(prog="python -m analyses.transition_matrix", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME_OR_PATH", help="shipped model names, checkpoint paths or zoo names "

@@ -211,7 +211,7 @@ def recalibrated_statistics(model, data_root: str, images: int, until: int,
     the whole curve comes from one procedure; ``augment``: cropped and flipped as in training). Changes
     ``model``. Returns the statistics and what they were estimated on."""
     from analyses.timed_readout import calibration_batches
-    from visrecur.blocks import recalibrate_batchnorm
+    from visrecur.nn.blocks import recalibrate_batchnorm
     from visrecur.errors import CheckpointError
 
     if model.preprocess is None:
@@ -242,7 +242,7 @@ def _read_raw(path) -> pd.DataFrame:
 
 def _statistics(args) -> pd.DataFrame:
     """The raw table of every checkpoint asked for, trained and (with --recalibrate) re-estimated."""
-    from visrecur.checkpoint import list_pretrained
+    from visrecur.artifacts.checkpoint import list_pretrained
 
     names = args.checkpoint or list_pretrained()
     tables = []
@@ -264,8 +264,8 @@ def _statistics(args) -> pd.DataFrame:
 @report_errors
 def main(argv=None):
     from analyses.timed_readout import AUGMENT_HELP, check_augment, requires
-    from visrecur.checkpoint import list_pretrained
-    from visrecur.stimuli import shared_data_dir
+    from visrecur.artifacts.checkpoint import list_pretrained
+    from visrecur.recording.stimuli import shared_data_dir
 
     p = ArgumentParser(prog="python -m analyses.tsbn_decay", description=__doc__.splitlines()[0])
     p.add_argument("--model", "--checkpoint", dest="checkpoint", nargs="+", metavar="NAME_OR_PATH", help="checkpoint paths or shipped model names (default: every "

@@ -5,7 +5,6 @@ the same convolutions (checked equal before timing), timed interleaved in one ru
 
 Target: visrecur / hand-written <= 1.05 on CPU.
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from common import interleaved  # noqa: E402
 from handwritten_frnn import HandFRNN4  # noqa: E402
 from reference_resnet import PreActResNet, copy_into_resnet  # noqa: E402
 
-from visrecur import zoo  # noqa: E402
+from visrecur.architecture import zoo  # noqa: E402
 
 
 def copy_frnn4(model, hand):

@@ -29,8 +29,8 @@ def child(scenario: str, n: int, workdir: Path) -> dict:
     import torch
     import xarray as xr
 
-    from visrecur.record import _images, load_model, record
-    from visrecur.stimuli import from_array
+    from visrecur.recording.recorder import _images, load_model, record
+    from visrecur.recording.stimuli import from_array
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     images = np.load(workdir / "stimuli.npy", mmap_mode="r")[:n]

@@ -24,14 +24,14 @@ from common import interleaved
 
 def recording(path):
     if path:
-        from visrecur.recordings import open_recording
+        from visrecur.artifacts.recordings import open_recording
         return open_recording(path).load()
-    from visrecur.record import load_model, record
-    from visrecur.stimuli import resolve
+    from visrecur.recording.recorder import load_model, record
+    from visrecur.recording.stimuli import resolve
     try:
         stimuli = resolve("92images")
     except Exception:  # no shared data: random images, the same sizes
-        from visrecur.stimuli import from_array
+        from visrecur.recording.stimuli import from_array
         stimuli = from_array(np.random.default_rng(0).integers(0, 256, (92, 175, 175, 3), dtype=np.uint8),
                              ids=[f"92img_{k + 1:02d}" for k in range(92)])
     return record(load_model(None), stimuli, progress=False)
@@ -121,7 +121,7 @@ def main():
     p.add_argument("--loop-boot", type=int, default=10)
     args = p.parse_args()
     from visrecur.neural import bootstrap_scores
-    from visrecur.recordings import recorded_states
+    from visrecur.artifacts.recordings import recorded_states
 
     ds = recording(args.recording)
     tgts, kind = targets()

@@ -9,7 +9,6 @@ recurrent model uses the hardware as well as a feedforward one). With --mfu: mod
 (3 x forward MACs x 2 FLOPs per image, against a matmul peak measured on the same device and dtype)
 and the projected wall time of the paper's 60-epoch CIFAR-10 run (50,000 images per epoch).
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tes
 from common import interleaved  # noqa: E402
 from reference_resnet import PreActResNet  # noqa: E402
 
-from visrecur import zoo  # noqa: E402
+from visrecur.architecture import zoo  # noqa: E402
 
 
 def macs(model, size=32):

@@ -16,7 +16,7 @@ rewritten after each, so a run cut short still leaves what it measured:
 * ``equivalence``: device-resident batches against CPU-made ones (largest difference), host
   synchronisations inside steady training steps (``torch.cuda.set_sync_debug_mode("error")``), and a
   graphed training step against eager ones.
-* ``training``: images/s of SGD steps through the trainer's own step (``visrecur.train.TrainStep``) for
+* ``training``: images/s of SGD steps through the trainer's own step (``visrecur.training.step.TrainStep``) for
   the 3-state FRNN of Table 1 at t = 10 and the 4-state FRNN, by data path (``loader``: a torchvision
   DataLoader decoding the JPEG files; ``host``: decoded images in CPU memory, batches copied to the GPU,
   which is what the trainer did before; ``host+reads``: the same with a host read after every step,
@@ -56,10 +56,11 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests")]
 
 import torch  # noqa: E402
 
-from visrecur import data, zoo  # noqa: E402
-from visrecur.model import FRNN  # noqa: E402
-from visrecur.preprocess import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
-from visrecur.train import EpochTotals, TrainStep  # noqa: E402
+from visrecur.architecture import zoo  # noqa: E402
+from visrecur.training import data
+from visrecur.nn.model import FRNN  # noqa: E402
+from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
+from visrecur.training.step import EpochTotals, TrainStep  # noqa: E402
 
 # (zoo model, readout time): the Table 1 3-state FRNN at t = 10 (the targets) and the 4-state FRNN
 MODELS = (("frnn_3state_shared", 10), ("frnn_4state_shared", 5))
@@ -188,8 +189,8 @@ def paths(args, work: Path) -> dict:
             result["one_clear_line"] = result.get("returncode") == 2 and len(result["last_lines"]) == 1
             result["nothing_written"] = not (work / "bad").exists()
         out[name] = result
-    from visrecur.record import load_model, record
-    from visrecur.stimuli import cifar10_test
+    from visrecur.recording.recorder import load_model, record
+    from visrecur.recording.stimuli import cifar10_test
 
     start = time.perf_counter()
     ds = record(load_model(None), cifar10_test(args.data_root, n), batch_size=64, device=args.device,
@@ -272,8 +273,8 @@ def _trainer(name, readout, args, device, bf16, graphs, compile_=False, channels
     model = _build(name, readout, args, device, channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     totals = EpochTotals([readout], device)
-    if compile_ == "regions":  # each transition block compiled (visrecur.blocks.compile_regions)
-        from visrecur.blocks import compile_regions
+    if compile_ == "regions":  # each transition block compiled (visrecur.nn.blocks.compile_regions)
+        from visrecur.nn.blocks import compile_regions
 
         compile_regions(model)
     forward = torch.compile(model) if compile_ is True else model
@@ -604,9 +605,9 @@ def _time_shares(events, cuda: bool, steps: int) -> dict:
 def recording(args) -> dict:
     import numpy as np
 
-    from visrecur.record import load_model, record
-    from visrecur.recordings import plan
-    from visrecur.stimuli import cifar10_test
+    from visrecur.recording.recorder import load_model, record
+    from visrecur.artifacts.recordings import plan
+    from visrecur.recording.stimuli import cifar10_test
 
     device, n, batch = args.device, args.record_images, args.record_batch
     source = load_model(None)
@@ -696,9 +697,9 @@ def table1(args, check: Check, images_per_s: float | None) -> dict:
 
 
 def _table1_run(args, readout: int, epochs: int, cuda: bool) -> dict:
-    from visrecur.checkpoint import export_weights
-    from visrecur.config import build_config, paper_lr_steps
-    from visrecur.train import train
+    from visrecur.artifacts.checkpoint import export_weights
+    from visrecur.training.config import build_config, paper_lr_steps
+    from visrecur.training import train
 
     with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
         overrides = {"readout_time": readout, **({"channels": list(args.channels)} if args.channels else {})}
@@ -785,7 +786,7 @@ def parse_args(argv=None):
     p.add_argument("--record-batch", type=int, default=512)
     p.add_argument("--compile-timeout", type=int, default=90, help="seconds for each compile child; 0: skip")
     p.add_argument("--compile-modes", nargs="+", choices=["regional", "whole"], default=["regional"],
-                   help="regional: each transition block (visrecur.blocks.compile_regions); whole: the whole "
+                   help="regional: each transition block (visrecur.nn.blocks.compile_regions); whole: the whole "
                         "model, which did not compile in 70 s on an H100 machine")
     p.add_argument("--timed-models", type=int, default=1, choices=range(1, len(MODELS) + 1),
                    help=f"how many of {[f'{m} t={t}' for m, t in MODELS]} the training section times")
@@ -796,7 +797,7 @@ def parse_args(argv=None):
     p.add_argument("--compile-mode", choices=["whole", "regional"], default="regional", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.data_root is None:
-        from visrecur.stimuli import shared_data_dir
+        from visrecur.recording.stimuli import shared_data_dir
 
         args.data_root = str(shared_data_dir() / "cifar10-jpeg")
     if args.dry_run:

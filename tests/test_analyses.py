@@ -4,8 +4,8 @@ import torch
 
 from analyses.readout_time import readout_time_errors
 from analyses.tsbn_decay import tsbn_statistics
-from visrecur import zoo
-from visrecur.data import TensorBatches
+from visrecur.architecture import zoo
+from visrecur.training.data import TensorBatches
 
 
 def test_tsbn_statistics_table():

@@ -4,6 +4,7 @@ and after. One row per case: the command (its in-process ``main(argv)``) or Pyth
 say. The README's "What the commands refuse" table lists the same cases."""
 from __future__ import annotations
 
+import importlib
 import os
 import urllib.error
 import warnings
@@ -41,8 +42,8 @@ def files(tmp_path_factory):
     (root / "corrupt" / "1.png").write_bytes((root / "good" / "1.png").read_bytes()[:30])
     (root / "notimage.png").write_text("not a picture")
     (root / "empty.pt").write_bytes(b"")
-    from visrecur import zoo
-    from visrecur.checkpoint import FORMAT
+    from visrecur.architecture import zoo
+    from visrecur.artifacts.checkpoint import FORMAT
 
     model = zoo.build("frnn_2state_shared", channels=(2, 3), input_size=8)
     from visrecur import Preprocess
@@ -64,9 +65,9 @@ def files(tmp_path_factory):
             for k in range(n):
                 Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / f"{k}.png")
     # an unfinished recording (srp:4, seed 0, default ms per step) and a finished one-epoch training
-    from visrecur.checkpoint import load_model
-    from visrecur.record import record
-    from visrecur.stimuli import resolve
+    from visrecur.artifacts.checkpoint import load_model
+    from visrecur.recording.recorder import record
+    from visrecur.recording.stimuli import resolve
     from visrecur.train import main as train_main
 
     with pytest.raises(KeyboardInterrupt):
@@ -84,9 +85,10 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def recording(files):
     """A small in-memory recording (2 stimuli, steps 0..2 of frnn_2state_shared)."""
-    from visrecur import Preprocess, zoo
-    from visrecur.record import record
-    from visrecur.stimuli import from_array
+    from visrecur import Preprocess
+    from visrecur.architecture import zoo
+    from visrecur.recording.recorder import record
+    from visrecur.recording.stimuli import from_array
 
     torch.manual_seed(0)
     model = zoo.build("frnn_2state_shared", channels=(2, 3), input_size=8, readout_time=3)
@@ -128,7 +130,7 @@ def _offline(monkeypatch):
 def _interrupt(monkeypatch):
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("visrecur.train.make_data", stop)
+    monkeypatch.setattr("visrecur.training.loop.make_data", stop)
 
 
 def _no_gpu(monkeypatch):
@@ -297,8 +299,8 @@ def test_train_ctrl_c_says_how_to_continue(files, tmp_path, monkeypatch, capsys)
 
 def test_loss_readout_times_past_the_model_extend_it_and_say_so(files, tmp_path, monkeypatch, capsys):
     """--loss-readout-times 9 on a model built for t <= 3: time_steps becomes 9, printed; nothing silent."""
-    from visrecur.config import parse_args
-    from visrecur.train import train
+    from visrecur.training.config import parse_args
+    from visrecur.training import train
 
     _stage(files, tmp_path, monkeypatch)
     payload = train(parse_args([*T, "--loss-readout-times", "9", "--eval-readout-times", "9"]))
@@ -308,9 +310,10 @@ def test_loss_readout_times_past_the_model_extend_it_and_say_so(files, tmp_path,
 
 # (id, call, exception type, fragment); every call gets (files, recording)
 def _record_api(files, **kwargs):
-    from visrecur import Preprocess, zoo
-    from visrecur.record import record
-    from visrecur.stimuli import from_array
+    from visrecur import Preprocess
+    from visrecur.architecture import zoo
+    from visrecur.recording.recorder import record
+    from visrecur.recording.stimuli import from_array
 
     model = zoo.build("frnn_2state_shared", channels=(2, 3), input_size=8)
     stimuli = kwargs.pop("stimuli", None) or from_array(np.load(files / "good.npy"))
@@ -318,21 +321,21 @@ def _record_api(files, **kwargs):
 
 
 def _resolve(*args, **kwargs):
-    from visrecur.stimuli import resolve
+    from visrecur.recording.stimuli import resolve
 
     return resolve(*args, **kwargs)
 
 
 CALLS = [
-    ("state_array-unknown", lambda f, r: __import__("visrecur.recordings").recordings.state_array(r, "V3"),
+    ("state_array-unknown", lambda f, r: importlib.import_module("visrecur.artifacts.recordings").state_array(r, "V3"),
      InputError, "not in this recording"),
-    ("to_neuroids-time", lambda f, r: __import__("visrecur.recordings").recordings.to_neuroids(r, times=[9]),
+    ("to_neuroids-time", lambda f, r: importlib.import_module("visrecur.artifacts.recordings").to_neuroids(r, times=[9]),
      InputError, "[9] are not in this recording"),
-    ("to_neuroids-state", lambda f, r: __import__("visrecur.recordings").recordings.to_neuroids(r, ["V3"]),
+    ("to_neuroids-state", lambda f, r: importlib.import_module("visrecur.artifacts.recordings").to_neuroids(r, ["V3"]),
      InputError, "not in this recording"),
-    ("open_recording-text", lambda f, r: __import__("visrecur.recordings").recordings.open_recording(f / "text.nc"),
+    ("open_recording-text", lambda f, r: importlib.import_module("visrecur.artifacts.recordings").open_recording(f / "text.nc"),
      InputError, "cannot be opened as a recording"),
-    ("open_recording-missing", lambda f, r: __import__("visrecur.recordings").recordings.open_recording("no.nc"),
+    ("open_recording-missing", lambda f, r: importlib.import_module("visrecur.artifacts.recordings").open_recording("no.nc"),
      InputError, "does not exist"),
     ("load-empty", lambda f, r: __import__("visrecur").load(f / "empty.pt"), CheckpointError, "0 bytes"),
     ("load-truncated", lambda f, r: __import__("visrecur").load(f / "truncated.pt"), CheckpointError, "copy it again"),
@@ -340,7 +343,7 @@ CALLS = [
     ("resolve-limit-0", lambda f, r: _resolve("builtin", limit=0), InputError, "at least 1"),
     ("resolve-limit-neg", lambda f, r: _resolve("builtin", limit=-3), InputError, "at least 1"),
     ("from_array-nan", lambda f, r: _resolve(str(f / "nan.npy")), InputError, "non-finite"),
-    ("from_array-shape", lambda f, r: __import__("visrecur.stimuli").stimuli.from_array(np.zeros(5)), InputError,
+    ("from_array-shape", lambda f, r: importlib.import_module("visrecur.recording.stimuli").from_array(np.zeros(5)), InputError,
      "first axis"),
     ("record-batch-0", lambda f, r: _record_api(f, batch_size=0), InputError, "at least 1"),
     ("record-readout-0", lambda f, r: _record_api(f, readout_time=0), SpecError, "too early"),
@@ -348,16 +351,16 @@ CALLS = [
     ("record-device", lambda f, r: _record_api(f, device="tpu9"), InputError, "not understood"),
     ("record-corrupt", lambda f, r: _record_api(f, stimuli=_resolve(str(f / "corrupt")), output="o.nc",
                                                 batch_size=1), InputError, "corrupt or truncated"),
-    ("build-channels", lambda f, r: __import__("visrecur").zoo.build("frnn_2state_shared", channels=[8]), SpecError,
+    ("build-channels", lambda f, r: importlib.import_module("visrecur.architecture.zoo").build("frnn_2state_shared", channels=[8]), SpecError,
      "one width per state"),
-    ("build-beyond-trained", lambda f, r: __import__("visrecur").zoo.build("frnn_2state_shared",
+    ("build-beyond-trained", lambda f, r: importlib.import_module("visrecur.architecture.zoo").build("frnn_2state_shared",
                                                                             beyond_trained="error")(
         torch.zeros(1, 3, 32, 32), readout_time=9), VisrecurError, ""),
-    ("spec-depth-0", lambda f, r: __import__("visrecur").zoo.spec("frnn_2state_shared").depth(0), SpecError,
+    ("spec-depth-0", lambda f, r: importlib.import_module("visrecur.architecture.zoo").spec("frnn_2state_shared").depth(0), SpecError,
      "too early"),
-    ("spec-parameters-0", lambda f, r: __import__("visrecur").zoo.spec("frnn_2state_shared").effective_parameters(0),
+    ("spec-parameters-0", lambda f, r: importlib.import_module("visrecur.architecture.zoo").spec("frnn_2state_shared").effective_parameters(0),
      SpecError, "too early"),
-    ("model-float64", lambda f, r: __import__("visrecur").zoo.build("frnn_2state_shared")(
+    ("model-float64", lambda f, r: importlib.import_module("visrecur.architecture.zoo").build("frnn_2state_shared")(
         torch.zeros(1, 3, 32, 32, dtype=torch.float64)), InputError, "float64"),
 ]
 
@@ -373,7 +376,7 @@ def test_python_call_refuses(call, kind, fragment, files, recording, tmp_path, m
 
 
 def test_unfinished_recording_warns_when_opened(files, tmp_path, monkeypatch):
-    from visrecur.recordings import open_recording
+    from visrecur.artifacts.recordings import open_recording
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(KeyboardInterrupt):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from visrecur import zoo
+from visrecur.architecture import zoo
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from visrecur import TimeStepError, zoo
-from visrecur.blocks import TimeSpecificBatchNorm, extend_time, recalibrate_batchnorm
+from visrecur import TimeStepError
+from visrecur.architecture import zoo
+from visrecur.nn.blocks import TimeSpecificBatchNorm, extend_time, recalibrate_batchnorm
 
 
 def test_statistics_are_kept_per_step():

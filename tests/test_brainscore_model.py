@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from visrecur import Preprocess, zoo
+from visrecur import Preprocess
+from visrecur.architecture import zoo
 from visrecur.timing import TimeMapping, TimeMappingError
 
 IT_ARRIVAL = 3  # adjacent-only 4-state FRNN: V1 at 0, V2 at 1, V4 at 2, IT at 3
@@ -42,7 +43,7 @@ def stimuli(brainscore, tmp_path_factory):
 
 def by_hand(model, stimuli, state, until):
     """{step: (presentation, neuroid) activity} of ``state``, from the model's observer directly."""
-    from visrecur.images import open_image
+    from visrecur.recording.images import open_image
 
     images = torch.stack([model.preprocess(open_image(stimuli.get_stimulus(i)).convert("RGB"))
                           for i in stimuli["stimulus_id"]])

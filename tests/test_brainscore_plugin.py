@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def checkpoint(tmp_path_factory):
     """A small trained-format checkpoint (random weights) of the adjacent 4-state FRNN on 8x8 input."""
     from test_brainscore_model import tiny
-    from visrecur.checkpoint import FORMAT
+    from visrecur.artifacts.checkpoint import FORMAT
 
     model = tiny()
     path = tmp_path_factory.mktemp("checkpoint") / "tiny_frnn.pt"

@@ -1,4 +1,4 @@
-"""Regional compilation (visrecur.blocks.compile_regions, train --compile-regions): each transition block's
+"""Regional compilation (visrecur.nn.blocks.compile_regions, train --compile-regions): each transition block's
 tensor work is compiled once and reused at every time step, while which statistics a step uses stays in
 Python; the compiled model computes what the eager one does, at the first step, the last trained step and
 the first step past training, in training, evaluation and recalibration."""
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visrecur import zoo
-from visrecur.blocks import compile_regions, recalibrate_batchnorm, tsbn_modules
-from visrecur.train import TrainingError
+from visrecur.architecture import zoo
+from visrecur.nn.blocks import compile_regions, recalibrate_batchnorm, tsbn_modules
+from visrecur.training import TrainingError
 
 from training_fixtures import colour_folder, tiny_config, train_in_process
 

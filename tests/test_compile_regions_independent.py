@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch._dynamo.backends.registry import lookup_backend
 
-from visrecur import zoo
-from visrecur.blocks import TransitionBlock, compile_regions, extend_time, recalibrate_batchnorm
+from visrecur.architecture import zoo
+from visrecur.nn.blocks import TransitionBlock, compile_regions, extend_time, recalibrate_batchnorm
 from visrecur.errors import TimeStepError
-from visrecur.retime import retime
+from visrecur.nn.retime import retime
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

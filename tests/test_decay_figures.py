@@ -12,9 +12,9 @@ from analyses.parameters import parameter_table
 from analyses.readout_time import readout_time_errors
 from analyses.transition_matrix import transition_schedule
 from analyses.tsbn_decay import fit_statistics, summarise_fits, tsbn_statistics
-from visrecur import zoo
-from visrecur.blocks import recalibrate_batchnorm
-from visrecur.data import TensorBatches
+from visrecur.architecture import zoo
+from visrecur.nn.blocks import recalibrate_batchnorm
+from visrecur.training.data import TensorBatches
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 

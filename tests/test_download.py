@@ -5,7 +5,7 @@ import json
 import pytest
 
 from visrecur.download import MANIFEST, DownloadError, fetch, fetch_set
-from visrecur.stimuli import shared_data_dir
+from visrecur.recording.stimuli import shared_data_dir
 
 
 def test_fetch_checks_sha256(tmp_path):

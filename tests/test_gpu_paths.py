@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from visrecur import data, zoo
-from visrecur.cuda_graphs import EagerBackend
-from visrecur.model import FRNN
-from visrecur.train import EpochTotals, TrainingError, TrainStep
+from visrecur.training import data
+from visrecur.architecture import zoo
+from visrecur.training.cuda_graphs import EagerBackend
+from visrecur.nn.model import FRNN
+from visrecur.training import TrainingError
+from visrecur.training.step import EpochTotals, TrainStep
 
 from training_fixtures import colour_folder, tiny_config, train_in_process
 
@@ -160,7 +162,7 @@ def test_host_reads_do_not_grow_with_the_number_of_steps(tiny_folder, tmp_path, 
         reads[batch] = dict(counts)
     assert reads[24] == reads[4]
     # and they do happen every LOG_EVERY batches when an epoch is that long
-    monkeypatch.setattr("visrecur.train.LOG_EVERY", 3)
+    monkeypatch.setattr("visrecur.training.loop.LOG_EVERY", 3)
     for name in counts:
         counts[name] = 0
     train_in_process(tiny_config(tiny_folder, tmp_path / "log", batch_size=4, epochs=2))
@@ -236,7 +238,7 @@ def test_compile_without_the_compiler_is_one_line(tiny_folder, tmp_path, capsys,
 # --- recording with loader processes ---------------------------------------------------------------
 def recording_source():
     from visrecur import FRNN as Model
-    from visrecur.record import ModelSource
+    from visrecur.recording.recorder import ModelSource
 
     torch.manual_seed(0)
     spec = zoo.spec("frnn_4state_adjacent_shared", channels=(2, 3, 4, 5))
@@ -257,10 +259,10 @@ def photo_folder(tmp_path_factory):
 def test_recording_is_the_same_with_loader_processes_and_keeps_the_order(photo_folder, tmp_path, monkeypatch):
     import os
 
-    from visrecur import stimuli as stimuli_module
-    from visrecur.record import record
-    from visrecur.recordings import open_recording
-    from visrecur.stimuli import from_folder
+    from visrecur.recording import stimuli as stimuli_module
+    from visrecur.recording.recorder import record
+    from visrecur.artifacts.recordings import open_recording
+    from visrecur.recording.stimuli import from_folder
 
     loaded_by = tmp_path / "pids"
     original = stimuli_module._Preprocessed.__getitem__
@@ -294,8 +296,9 @@ def test_recording_is_the_same_with_loader_processes_and_keeps_the_order(photo_f
 
 def test_bad_worker_counts_are_refused(photo_folder, tmp_path, capsys):
     from visrecur import InputError
-    from visrecur.record import main, record
-    from visrecur.stimuli import from_folder
+    from visrecur.record import main
+    from visrecur.recording import record
+    from visrecur.recording.stimuli import from_folder
 
     with pytest.raises(InputError, match="workers -1 must be an integer of at least 0"):
         record(recording_source(), from_folder(photo_folder), workers=-1, progress=False)
@@ -308,7 +311,7 @@ def test_bad_worker_counts_are_refused(photo_folder, tmp_path, capsys):
 
 
 def test_cuda_graphs_need_one_process_and_no_compile(tiny_folder, tmp_path):
-    from visrecur.train import _check_options
+    from visrecur.training.loop import _check_options
 
     cfg = tiny_config(tiny_folder, tmp_path / "o", cuda_graphs=True)
     _check_options(cfg, "cuda:0", 1)  # one process on a GPU: accepted (checked without touching CUDA)

@@ -1,9 +1,8 @@
 """The graph formalism against hand-computed schedules, counts and the paper's own numbers."""
-import numpy as np
 import pytest
 
 from visrecur import Graph, ModelSpec, SpecError, State, Transition
-from visrecur import zoo
+from visrecur.architecture import zoo
 
 
 def chain3(**kwargs):
@@ -200,7 +199,7 @@ def test_macs_agree_with_torch_flop_counter():
 def test_zoo_docs_are_current():
     from pathlib import Path
 
-    from visrecur.zoo_table import zoo_table
+    from visrecur.architecture.zoo_table import zoo_table
 
     docs = Path(__file__).parents[1] / "docs" / "zoo.md"
-    assert docs.read_text().strip() == zoo_table().strip(), "regenerate: python -m visrecur.zoo_table > docs/zoo.md"
+    assert docs.read_text().strip() == zoo_table().strip(), "regenerate: python -m visrecur.architecture.zoo_table > docs/zoo.md"

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import visrecur
 from visrecur import FRNN, Graph, ModelSpec, State, Transition
-from visrecur.blocks import (TimeSpecificBatchNorm, describe_statistics, extend_time, recalibrate_batchnorm,
+from visrecur.nn.blocks import (TimeSpecificBatchNorm, describe_statistics, extend_time, recalibrate_batchnorm,
                              untrained_steps)
 from visrecur.errors import SpecError, TimeStepError
 
@@ -577,7 +577,7 @@ def test_checkpoint_load_round_trip(trained_checkpoint, tmp_path):
 def test_checkpoint_reproduces_recorded_validation_error(trained_checkpoint):
     """The loaded model, evaluated on the same 32 validation images, gives the validation errors the
     training run recorded in the checkpoint's metrics at every readout time."""
-    from visrecur import data as vdata
+    from visrecur.training import data as vdata
 
     model, payload = visrecur.load(trained_checkpoint, with_payload=True)
     x, y, _ = vdata.decode_folder(vdata.find_split(DATA, "val"), 32, 0, False)
@@ -772,7 +772,7 @@ def test_load_state_dict_into_used_model_refreshes_trained_steps():
 def test_recalibrated_model_survives_checkpoint(tmp_path):
     """A model extended and recalibrated to T=5 and saved in the checkpoint format loads with
     visrecur.load to the same outputs at T=5 and keeps the recalibrated steps trained."""
-    from visrecur import checkpoint as ck
+    from visrecur.artifacts import checkpoint as ck
 
     model, x = trained_two_state()
     recalibrate_batchnorm(model, [x], 5)
@@ -787,7 +787,7 @@ def test_recalibrated_model_survives_checkpoint(tmp_path):
 
 def test_exported_weights_load_like_the_checkpoint(trained_checkpoint, tmp_path):
     """README: export_weights writes an inference-only file that visrecur.load reads like the checkpoint."""
-    from visrecur.train import export_weights
+    from visrecur.artifacts.checkpoint import export_weights
 
     export_weights(trained_checkpoint, tmp_path / "w.pt")
     a, b = visrecur.load(trained_checkpoint), visrecur.load(tmp_path / "w.pt")
@@ -814,7 +814,7 @@ def test_checkpoint_recalibration_past_training(trained_checkpoint):
 def test_extended_shared_model_checkpoint_round_trip(tmp_path):
     """extend_time: 'Let a time-invariant model run and read out up to time_steps'; visrecur.load
     rebuilds the architecture stored in the file."""
-    from visrecur import checkpoint as ck
+    from visrecur.artifacts import checkpoint as ck
 
     torch.manual_seed(13)
     model = visrecur.build("frnn_2state_shared", channels=(2, 4), input_size=8, readout_time=2)
@@ -832,7 +832,7 @@ def test_v01_checkpoint_with_extra_untrained_slot(tmp_path):
     """docs/conventions.md: visrecur 0.1 checkpoints kept an untrained slot at step time_steps for every
     transition (mean 0, variance 1), and had no `resampling` field; they load as 'strided', with that
     slot present but never used: past training the last trained step's statistics normalise."""
-    from visrecur import checkpoint as ck
+    from visrecur.artifacts import checkpoint as ck
 
     torch.manual_seed(14)
     d = four_state(readout=3).to_dict()
@@ -877,8 +877,8 @@ def test_param_counts_frnn_3state_affine_by_hand():
 
 
 def _recording(times):
-    from visrecur.record import record
-    from visrecur.stimuli import from_array
+    from visrecur.recording.recorder import record
+    from visrecur.recording.stimuli import from_array
 
     model, _ = trained_two_state()
     arr = (np.random.default_rng(0).random((4, 8, 8, 3)) * 255).astype(np.uint8)

@@ -11,10 +11,10 @@ from torch import nn
 from analyses import latency
 from analyses.timed_readout import check_readout_times
 from timing_fixtures import PREPROCESS, assert_refuses, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
-from visrecur import zoo
-from visrecur.data import TensorBatches
+from visrecur.architecture import zoo
+from visrecur.training.data import TensorBatches
 from visrecur.errors import InputError
-from visrecur.evaluate import evaluate
+from visrecur.training.evaluate import evaluate
 from visrecur.timing import TimeMapping
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "latency.ipynb"

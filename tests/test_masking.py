@@ -11,7 +11,7 @@ import visrecur
 from analyses import masking
 from timing_fixtures import PREPROCESS, assert_refuses, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
 from visrecur.errors import InputError
-from visrecur.preprocess import normalize
+from visrecur.recording.preprocess import normalize
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "masking.ipynb"
 T = 5

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 import visrecur
-from visrecur import FRNN, Graph, InputError, ModelSpec, State, TimeStepError, Transition, zoo
+from visrecur import FRNN, Graph, InputError, ModelSpec, State, TimeStepError, Transition
+from visrecur.architecture import zoo
 
 from reference_resnet import PreActResNet, SharedResidualStage, copy_into_resnet
 

@@ -7,11 +7,12 @@ import torch
 import xarray as xr
 
 from analyses.neural_alignment import main
-from visrecur import Preprocess, zoo
+from visrecur import Preprocess
+from visrecur.architecture import zoo
 from visrecur.neural import model_rdms, upper_triangle
 from visrecur.neural import synthetic
-from visrecur.record import record
-from visrecur.stimuli import from_array
+from visrecur.recording.recorder import record
+from visrecur.recording.stimuli import from_array
 
 IDS = [f"92img_{k:02d}" for k in range(1, 17)]
 
@@ -86,7 +87,7 @@ def test_bad_input_is_one_line_and_nothing_is_written(inputs, tmp_path, capsys, 
 
 
 def test_scores_a_real_recording_layout():
-    """model_rdms reads what visrecur.record writes: first step, arrival boundary, last step."""
+    """model_rdms reads what visrecur.recording.recorder writes: first step, arrival boundary, last step."""
     torch.manual_seed(0)
     model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=4, input_size=8).eval()
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)

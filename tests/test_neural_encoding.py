@@ -1,7 +1,6 @@
 """Encoding models on a planted linear map with a planted latency; ceilings against their formula."""
 import numpy as np
 import pytest
-import xarray as xr
 
 from visrecur.neural import ScoringError
 from visrecur.neural import synthetic

@@ -2,7 +2,6 @@
 scipy's own statistics."""
 import numpy as np
 import pytest
-import xarray as xr
 from scipy.spatial.distance import squareform
 from scipy.stats import kendalltau, spearmanr
 

@@ -82,7 +82,7 @@ def test_command_writes_every_zoo_model(tmp_path):
     out = tmp_path / "parameters.csv"
     assert main(["--out", str(out)]) == 0
     table = pd.read_csv(out)
-    from visrecur import zoo
+    from visrecur.architecture import zoo
 
     assert sorted(table.model.unique()) == zoo.list_models()
     default = table[table.model == "frnn_4state_shared"].set_index("readout_time")

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from visrecur import InputError, Preprocess
-from visrecur.images import balanced_indices, to_rgb
-from visrecur.reductions import Reduction
-from visrecur.stimuli import from_folder, resolve
+from visrecur.recording.images import balanced_indices, to_rgb
+from visrecur.recording.reductions import Reduction
+from visrecur.recording.stimuli import from_folder, resolve
 
 
 def normalised(rgb, mean, std):

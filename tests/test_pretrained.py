@@ -7,9 +7,9 @@ import pytest
 
 import visrecur
 from visrecur import CheckpointError
-from visrecur.checkpoint import PACKAGE_WEIGHTS, PRETRAINED
-from visrecur.evaluate import subset_errors
-from visrecur.stimuli import shared_data_dir
+from visrecur.artifacts.checkpoint import PACKAGE_WEIGHTS, PRETRAINED
+from visrecur.training.evaluate import subset_errors
+from visrecur.recording.stimuli import shared_data_dir
 
 CIFAR = shared_data_dir() / "cifar10-jpeg"
 

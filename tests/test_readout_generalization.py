@@ -1,15 +1,15 @@
-"""Fig. 5A: a multi-state ResNet trained at one readout time, tested at others (visrecur.retime and
+"""Fig. 5A: a multi-state ResNet trained at one readout time, tested at others (visrecur.nn.retime and
 analyses.readout_generalization). The paper: 2-state ResNet, first state unrolled N = t - 3 times."""
 import pandas as pd
 import pytest
 import torch
 
 from analyses.readout_generalization import generalization_errors, main
-from visrecur import zoo
-from visrecur.data import TensorBatches
+from visrecur.architecture import zoo
+from visrecur.training.data import TensorBatches
 from visrecur.errors import InputError, SpecError
-from visrecur.evaluate import evaluate
-from visrecur.retime import first_state_unrolls, retime
+from visrecur.training.evaluate import evaluate
+from visrecur.nn.retime import first_state_unrolls, retime
 
 TRAINED = 6  # N = 3 runs of h1's self-transition, then h1->h2 at step 4, h2->h2 at 5, readout at 6
 
@@ -203,7 +203,7 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
     """End to end on a tiny saved checkpoint and a tiny image folder."""
     from PIL import Image
 
-    from visrecur import checkpoint as ck
+    from visrecur.artifacts import checkpoint as ck
 
     for split in ("train", "test"):
         for c in ("a", "b"):

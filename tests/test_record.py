@@ -10,10 +10,11 @@ import torch
 import xarray as xr
 from PIL import Image
 
-from visrecur import InputError, TimeStepError, zoo
-from visrecur.record import ModelSource, record
-from visrecur.recordings import open_recording, state_array, to_neuroids
-from visrecur.stimuli import from_array, from_folder, preprocess, shared_data_dir
+from visrecur import InputError, TimeStepError
+from visrecur.architecture import zoo
+from visrecur.recording.recorder import ModelSource, record
+from visrecur.artifacts.recordings import open_recording, state_array, to_neuroids
+from visrecur.recording.stimuli import from_array, from_folder, preprocess, shared_data_dir
 
 from conftest import free_port
 
@@ -275,7 +276,7 @@ def test_torchrun_ranks_share_one_zarr_store(tmp_path):
 
 @pytest.mark.skipif(not (shared_data_dir() / "cifar10-jpeg").is_dir(), reason="CIFAR-10 JPEGs not available")
 def test_cifar10_test_stimuli_are_class_balanced():
-    from visrecur.stimuli import cifar10_test
+    from visrecur.recording.stimuli import cifar10_test
 
     stimuli = cifar10_test(limit=20)
     assert len(stimuli) == 20
@@ -304,7 +305,7 @@ def test_resume_of_a_netcdf_recording(tmp_path):
 
 def test_a_model_without_known_preprocessing_is_refused(tmp_path):
     from visrecur import Preprocess
-    from visrecur.checkpoint import load
+    from visrecur.artifacts.checkpoint import load
 
     model, stimuli = small_source().model, random_stimuli(2)
     with pytest.raises(InputError, match="preprocess=visrecur.Preprocess"):
@@ -355,8 +356,9 @@ def test_attrs_say_which_steps_borrow_statistics_and_lie_past_training():
     """Trained at readouts 2, 3 (transition steps 1, 2): steps 0..2 are trained, step 3 borrows step 2's."""
     import warnings
 
-    from visrecur import Preprocess, zoo
-    from visrecur.record import ActivityWarning
+    from visrecur import Preprocess
+    from visrecur.architecture import zoo
+    from visrecur.recording.recorder import ActivityWarning
 
     torch.manual_seed(0)
     model = zoo.build("frnn_2state_shared", channels=(2, 3), readout_time=3, input_size=8).train()
@@ -375,7 +377,7 @@ def test_attrs_say_which_steps_borrow_statistics_and_lie_past_training():
 
 
 def test_overflow_is_warned_not_mistaken_for_a_missing_state():
-    from visrecur.record import ActivityMonitor, ActivityWarning
+    from visrecur.recording.recorder import ActivityMonitor, ActivityWarning
 
     monitor = ActivityMonitor(last_trained=2, factor=100)
     monitor("IT", 2, torch.tensor([1.0, -3.0]))          # the last trained step: reference size 3

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from visrecur import zoo
-from visrecur.blocks import TimeSpecificBatchNorm, TransitionBlock
+from visrecur.architecture import zoo
+from visrecur.nn.blocks import TimeSpecificBatchNorm, TransitionBlock
 
 
 def _positive_block(graph, tr):

@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 import visrecur
-from visrecur import CheckpointError, zoo
-from visrecur.checkpoint import atomic_save, export_weights, load_state
-from visrecur.train import TrainingError, build_config, lr_at, train
+from visrecur import CheckpointError
+from visrecur.architecture import zoo
+from visrecur.artifacts.checkpoint import atomic_save, export_weights, load_state
+from visrecur.training import TrainingError, build_config, lr_at, train
 
 from conftest import free_port
 from training_fixtures import colour_folder, tiny_config, train_in_process
@@ -231,7 +232,7 @@ def test_old_checkpoints_resume_and_load(tiny_folder, tmp_path):
 
 
 def test_export_weights_round_trip(tiny_folder, tmp_path):
-    from visrecur.train import export_weights  # the old import path still works
+    from visrecur.artifacts.checkpoint import export_weights  # the old import path still works
 
     out = tmp_path / "run"
     payload = train_in_process(tiny_config(tiny_folder, out))
@@ -262,7 +263,7 @@ def test_export_weights_in_bf16_loads_as_the_rounded_float32_model(tiny_folder, 
 
 
 def test_paper_lr_steps_keep_the_schedule_fractions():
-    from visrecur.config import TrainConfig, paper_lr_steps
+    from visrecur.training.config import TrainConfig, paper_lr_steps
 
     assert paper_lr_steps(60) == TrainConfig().lr_steps == (40, 50)  # Section 5: epochs 41-50 and 51-60
     assert paper_lr_steps(12) == (8, 10) and paper_lr_steps(10) == (6, 8) and paper_lr_steps(3) == (1, 2)
@@ -277,7 +278,7 @@ def test_paper_lr_steps_keep_the_schedule_fractions():
 
 
 def test_command_line_is_derived_from_the_config():
-    from visrecur.config import TrainConfig, build_parser, parse_args
+    from visrecur.training.config import TrainConfig, build_parser, parse_args
 
     cfg = parse_args(["--preset", "imagenet", "--lr", "0.5", "--loss-readout-times", "2", "3", "--no-progress",
                       "--model-arg", "channels=[2,3]"])
@@ -300,7 +301,7 @@ def test_bad_options_are_one_line(capsys):
 
 
 def test_limit_is_class_balanced(tiny_folder):
-    from visrecur.data import decode_folder
+    from visrecur.training.data import decode_folder
 
     _, labels, _ = decode_folder(tiny_folder / "train", limit=8, seed=0, progress=False)
     assert np.bincount(labels.numpy()).tolist() == [3, 3, 2]  # 8 = 2 per class + 2 to the first classes
@@ -311,7 +312,7 @@ def test_limit_is_class_balanced(tiny_folder):
 
 
 def test_cifar_augment_matches_a_hand_made_crop_and_flip():
-    from visrecur.data import cifar_augment
+    from visrecur.training.data import cifar_augment
 
     images = torch.arange(2 * 3 * 5 * 6, dtype=torch.uint8).view(2, 3, 5, 6)
     out = cifar_augment(images, torch.Generator().manual_seed(7), pad=2)
@@ -329,7 +330,7 @@ def test_cifar_augment_matches_a_hand_made_crop_and_flip():
 
 def test_imagenet_style_loader_uses_the_models_preprocess(tiny_folder):
     from visrecur import Preprocess
-    from visrecur.data import imagenet_loader
+    from visrecur.training.data import imagenet_loader
 
     pre = Preprocess((6, 6), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), resize_size=7)
     val = imagenet_loader(tiny_folder / "test", 4, False, 0, 0, size=6, preprocess=pre)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from analyses.transition_matrix import main, model_spec, transition_schedule
-from visrecur import zoo
+from visrecur.architecture import zoo
 
 
 def test_two_state_schedule_by_hand():

@@ -6,8 +6,9 @@ import torch
 from PIL import Image
 
 from analyses.tsbn_decay import decay_curve, fit_decay, fit_statistics, main, summarise_fits, tsbn_statistics
-from visrecur import Preprocess, zoo
-from visrecur.checkpoint import FORMAT
+from visrecur import Preprocess
+from visrecur.architecture import zoo
+from visrecur.artifacts.checkpoint import FORMAT
 from visrecur.timing import TimeMapping
 
 # (kind, transition, channel) -> (asymptote, amplitude, tau): decays from above and rises from below

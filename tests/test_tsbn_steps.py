@@ -6,9 +6,10 @@ import copy
 import pytest
 import torch
 
-from visrecur import FRNN, TimeStepError, zoo
-from visrecur.blocks import TimeSpecificBatchNorm, extend_time, recalibrate_batchnorm, untrained_steps
-from visrecur.checkpoint import load_state
+from visrecur import FRNN, TimeStepError
+from visrecur.architecture import zoo
+from visrecur.nn.blocks import TimeSpecificBatchNorm, extend_time, recalibrate_batchnorm, untrained_steps
+from visrecur.artifacts.checkpoint import load_state
 
 
 def trained_model(readout_time=3, loss_times=(2, 3), batches=3, seed=0):
@@ -170,7 +171,7 @@ def test_recalibration_fills_the_untrained_slot_of_an_old_checkpoint():
 
 
 def test_describe_statistics_names_borrowed_and_initial_statistics():
-    from visrecur.blocks import borrowed_statistics, describe_statistics
+    from visrecur.nn.blocks import borrowed_statistics, describe_statistics
 
     model = trained_model(readout_time=3)
     assert borrowed_statistics(model, 3) == {}

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import torch
 
-from visrecur import Preprocess, zoo
-from visrecur.checkpoint import FORMAT, atomic_save
+from visrecur import Preprocess
+from visrecur.architecture import zoo
+from visrecur.artifacts.checkpoint import FORMAT, atomic_save
 
 from training_fixtures import colour_folder
 

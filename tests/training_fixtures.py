@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from visrecur.config import build_config
-from visrecur.train import train
+from visrecur.training.config import build_config
+from visrecur.training import train
 
 RGB = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 

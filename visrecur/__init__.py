@@ -1,8 +1,8 @@
 """visrecur: multi-state fully recurrent networks (Liao & Poggio 2016) as time-resolved models of the
 ventral visual stream: build them from a spec, train them, record every state at every time step."""
-from .errors import CheckpointError, InputError, SpecError, TimeStepError, VisrecurError
-from .graph import Graph, State, Transition
-from .modelspec import ModelSpec
+from visrecur.errors import CheckpointError, InputError, SpecError, TimeStepError, VisrecurError
+from visrecur.architecture.graph import Graph, State, Transition
+from visrecur.architecture.modelspec import ModelSpec
 
 __version__ = "0.2.0"
 
@@ -13,15 +13,15 @@ __all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec",
 def __getattr__(name):
     # torch-dependent parts load on first use, so the graph formalism imports without torch
     if name == "FRNN":
-        from .model import FRNN
+        from visrecur.nn.model import FRNN
         return FRNN
     if name in ("build", "spec", "list_models"):
-        from . import zoo
+        from visrecur.architecture import zoo
         return getattr(zoo, name)
     if name == "Preprocess":
-        from .preprocess import Preprocess
+        from visrecur.recording.preprocess import Preprocess
         return Preprocess
     if name in ("load", "list_pretrained"):
-        from . import checkpoint
+        from visrecur.artifacts import checkpoint
         return getattr(checkpoint, name)
     raise AttributeError(f"module 'visrecur' has no attribute {name!r}")

@@ -54,7 +54,7 @@ def parse_device(requested: str, local_rank: int = 0) -> str:
     """A device word of ``--device`` -> a torch device string, or one clear error: ``cpu``, ``cuda``
     (-> ``cuda:<local rank>``), ``cuda:N`` (N below the number of visible GPUs) or ``auto`` (``cuda:<local rank>`` if a GPU is
     visible, else ``cpu``). Shared by training and recording."""
-    from .errors import InputError
+    from visrecur.errors import InputError
 
     word = str(requested).strip().lower()
     if word == "auto":

@@ -16,9 +16,9 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from .errors import ArgumentParser, VisrecurError, report_errors
-from .files import publish, sha256 as file_sha256
-from .stimuli import shared_data_dir
+from visrecur.errors import ArgumentParser, VisrecurError, report_errors
+from visrecur.artifacts.io import publish, sha256 as file_sha256
+from visrecur.recording.stimuli import shared_data_dir
 
 MANIFEST = Path(__file__).resolve().parent / "data_manifest.json"
 

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import VisrecurError
+from visrecur.errors import VisrecurError
 
 DEFAULT_MS_PER_STEP = (20.0, 50.0)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import ArgumentParser, InputError, report_errors
-from ..timing import DEFAULT_MS_PER_STEP, TimeMapping
+from visrecur.errors import ArgumentParser, InputError, report_errors
+from visrecur.timing import DEFAULT_MS_PER_STEP, TimeMapping
 from .environment import DEFAULT_VISUAL_DEGREES
 
 EPILOG = """examples:

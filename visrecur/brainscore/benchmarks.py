@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from visrecur.errors import InputError
 from .environment import require
 
 require()
@@ -95,7 +95,7 @@ def rdm_row_assembly(target, stimulus_set=None, time_bins=FMRI_TIME_BINS) -> Neu
 def stimuli_92(folder: str | Path | None = None, data: str | Path | None = None):
     """The 92 images as PNG files (written once under ``folder``, default $BRAINIO_HOME/visrecur-92images)
     and a Brain-Score StimulusSet over them (ids 92img_01 ... 92img_92, as the targets)."""
-    from ..stimuli import from_92images
+    from visrecur.recording.stimuli import from_92images
     from .stimuli import to_brainscore
 
     folder = Path(folder or Path(os.environ.get("BRAINIO_HOME") or Path.home() / ".brainio") / "visrecur-92images")
@@ -112,7 +112,7 @@ class Cichy2014RSA(RSABenchmark):
 
     def __init__(self, region: str = "IT", visual_degrees: float | None = None, data: str | Path | None = None,
                  stimuli_folder: str | Path | None = None, time_bins=FMRI_TIME_BINS):
-        from ..neural.targets import cichy2014_fmri
+        from visrecur.neural.targets import cichy2014_fmri
 
         if region not in CICHY_REGIONS:
             raise InputError(f"Cichy 2014 fMRI region {region!r} does not exist; use one of {list(CICHY_REGIONS)}")

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import VisrecurError
+from visrecur.errors import VisrecurError
 
 BRAINSCORE_VERSION = "2.4.2"
 INSTALL_HINT = 'pip install -e ".[brainscore]"'

@@ -1,7 +1,7 @@
 """``VisrecurBrainModel``: any visrecur model as a Brain-Score ``BrainModel``, time-resolved.
 
 Regions map to states by name (``regions.py``), Brain-Score's time bins to model steps through
-``visrecur.timing.TimeMapping`` (``timebins.py``), and the activity comes from ``visrecur.record`` (the
+``visrecur.timing.TimeMapping`` (``timebins.py``), and the activity comes from ``visrecur.recording.recorder`` (the
 model's own preprocessing, batches, a progress bar): this module never unrolls the model itself.
 Importing it imports brainscore_vision (``visrecur.brainscore`` imports it lazily).
 """
@@ -13,9 +13,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..checkpoint import PRETRAINED, ModelSource, load_model
-from ..errors import InputError, TimeStepError
-from ..timing import TimeMapping, TimeMappingError
+from visrecur.artifacts.checkpoint import PRETRAINED, ModelSource, load_model
+from visrecur.errors import InputError, TimeStepError
+from visrecur.timing import TimeMapping, TimeMappingError
 from .environment import DEFAULT_VISUAL_DEGREES, require
 from .regions import BRAINSCORE_REGIONS, region_states as map_regions, state_for
 from .stimuli import from_brainscore
@@ -67,7 +67,7 @@ def _as_pairs(time_bins):
 class VisrecurBrainModel(BrainModel):
     """A visrecur model under Brain-Score's ``BrainModel`` interface.
 
-    ``model_or_checkpoint``: a shipped pretrained name (``visrecur.checkpoint.PRETRAINED``), a checkpoint
+    ``model_or_checkpoint``: a shipped pretrained name (``visrecur.artifacts.checkpoint.PRETRAINED``), a checkpoint
     path, a zoo name (untrained), a model carrying its preprocessing, or a ``ModelSource``.
     ``region_states``: {Brain-Score region: state name}; default: V1, V2, V4, IT to the states of the same
     names. ``time_mapping``: steps <-> ms; default ``TimeMapping()``: 35 ms per step (the midpoint of the
@@ -75,7 +75,7 @@ class VisrecurBrainModel(BrainModel):
     ``readout_time``: the readout time of the label and probability tasks (default the model's own).
     ``max_step``: the last step the adapter may run (default: what the model can run: the last step
     with weights of a time-variant model, the last trained step under ``beyond_trained="error"``,
-    otherwise no limit). ``reduction``: what each state's activity becomes (visrecur.reductions;
+    otherwise no limit). ``reduction``: what each state's activity becomes (visrecur.recording.reductions;
     default none: every unit is a neuroid).
     """
 
@@ -108,7 +108,7 @@ class VisrecurBrainModel(BrainModel):
         self._recording: tuple[str, str, BinPlan] | None = None
 
     def _step_limit(self, max_step):
-        from ..blocks import last_trained_step
+        from visrecur.nn.blocks import last_trained_step
 
         spec = self.model.spec
         limits = []
@@ -197,7 +197,7 @@ class VisrecurBrainModel(BrainModel):
 
     # --- recording ---------------------------------------------------------------------------------
     def _run(self, stimuli, states, times, reduction):
-        from ..record import record
+        from visrecur.recording.recorder import record
 
         stimulus_set, coords = from_brainscore(stimuli)
         ds = record(self.source, stimulus_set, states=states, times=times, readout_time=self.readout_time,
@@ -206,7 +206,7 @@ class VisrecurBrainModel(BrainModel):
         return ds, coords
 
     def _record(self, stimuli) -> NeuroidAssembly:
-        from ..recordings import to_neuroids
+        from visrecur.artifacts.recordings import to_neuroids
 
         region, state, plan = self._recording
         ds, coords = self._run(stimuli, [state], list(plan.steps), self.reduction)

@@ -17,11 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from .. import __version__
-from ..checkpoint import PRETRAINED, export_weights, load_model
-from ..errors import InputError
-from ..files import writable_ancestor
-from ..timing import TimeMapping
+from visrecur import __version__
+from visrecur.artifacts.checkpoint import PRETRAINED, export_weights, load_model
+from visrecur.errors import InputError
+from visrecur.artifacts.io import writable_ancestor
+from visrecur.timing import TimeMapping
 from .environment import DEFAULT_VISUAL_DEGREES
 
 WEIGHTS_FILE = "weights.pt"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..errors import InputError
-from ..zoo import VENTRAL_STREAM_STATES
+from visrecur.errors import InputError
+from visrecur.architecture.zoo import VENTRAL_STREAM_STATES
 
 # the recording targets of Brain-Score's BrainModel
 BRAINSCORE_REGIONS = ("V1", "V2", "V4", "IT")

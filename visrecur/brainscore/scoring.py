@@ -2,7 +2,7 @@
 reachable), and the ``score`` command."""
 from __future__ import annotations
 
-from ..errors import InputError, VisrecurError
+from visrecur.errors import InputError, VisrecurError
 from .environment import require
 
 OFFLINE = {

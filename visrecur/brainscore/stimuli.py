@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..images import IMAGE_SUFFIXES, is_image, open_image
-from ..stimuli import StimulusSet
+from visrecur.errors import InputError
+from visrecur.recording.images import IMAGE_SUFFIXES, is_image, open_image
+from visrecur.recording.stimuli import StimulusSet
 
 
 def from_brainscore(stimuli) -> tuple[StimulusSet, dict]:

@@ -1,7 +1,7 @@
 """A temporal benchmark on synthetic data with a planted latency, in Brain-Score's terms.
 
 The data: a presentation x neuroid x time_bin assembly built from a source model's recording
-(``visrecur.record``, not the adapter), in which the activity of step t is placed in the bin
+(``visrecur.recording.recorder``, not the adapter), in which the activity of step t is placed in the bin
 [latency + t w, latency + (t + 1) w) ms, plus Gaussian noise. A candidate is recorded in the same bins
 through its own time mapping and scored per bin with Brain-Score's ``RDMMetric`` (Spearman between
 correlation RDMs), averaged over bins; a bin where the candidate's activity does not vary over stimuli
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from visrecur.errors import InputError
 from .environment import require
 
 require()
@@ -33,8 +33,8 @@ def planted_latency_assembly(source, stimuli, stimulus_set, state: str, steps, l
     """``source``: a ModelSource or a model carrying its preprocessing; ``stimuli``: the visrecur stimulus set
     that ``stimulus_set`` (Brain-Score's, same order) was written from; ``steps``: consecutive source steps,
     one bin each; ``noise``: the noise's standard deviation as a fraction of the activity's."""
-    from ..record import record
-    from ..recordings import to_neuroids
+    from visrecur.recording.recorder import record
+    from visrecur.artifacts.recordings import to_neuroids
 
     steps = [int(t) for t in steps]
     if steps != list(range(steps[0], steps[0] + len(steps))):
@@ -93,7 +93,7 @@ class PlantedLatencyBenchmark(BenchmarkBase):
 
 def builtin_stimuli(folder: str | Path | None = None):
     """visrecur's built-in stimuli (no download) and a Brain-Score StimulusSet over them as PNG files."""
-    from ..stimuli import builtin
+    from visrecur.recording.stimuli import builtin
     from .stimuli import to_brainscore
 
     stimuli = builtin()
@@ -105,7 +105,7 @@ def default_benchmark(source=None, latency_ms: float = DEFAULT_LATENCY_MS, regio
                       steps=(3, 4, 5, 6, 7), step_ms: float = 35.0) -> PlantedLatencyBenchmark:
     """The planted-latency benchmark of the command line: the default pretrained model's IT at steps 3-7
     (IT has arrived in both shipped models by step 3), planted at 70 ms, 35 ms per bin, built-in stimuli."""
-    from ..checkpoint import load_model
+    from visrecur.artifacts.checkpoint import load_model
 
     source = source if source is not None else load_model(None)
     stimuli, stimulus_set = builtin_stimuli()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..timing import TimeMapping, TimeMappingError, check_bins
+from visrecur.timing import TimeMapping, TimeMappingError, check_bins
 
 
 @dataclass(frozen=True)

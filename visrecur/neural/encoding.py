@@ -99,7 +99,7 @@ def encoding_scores(recording: xr.Dataset, assembly: xr.DataArray, states: Seque
     ``neuroid_r``: Pearson r per neuroid between held-out predictions and the stimulus means;
     ``score``: its median over neuroids; ``ceiling``: the median split-half consistency (NaN with one
     repetition); ``normalised_score`` = score / ceiling. Unreached (state, step) pairs are NaN."""
-    from ..recordings import recorded_states, state_array
+    from visrecur.artifacts.recordings import recorded_states, state_array
 
     assembly = check_assembly(assembly)
     means = stimulus_means(assembly)

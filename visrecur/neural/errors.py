@@ -1,6 +1,6 @@
 """Errors of neural scoring: each names the bad input and the fix (all are VisrecurErrors, so commands
 print one ``error: ...`` line and exit 2)."""
-from ..errors import InputError
+from visrecur.errors import InputError
 
 
 class NeuralDataError(InputError):

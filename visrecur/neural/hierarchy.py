@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..timing import DEFAULT_MS_PER_STEP, latency_ms
+from visrecur.timing import DEFAULT_MS_PER_STEP, latency_ms
 from .bootstrap import percentile_ci
 from .errors import ScoringError
 from .rsa import peak

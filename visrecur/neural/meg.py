@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import linregress
 
-from ..timing import DEFAULT_MS_PER_STEP
+from visrecur.timing import DEFAULT_MS_PER_STEP
 from .bootstrap import resampled_pairs
 from .errors import NeuralDataError, ScoringError
 from .rdm import align, as_rdm, upper_triangle

@@ -88,7 +88,7 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
     ``attrs["skipped"]``; a state whose units do not vary over stimuli (so the correlation distance is
     undefined) is NaN as well.
     """
-    from ..recordings import recorded_states, state_array
+    from visrecur.artifacts.recordings import recorded_states, state_array
 
     if metric not in METRICS:
         raise ScoringError(f"unknown RDM metric {metric!r}; use one of {', '.join(METRICS)}")

@@ -1,5 +1,5 @@
 """Small data sets with planted structure, in exactly the layouts of the real ones: recordings (as
-``visrecur.record`` writes them), subject RDMs, and RDM stacks made from planted patterns. Used by the
+``visrecur.recording.recorder`` writes them), subject RDMs, and RDM stacks made from planted patterns. Used by the
 tests, the benchmark and the figure test; nothing here is a measurement."""
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from ..timing import DEFAULT_MS_PER_STEP, latency_ms
+from visrecur.timing import DEFAULT_MS_PER_STEP, latency_ms
 from .rdm import as_rdm
 
 
 def recording(n_stimuli: int = 12, states: Sequence[tuple[str, int, int]] = (("V1", 4, 4), ("V2", 6, 2)),
               times: Sequence[int] = (0, 1, 2, 3), arrival: Sequence[int] | None = None, seed: int = 0,
               ids: Sequence[str] | None = None) -> xr.Dataset:
-    """A recording laid out as ``visrecur.record`` lays it out: one variable per state with dims
+    """A recording laid out as ``visrecur.recording.recorder`` lays it out: one variable per state with dims
     ``stimulus, time, <state>_channel, <state>_y, <state>_x``, NaN before the state's arrival (state k
     arrives at step k unless ``arrival`` says otherwise)."""
     rng = np.random.default_rng(seed)
@@ -111,7 +111,7 @@ def planted_assembly(recording_ds: xr.Dataset, state: str, steps_for_bins: Seque
     map of ``state``'s activity at step ``steps_for_bins[k]`` (unit signal variance per neuroid) plus
     repetition noise. Returns it with the expected reliability of the stimulus means,
     1 / (1 + noise**2 / repetitions)."""
-    from ..recordings import state_array
+    from visrecur.artifacts.recordings import state_array
 
     rng = np.random.default_rng(seed)
     da = state_array(recording_ds, state)

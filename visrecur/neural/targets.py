@@ -13,8 +13,8 @@ import numpy as np
 import xarray as xr
 from scipy.spatial.distance import squareform
 
-from ..files import sha256
-from ..stimuli import shared_data_dir
+from visrecur.artifacts.io import sha256
+from visrecur.recording.stimuli import shared_data_dir
 from .errors import NeuralDataError, RDMError
 from .rdm import as_rdm
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TimeStepError
-from .graph import ConvLayer
-from .modelspec import ModelSpec
+from visrecur.errors import TimeStepError
+from visrecur.architecture.graph import ConvLayer
+from visrecur.architecture.modelspec import ModelSpec
 
 
 MOMENTUM = 0.1  # TSBN's running-statistics momentum (torch's BatchNorm default); compiled regions assume it
@@ -72,7 +72,7 @@ class TimeSpecificBatchNorm(nn.Module):
             if t > self.num_steps:
                 raise TimeStepError(
                     f"step t={t} is past the {self.num_steps} steps this model's time-specific batch norm "
-                    "was built for and cannot be trained there; call visrecur.blocks.extend_time(model, "
+                    "was built for and cannot be trained there; call visrecur.nn.blocks.extend_time(model, "
                     "steps) first, or build the model with a larger time_steps")
             return t
         trained = self.trained_steps()
@@ -85,7 +85,7 @@ class TimeSpecificBatchNorm(nn.Module):
             raise TimeStepError(
                 f"step t={t} has no trained time-specific batch-norm statistics ({what} "
                 f"{_ranges(trained)}); evaluate with beyond_trained='last' to reuse the nearest trained "
-                "step's statistics, or call visrecur.blocks.recalibrate_batchnorm(model, batches, "
+                "step's statistics, or call visrecur.nn.blocks.recalibrate_batchnorm(model, batches, "
                 "readout_time) to estimate them")
         earlier = [s for s in trained if s < t]
         return earlier[-1] if earlier else trained[0]

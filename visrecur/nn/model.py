@@ -8,9 +8,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .blocks import PostNet, PreNet, TimeSpecificBatchNorm, TransitionBlock, he_init
-from .errors import InputError, TimeStepError
-from .modelspec import ModelSpec
+from visrecur.nn.blocks import PostNet, PreNet, TimeSpecificBatchNorm, TransitionBlock, he_init
+from visrecur.errors import InputError, TimeStepError
+from visrecur.architecture.modelspec import ModelSpec
 
 Observer = Callable[[str, int, torch.Tensor], None]
 

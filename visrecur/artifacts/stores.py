@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import InputError
-from .files import writable_ancestor
-from .recordings import RECORDED_ATTRS, Template
+from visrecur.errors import InputError
+from visrecur.artifacts.io import writable_ancestor
+from visrecur.artifacts.recordings import RECORDED_ATTRS, Template
 
 # everything that determines the stored values: a resume must agree on each
 RESUME_KEYS = ("model_spec", "checkpoint_sha256", "preprocess", "stimulus_set_sha256", "reduction_spec",

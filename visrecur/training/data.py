@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
-from .images import balanced_indices, folder_samples, to_rgb
-from .preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
+from visrecur.errors import InputError
+from visrecur.recording.images import balanced_indices, folder_samples, to_rgb
+from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
 
 __all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD", "find_split", "folder_samples",
            "decode_folder", "load_cifar10_pickles", "balanced_subset", "normalize", "draw_crops", "crop_flip",

@@ -13,9 +13,9 @@ import inspect
 from functools import partial
 from typing import Callable
 
-from .errors import SpecError
-from .graph import Graph, State, Transition
-from .modelspec import ModelSpec
+from visrecur.errors import SpecError
+from visrecur.architecture.graph import Graph, State, Transition
+from visrecur.architecture.modelspec import ModelSpec
 
 VENTRAL_STREAM_STATES = ("V1", "V2", "V4", "IT")
 
@@ -98,7 +98,7 @@ def frnn_spec(names, channels, *, shared: bool = True, adjacent: bool = False, r
               aggregation: str = "mean", resampling: str = "stride2", name: str = "frnn") -> ModelSpec:
     """A fully recurrent network: every state to every state (or adjacent ones and itself only),
     all transitions concurrent, inputs averaged, sizes halving from state to state.
-    ``resampling`` says how bypasses across several halvings resample (``visrecur.graph.RESAMPLINGS``)."""
+    ``resampling`` says how bypasses across several halvings resample (``visrecur.architecture.graph.RESAMPLINGS``)."""
     states = _states(names, channels, input_size)
     transitions = [Transition(a, b, depth=block_depth) for i, a in enumerate(names)
                    for j, b in enumerate(names) if not adjacent or abs(i - j) <= 1]
@@ -193,6 +193,6 @@ def spec(name: str, **overrides) -> ModelSpec:
 
 def build(name: str, **overrides):
     """Build a zoo model by name, e.g. ``build('frnn_4state_shared', readout_time=8)``."""
-    from .model import FRNN
+    from visrecur.nn.model import FRNN
 
     return FRNN(spec(name, **overrides))

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from .errors import InputError, TimeStepError
+from visrecur.errors import InputError, TimeStepError
 
 UNTRAINED_WARNING = ("UNTRAINED: random weights, not a trained model; its activity says nothing about "
                      "vision. Train one with python -m visrecur.train or use a checkpoint.")
@@ -63,9 +63,9 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
     ``TimeMapping``, gives the milliseconds."""
     import torch
 
-    from . import __version__
-    from .blocks import describe_statistics, last_trained_step
-    from .stimuli import describe_preprocessing
+    from visrecur import __version__
+    from visrecur.nn.blocks import describe_statistics, last_trained_step
+    from visrecur.recording.stimuli import describe_preprocessing
 
     spec = source.model.spec
     n, nt, nr = len(stimuli), len(times), len(readouts)

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import SpecError
-from .graph import BEYOND_TRAINED, PRENETS, ConvLayer, Graph, _choice, _pair, _scale_factor
+from visrecur.errors import SpecError
+from visrecur.architecture.graph import BEYOND_TRAINED, PRENETS, ConvLayer, Graph, _choice, _pair, _scale_factor
 
 
 @dataclass
@@ -18,7 +18,7 @@ class ModelSpec:
     ``time_steps`` is the largest readout time the model is built for: transitions run (and keep TSBN
     statistics and, unshared, weights) for steps up to time_steps - 1, the post-net reads out up to
     time_steps. ``beyond_trained`` says what TSBN does in evaluation at a step without trained
-    statistics: "last" uses the last trained step's, "error" refuses (``visrecur.blocks.recalibrate_batchnorm``
+    statistics: "last" uses the last trained step's, "error" refuses (``visrecur.nn.blocks.recalibrate_batchnorm``
     estimates them; docs/conventions.md).
     """
 
@@ -140,6 +140,6 @@ class ModelSpec:
 
     def summary(self, readout_times: Sequence[int] | None = None) -> str:
         """A readable description: states, transitions, the transition matrix and counts per readout time."""
-        from .summary import format_summary
+        from visrecur.architecture.summary import format_summary
 
         return format_summary(self, readout_times)

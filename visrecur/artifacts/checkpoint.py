@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, InputError
-from .files import publish, sha256
-from .modelspec import ModelSpec
-from .preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
+from visrecur.errors import CheckpointError, InputError
+from visrecur.artifacts.io import publish, sha256
+from visrecur.architecture.modelspec import ModelSpec
+from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
 
 FORMAT = "visrecur-checkpoint-1"
-PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
+PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 # pretrained models shipped with visrecur, by name; the first is the default
 PRETRAINED = {"frnn_4state_cifar10": "frnn_4state_shared_cifar10.pt",
               "frnn_4state_adjacent_cifar10": "frnn_4state_adjacent_shared_cifar10.pt",
@@ -108,7 +108,7 @@ def load_state(model: torch.nn.Module, state: dict, source: str = "checkpoint") 
 
 
 def _fit_tsbn_steps(model: torch.nn.Module, state: dict) -> None:
-    from .blocks import TimeSpecificBatchNorm
+    from visrecur.nn.blocks import TimeSpecificBatchNorm
 
     for name, module in model.named_modules():
         if isinstance(module, TimeSpecificBatchNorm) and module.time_specific:
@@ -122,7 +122,7 @@ def load(path: str | Path | None = None, map_location="cpu", with_payload: bool 
     """Rebuild the model stored in a checkpoint (architecture from the file itself) in eval mode.
     ``path``: a checkpoint file, the name of a shipped pretrained model (``list_pretrained()``, e.g.
     "frnn_4state_adjacent_cifar10"), or None for the default ("frnn_4state_cifar10")."""
-    from .model import FRNN
+    from visrecur.nn.model import FRNN
 
     path = resolve_checkpoint(path)
     payload = read(path, map_location)
@@ -200,7 +200,7 @@ class ModelSource:
             raise InputError("this model's preprocessing is unknown: pass preprocess=visrecur.Preprocess("
                              "input_size, mean, std) (what it was trained with), or load it with "
                              "visrecur.load(path), whose model carries it")
-        from .blocks import is_trained
+        from visrecur.nn.blocks import is_trained
 
         spec = getattr(model, "spec", None)
         # trained: it came from a checkpoint, or data have shaped its TSBN statistics
@@ -211,7 +211,7 @@ class ModelSource:
 def load_model(name_or_path: str | None = None, seed: int = 0, preprocess: Preprocess | None = None) -> ModelSource:
     """A checkpoint path, a zoo name (untrained), or None: the pretrained default shipped with visrecur
     (an untrained default model, flagged loudly, when no checkpoint is shipped)."""
-    from . import zoo
+    from visrecur.architecture import zoo
 
     if name_or_path is None:
         if DEFAULT_CHECKPOINT.is_file():

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .images import (DECODING, GREY_BACKGROUND, IMAGE_SUFFIXES, array_to_pil as _array_to_pil, balanced_indices,
+from visrecur.errors import InputError
+from visrecur.recording.images import (DECODING, GREY_BACKGROUND, IMAGE_SUFFIXES, array_to_pil as _array_to_pil, balanced_indices,
                      folder_samples, is_image, list_images, open_image as _open, to_rgb)
 
 if TYPE_CHECKING:  # for the annotation only: preprocess imports torch
-    from .preprocess import Preprocess
+    from visrecur.recording.preprocess import Preprocess
 
 
 __all__ = ["IMAGE_SUFFIXES", "GREY_BACKGROUND", "StimulusSet", "to_rgb", "preprocess", "describe_preprocessing",
@@ -33,7 +33,7 @@ def shared_data_dir() -> Path:
     """Where the real data sets live: $VISRECUR_DATA, else ../shared/data beside the repository."""
     if os.environ.get("VISRECUR_DATA"):
         return Path(os.environ["VISRECUR_DATA"])
-    repo_sibling = Path(__file__).resolve().parents[2] / "shared" / "data"
+    repo_sibling = Path(__file__).resolve().parents[3] / "shared" / "data"
     return repo_sibling if repo_sibling.is_dir() else Path.cwd().parent / "shared" / "data"
 
 
@@ -78,7 +78,7 @@ class StimulusSet:
     def check_files(self) -> None:
         """Open every image file's header (``PIL.Image.verify``) before any work, so that a corrupt or
         truncated file is named now instead of halfway through a recording."""
-        from .images import check_image
+        from visrecur.recording.images import check_image
 
         for path in self.files or ():
             check_image(Path(path))
@@ -95,7 +95,7 @@ class StimulusSet:
 
 def preprocess(image, size: tuple[int, int], mean, std):
     """RGB PIL image -> normalised float tensor (3, H, W): ``Preprocess(size, mean, std)(image)``."""
-    from .preprocess import Preprocess
+    from visrecur.recording.preprocess import Preprocess
 
     return Preprocess(tuple(size), tuple(mean), tuple(std))(image)
 
@@ -236,7 +236,7 @@ def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> St
                              "category": [c for _, c in files]})
         return StimulusSet("cifar10-test", meta, lambda i: _open(files[i][0]), f"CIFAR-10 test images from {root}",
                            lambda i: files[i][0].read_bytes())
-    from .data import load_cifar10_pickles
+    from visrecur.training.data import load_cifar10_pickles
 
     images, labels, classes = load_cifar10_pickles(
         root, train=False, fix="give --stimuli cifar10-test:/path/to/root (a folder with test/<class>/ images or "
@@ -254,7 +254,7 @@ def builtin(size: int = 64) -> StimulusSet:
     """24 stimuli that need no download: 8 gratings (4 orientations x 2 spatial frequencies),
     12 shapes (6 shapes x 2 colours), 3 seeded 1/f noise textures, and the photograph that matplotlib
     ships (grace_hopper.jpg), when present."""
-    from . import builtin_stimuli
+    from visrecur.recording import builtin_stimuli
 
     items = builtin_stimuli.generate(size)
     meta = pd.DataFrame([{k: v for k, v in item.items() if k != "image"} for item in items])

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ArgumentParser, VisrecurError
-from .preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from visrecur.errors import ArgumentParser, VisrecurError
+from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 
 
 class TrainingError(VisrecurError):
@@ -66,7 +66,7 @@ class TrainConfig:
     channels_last: bool = option(False, "channels-last memory format")
     compile: bool = option(False, "torch.compile the whole model (forward and backward of every step)")
     compile_regions: bool = option(False, "torch.compile each transition block once, reused at every time step "
-                                   "(visrecur.blocks.compile_regions): a much shorter compile than --compile")
+                                   "(visrecur.nn.blocks.compile_regions): a much shorter compile than --compile")
     data_on_device: bool | None = option(None, "keep the decoded training and validation images on the training "
                                          "device and crop, flip and normalise each batch there (the same values "
                                          "as on the CPU); default: on for CUDA with in-memory data (the cifar "

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .cuda_graphs import GraphedStep
-from .distributed import all_sum
+from visrecur.training.cuda_graphs import GraphedStep
+from visrecur.distributed import all_sum
 
 
 class EpochTotals:

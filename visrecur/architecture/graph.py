@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import SpecError
+from visrecur.errors import SpecError
 
 AGGREGATIONS = ("mean", "sum")
 EXECUTIONS = ("concurrent", "sequential")

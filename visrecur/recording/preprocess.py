@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import InputError
+from visrecur.errors import InputError
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .timing import latency_ms
+from visrecur.timing import latency_ms
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from visrecur.errors import InputError
 
 METHODS = ("none", "mean", "pool", "srp", "pca")
 
