@@ -38,7 +38,7 @@ import torch
 from analyses import timed_readout
 from visrecur.training import data
 from visrecur.errors import ArgumentParser, InputError, report_errors
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 from visrecur.timing import DEFAULT_MAPPING, DEFAULT_MS_PER_STEP, TimeMapping
 
 CRITERIA = ("max_softmax", "entropy")
@@ -207,7 +207,7 @@ def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.latency", description=__doc__.splitlines()[0])
     p.add_argument("--model", nargs="+", default=[timed_readout.DEFAULT_MODEL], metavar="NAME_OR_CHECKPOINT",
                    help="shipped model name(s) or checkpoint path(s)")
-    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
     p.add_argument("--limit", type=int, help="a fixed class-balanced subset of the test split (seed 0); "
                                              "default: all of it")
     p.add_argument("--readout-times", type=int, nargs="+",
@@ -246,7 +246,7 @@ def main(argv=None):
     for name, model in models.items():
         timed_readout.check_input_size(model, images, name)
         times = plans[name]
-        trained = timed_readout.last_trained_readout(model)  # before recalibration marks later steps trained
+        trained = model.last_trained_readout()  # before recalibration marks later steps trained
         policy = "last trained step's statistics"
         if args.recalibrate and max(times) > trained:
             policy = timed_readout.recalibrate(model, args.data_root, args.recalibrate, max(times),

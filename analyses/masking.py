@@ -44,7 +44,7 @@ from analyses import timed_readout
 from visrecur.artifacts.checkpoint import list_pretrained
 from visrecur.errors import ArgumentParser, InputError, report_errors
 from visrecur.recording.preprocess import normalize
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 from visrecur.timing import DEFAULT_MAPPING, DEFAULT_MS_PER_STEP, TimeMapping
 
 MASKS = ("blank", "noise", "image")
@@ -193,7 +193,7 @@ def main(argv=None):
     p.add_argument("--model", nargs="+", default=[n for n in list_pretrained() if n.startswith("frnn_")],
                    metavar="NAME_OR_CHECKPOINT",
                    help="shipped model names or checkpoint paths; default: the shipped fully recurrent models")
-    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
     p.add_argument("--limit", type=int, help="a fixed class-balanced subset of the test split (seed 0); "
                                              "default: all of it")
     p.add_argument("--durations", type=int, nargs="+", metavar="K",
@@ -227,7 +227,7 @@ def main(argv=None):
         T, durations = plans[name]
         table = masking_table(model, images, labels, durations, masks, presentations, T, mapping, args.seed,
                               args.batch_size, progress=not args.no_progress)
-        tsbn = timed_readout.tsbn_columns(model, [T], timed_readout.last_trained_readout(model),
+        tsbn = timed_readout.tsbn_columns(model, [T], model.last_trained_readout(),
                                           "last trained step's statistics")
         table = table.merge(tsbn, on="readout_time")
         table.insert(0, "model", name)

@@ -112,7 +112,8 @@ def load_recording(args) -> xr.Dataset:
     if args.recording:
         from visrecur.artifacts.recordings import open_recording
         return open_recording(args.recording)  # lazy: model_rdms reads one (state, step) at a time
-    from visrecur.recording.recorder import load_model, record
+    from visrecur.artifacts.models import load_model
+    from visrecur.recording import record
     from visrecur.recording.stimuli import resolve
     source = load_model(args.model)
     return record(source, resolve(args.stimuli), states=args.states, times=args.times, reduction=args.reduction,

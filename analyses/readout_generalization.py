@@ -29,15 +29,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analyses.timed_readout import (AUGMENT_HELP, calibration_batches, check_augment, check_counts, requires,
-                                    write_tables)
+from analyses.timed_readout import AUGMENT_HELP, calibration_batches, check_augment, check_counts, requires, write_tables
 from visrecur.training import data
-from visrecur.nn.blocks import borrowed_statistics, recalibrate_batchnorm
+
 from visrecur.artifacts.checkpoint import load
 from visrecur.errors import ArgumentParser, CheckpointError, InputError, report_errors
 from visrecur.training.evaluate import evaluate
 from visrecur.nn.retime import first_state_unrolls, retime
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 from visrecur.timing import TimeMapping
 
 DEFAULT_MODEL = "resnet_2state_t13_cifar10"
@@ -45,7 +44,7 @@ PAPER_READOUT_TIMES = list(range(7, 24))
 
 
 def _borrowed(model, t: int) -> str:
-    borrowed = borrowed_statistics(model, t, all_readouts=False)
+    borrowed = model.borrowed_statistics(t, all_readouts=False)
     return " ".join(f"{step}<-{'/'.join(map(str, sorted(src, key=str)))}"
                     for step, src in sorted(borrowed.items())) or "none"
 
@@ -84,7 +83,7 @@ def generalization_errors(model, batches, readout_times, *, calibration: list | 
         else:
             tested = model
         if calibration is not None:
-            recalibrate_batchnorm(tested, calibration, t, steps=_steps(tested, t, recalibrate))
+            tested.recalibrate(calibration, t, steps=_steps(tested, t, recalibrate))
         error = evaluate(tested, batches, [t], "cpu")[t]
         low, high = mapping.latency(t)
         rows.append({
@@ -118,7 +117,7 @@ def _steps(model, t: int, policy: str) -> list[int] | None:
 def main(argv=None):
     p = ArgumentParser(prog="python -m analyses.readout_generalization", description=__doc__.splitlines()[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="a shipped model's name or a checkpoint path")
-    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+", default=PAPER_READOUT_TIMES)
     p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split")
     p.add_argument("--recalibrate", type=int, metavar="N",

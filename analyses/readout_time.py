@@ -6,7 +6,7 @@
 Evaluates top-1 error on the test split at every readout time from one pass per batch. A step without
 trained TSBN statistics (past the trained steps) uses the last trained step's statistics; with
 --recalibrate N the same readout times are evaluated a second time with the statistics of every such
-step estimated from N training images (``recalibrate_batchnorm``). Writes one tidy CSV with both.
+step estimated from N training images (``FRNN.recalibrate``). Writes one tidy CSV with both.
 """
 from __future__ import annotations
 
@@ -17,22 +17,22 @@ import pandas as pd
 import torch
 
 from visrecur.training import data
-from visrecur.nn.blocks import borrowed_statistics
+
 from visrecur.artifacts.checkpoint import load
 from visrecur.errors import CheckpointError
 from visrecur.errors import ArgumentParser, report_errors
 from visrecur.training.evaluate import evaluate
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 from visrecur.timing import latency_ms
 
-from analyses.timed_readout import AUGMENT_HELP, check_augment, check_counts, last_trained_readout, recalibrate
+from analyses.timed_readout import AUGMENT_HELP, check_augment, check_counts, recalibrate
 
 
 def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained",
                         trained_readout: int | None = None) -> pd.DataFrame:
     """Top-1 error per readout time, whether it lies past the trained readout times (``trained_readout``,
     default the model's last trained one) and which steps borrowed another step's TSBN statistics."""
-    trained = last_trained_readout(model) if trained_readout is None else trained_readout
+    trained = model.last_trained_readout() if trained_readout is None else trained_readout
     errors = evaluate(model, batches, list(readout_times), "cpu")
     low, high = latency_ms(list(errors))
     return pd.DataFrame({
@@ -40,7 +40,7 @@ def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last 
         "latency_min_ms": low, "latency_max_ms": high,
         "beyond_trained_steps": [t > trained for t in errors],
         # a readout at t runs transitions at steps < t and reads the post-net at t
-        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(borrowed_statistics(model, t)))
+        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(model.borrowed_statistics(t)))
                                            or "none" for t in errors],
         "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
 
@@ -51,7 +51,7 @@ def main(argv=None):
     p.add_argument("--model", "--checkpoint", dest="checkpoint", metavar="NAME_OR_PATH",
                    help="a shipped model's name or a checkpoint path (default: the pretrained model shipped with "
                         "visrecur)")
-    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
     p.add_argument("--readout-times", type=int, nargs="+")
     p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split (equal per "
                                              "class, the remainder to the first classes)")
@@ -73,7 +73,7 @@ def main(argv=None):
     images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
     batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
     times = list(args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1))
-    trained = last_trained_readout(model)  # before recalibration makes later steps "trained"
+    trained = model.last_trained_readout()  # before recalibration makes later steps "trained"
     with torch.no_grad():
         tables = [readout_time_errors(model, batches, times, "last trained", trained)]
     if args.recalibrate:

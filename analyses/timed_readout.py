@@ -11,19 +11,12 @@ import pandas as pd
 import torch
 
 from visrecur.training import data
-from visrecur.nn.blocks import borrowed_statistics
+
 from visrecur.artifacts.checkpoint import PRETRAINED, load
 from visrecur.errors import CheckpointError, InputError
 from visrecur.artifacts.io import publish, writable_ancestor
 
 DEFAULT_MODEL = next(iter(PRETRAINED))  # visrecur.load()'s default
-
-
-def last_trained_readout(model) -> int:
-    """The largest readout time whose post-net statistics were trained (the spec's time_steps for a
-    model never trained)."""
-    trained = model.postnet.norm.trained_steps()
-    return max(trained) if trained else model.spec.time_steps
 
 
 def load_models(names: Sequence[str]) -> dict:
@@ -76,14 +69,14 @@ def check_readout_times(model, times: Sequence[int], name: str, recalibrating: b
     if recalibrating:
         return
     for t in sorted(times):
-        sources = set().union(set(), *borrowed_statistics(model, t).values())
+        sources = set().union(set(), *model.borrowed_statistics(t).values())
         bad = sorted(str(s) for s in sources if not isinstance(s, int))
         if bad:
             why = ("its checkpoint refuses steps without trained statistics (beyond_trained='error')"
                    if "refused" in bad else "a transition it uses never ran in training (initial statistics)")
             raise InputError(f"model {name!r} has no usable time-specific batch-norm statistics for a readout at "
                              f"t={t}: {why}; give --recalibrate N to estimate them from N training images, or "
-                             f"readout times up to {last_trained_readout(model)}")
+                             f"readout times up to {model.last_trained_readout()}")
 
 
 def tsbn_columns(model, times: Sequence[int], trained: int, policy: str) -> pd.DataFrame:
@@ -92,7 +85,7 @@ def tsbn_columns(model, times: Sequence[int], trained: int, policy: str) -> pd.D
     return pd.DataFrame({
         "readout_time": list(times),
         "beyond_trained_steps": [t > trained for t in times],
-        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(borrowed_statistics(model, t), key=str))
+        "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(model.borrowed_statistics(t), key=str))
                                            or "none" for t in times],
         "tsbn_past_trained": policy})
 
@@ -132,10 +125,10 @@ def check_augment(parser, args) -> None:
 def recalibrate(model, data_root, n_images: int, readout_time: int, augment: bool = False) -> str:
     """Estimate every missing TSBN statistic up to ``readout_time`` from ``n_images`` training images;
     returns the policy's description for the tables."""
-    from visrecur.nn.blocks import recalibrate_batchnorm
+    
 
     batches, described = calibration_batches(data_root, n_images, model.preprocess, augment)
-    recalibrate_batchnorm(model, batches, readout_time, progress=True)
+    model.recalibrate(batches, readout_time, progress=True)
     return f"recalibrated on {described}"
 
 

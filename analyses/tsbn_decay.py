@@ -67,16 +67,11 @@ STATUSES = ("fit", "jump", "no_asymptote", "too_few_steps", "constant", "failed"
 
 def tsbn_statistics(model) -> pd.DataFrame:
     """Tidy table of every TSBN's running statistics at every step the transition runs."""
-    graph, rows = model.spec.graph, []
-    for tr in graph.transitions:
-        if tr.key not in model.norms:
-            continue
-        for position, norm in enumerate(model.norms[tr.key]):
-            for t in [t for t in norm.trained_steps() if graph.runs(tr, t)]:
-                stats = norm.stats[t]
-                for channel, (mean, var) in enumerate(zip(stats.running_mean.tolist(), stats.running_var.tolist())):
-                    rows.append({"transition": tr.key, "kind": graph.kind(tr), "bn_position": position,
-                                 "channel": channel, "time": t, "running_mean": mean, "running_var": var})
+    rows = []
+    for tr, position, t, means, variances in model.trained_statistics():
+        for channel, (mean, var) in enumerate(zip(means.tolist(), variances.tolist())):
+            rows.append({"transition": tr.key, "kind": model.spec.graph.kind(tr), "bn_position": position,
+                         "channel": channel, "time": t, "running_mean": mean, "running_var": var})
     return pd.DataFrame(rows)
 
 
@@ -207,18 +202,18 @@ def _check_fit_options(min_steps: int, r2_threshold: float) -> None:
 def recalibrated_statistics(model, data_root: str, images: int, until: int,
                             augment: bool = False) -> tuple[pd.DataFrame, str]:
     """Every step's statistics up to ``until`` - 1 re-estimated, in time order and in evaluation mode,
-    from ``images`` class-balanced training images (``recalibrate_batchnorm``; trained steps too, so that
+    from ``images`` class-balanced training images (``FRNN.recalibrate``; trained steps too, so that
     the whole curve comes from one procedure; ``augment``: cropped and flipped as in training). Changes
     ``model``. Returns the statistics and what they were estimated on."""
     from analyses.timed_readout import calibration_batches
-    from visrecur.nn.blocks import recalibrate_batchnorm
+    
     from visrecur.errors import CheckpointError
 
     if model.preprocess is None:
         raise CheckpointError("the checkpoint does not say its preprocessing; give one written by "
                               "python -m visrecur.train")
     batches, described = calibration_batches(data_root, images, model.preprocess, augment)
-    recalibrate_batchnorm(model, batches, until, steps=range(1, until + 1), progress=True)
+    model.recalibrate(batches, until, steps=range(1, until + 1), progress=True)
     return tsbn_statistics(model), described
 
 
@@ -265,7 +260,7 @@ def _statistics(args) -> pd.DataFrame:
 def main(argv=None):
     from analyses.timed_readout import AUGMENT_HELP, check_augment, requires
     from visrecur.artifacts.checkpoint import list_pretrained
-    from visrecur.recording.stimuli import shared_data_dir
+    from visrecur.artifacts.io import data_root
 
     p = ArgumentParser(prog="python -m analyses.tsbn_decay", description=__doc__.splitlines()[0])
     p.add_argument("--model", "--checkpoint", dest="checkpoint", nargs="+", metavar="NAME_OR_PATH", help="checkpoint paths or shipped model names (default: every "
@@ -275,7 +270,7 @@ def main(argv=None):
     p.add_argument("--until", type=int, metavar="T", help="with --recalibrate: the readout time to recalibrate "
                                                           "up to (default: the model's time_steps)")
     p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
-    p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
     p.add_argument("--min-steps", type=int, default=MIN_STEPS, help="fewest steps a channel is fitted on (>= 4)")
     p.add_argument("--r2-threshold", type=float, default=0.9, help="R^2 from which a fit counts as good, in (0, 1]")
     p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0],

@@ -29,7 +29,8 @@ def child(scenario: str, n: int, workdir: Path) -> dict:
     import torch
     import xarray as xr
 
-    from visrecur.recording.recorder import _images, load_model, record
+    from visrecur.artifacts.models import load_model
+    from visrecur.recording.recorder import _images, record
     from visrecur.recording.stimuli import from_array
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))

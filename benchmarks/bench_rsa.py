@@ -26,7 +26,8 @@ def recording(path):
     if path:
         from visrecur.artifacts.recordings import open_recording
         return open_recording(path).load()
-    from visrecur.recording.recorder import load_model, record
+    from visrecur.artifacts.models import load_model
+    from visrecur.recording import record
     from visrecur.recording.stimuli import resolve
     try:
         stimuli = resolve("92images")

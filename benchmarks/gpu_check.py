@@ -189,7 +189,8 @@ def paths(args, work: Path) -> dict:
             result["one_clear_line"] = result.get("returncode") == 2 and len(result["last_lines"]) == 1
             result["nothing_written"] = not (work / "bad").exists()
         out[name] = result
-    from visrecur.recording.recorder import load_model, record
+    from visrecur.artifacts.models import load_model
+    from visrecur.recording import record
     from visrecur.recording.stimuli import cifar10_test
 
     start = time.perf_counter()
@@ -605,7 +606,9 @@ def _time_shares(events, cuda: bool, steps: int) -> dict:
 def recording(args) -> dict:
     import numpy as np
 
-    from visrecur.recording.recorder import load_model, record
+    from visrecur.artifacts.models import load_model
+
+    from visrecur.recording import record
     from visrecur.artifacts.recordings import plan
     from visrecur.recording.stimuli import cifar10_test
 
@@ -714,7 +717,7 @@ def _table1_run(args, readout: int, epochs: int, cuda: bool) -> dict:
         weights = Path(args.out) / f"frnn_3state_shared_t{readout}_cifar10.pt"
         export_weights(Path(tmp) / "checkpoint.pt", weights, dtype=torch.bfloat16)
     return {"epochs": epochs, "lr_steps": list(cfg.lr_steps), "seconds": round(seconds, 1),
-            "seconds_per_epoch": round(seconds / epochs, 1), "metrics": payload.get("metrics"),
+            "seconds_per_epoch": round(seconds / epochs, 1), "metrics": payload.metrics if payload else None,
             "weights": weights.name, "weights_mb": round(weights.stat().st_size / 2**20, 2)}
 
 
@@ -797,9 +800,9 @@ def parse_args(argv=None):
     p.add_argument("--compile-mode", choices=["whole", "regional"], default="regional", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.data_root is None:
-        from visrecur.recording.stimuli import shared_data_dir
+        from visrecur.artifacts.io import data_root
 
-        args.data_root = str(shared_data_dir() / "cifar10-jpeg")
+        args.data_root = str(data_root() / "cifar10-jpeg")
     if args.dry_run:
         args.device, args.quick = "cpu", True
     if args.budget is None:

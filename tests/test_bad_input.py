@@ -65,8 +65,8 @@ def files(tmp_path_factory):
             for k in range(n):
                 Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / f"{k}.png")
     # an unfinished recording (srp:4, seed 0, default ms per step) and a finished one-epoch training
-    from visrecur.artifacts.checkpoint import load_model
-    from visrecur.recording.recorder import record
+    from visrecur.artifacts.models import load_model
+    from visrecur.recording import record
     from visrecur.recording.stimuli import resolve
     from visrecur.train import main as train_main
 
@@ -87,7 +87,7 @@ def recording(files):
     """A small in-memory recording (2 stimuli, steps 0..2 of frnn_2state_shared)."""
     from visrecur import Preprocess
     from visrecur.architecture import zoo
-    from visrecur.recording.recorder import record
+    from visrecur.recording import record
     from visrecur.recording.stimuli import from_array
 
     torch.manual_seed(0)
@@ -305,14 +305,14 @@ def test_loss_readout_times_past_the_model_extend_it_and_say_so(files, tmp_path,
     _stage(files, tmp_path, monkeypatch)
     payload = train(parse_args([*T, "--loss-readout-times", "9", "--eval-readout-times", "9"]))
     out = capsys.readouterr().out
-    assert "extends its time_steps to 9" in out and payload["spec"]["time_steps"] == 9
+    assert "extends its time_steps to 9" in out and payload.spec["time_steps"] == 9
 
 
 # (id, call, exception type, fragment); every call gets (files, recording)
 def _record_api(files, **kwargs):
     from visrecur import Preprocess
     from visrecur.architecture import zoo
-    from visrecur.recording.recorder import record
+    from visrecur.recording import record
     from visrecur.recording.stimuli import from_array
 
     model = zoo.build("frnn_2state_shared", channels=(2, 3), input_size=8)

@@ -4,7 +4,7 @@ import torch
 
 from visrecur import TimeStepError
 from visrecur.architecture import zoo
-from visrecur.nn.blocks import TimeSpecificBatchNorm, extend_time, recalibrate_batchnorm
+from visrecur.nn.blocks import TimeSpecificBatchNorm
 
 
 def test_statistics_are_kept_per_step():
@@ -66,9 +66,9 @@ def test_extend_then_recalibrate_new_steps_only():
     for x in data:
         model(x, readout_time=[2, 3])
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    extend_time(model, 5)
+    model.extend_time(5)
     assert model.spec.time_steps == 5
-    assert recalibrate_batchnorm(model, data, readout_time=5) == [3, 4, 5]
+    assert model.recalibrate(data, readout_time=5) == [3, 4, 5]
     after = model.state_dict()
     for key, value in before.items():  # weights and trained steps unchanged
         assert torch.equal(after[key], value), key

@@ -35,7 +35,7 @@ def test_rsa_benchmark_equals_visrecurs_rsa(cichy_it):
     from visrecur.brainscore import VisrecurBrainModel
     from visrecur.neural.rsa import compare, noise_ceiling
     from visrecur.neural.rdm import upper_triangle
-    from visrecur.recording.recorder import record
+    from visrecur.recording import record
     from visrecur.artifacts.recordings import state_array
     from visrecur.recording.stimuli import from_92images
 

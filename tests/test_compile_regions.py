@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from visrecur.architecture import zoo
-from visrecur.nn.blocks import compile_regions, recalibrate_batchnorm, tsbn_modules
+from visrecur.nn.blocks import compile_regions
 from visrecur.training import TrainingError
 
 from training_fixtures import colour_folder, tiny_config, train_in_process
@@ -50,7 +50,7 @@ def test_training_step_equals_eager_and_compiles_once_per_block(pair):
         assert (a.grad is None) == (b.grad is None), name
         if a.grad is not None:
             assert close(a.grad, b.grad), name
-    for a, b in zip(tsbn_modules(eager), tsbn_modules(compiled)):  # the post-net's by readout time too
+    for a, b in zip(eager.tsbn_layers(), compiled.tsbn_layers()):  # the post-net's by readout time too
         assert a.trained_steps() == b.trained_steps()  # counted in Python, as before
         for step in a.trained_steps():
             assert close(a.stats[step].running_mean, b.stats[step].running_mean)
@@ -80,8 +80,8 @@ def test_recalibration_runs_eagerly_and_gives_the_same_statistics(pair):
         model.train()
         model(batches[0][0], readout_time=[2, 3])
         model.eval()
-        recalibrate_batchnorm(model, batches, readout_time=5)  # estimates steps 3 and 4 (cumulative averages)
-    for a, b in zip(tsbn_modules(eager), tsbn_modules(compiled)):
+        model.recalibrate(batches, readout_time=5)  # estimates steps 3 and 4 (cumulative averages)
+    for a, b in zip(eager.tsbn_layers(), compiled.tsbn_layers()):
         assert a.trained_steps() == b.trained_steps() and {3, 4} <= set(a.trained_steps())
         for step in (3, 4):
             assert close(a.stats[step].running_mean, b.stats[step].running_mean)
@@ -96,11 +96,11 @@ def test_training_with_compile_regions_matches_eager_training(tmp_path_factory):
     plain = train_in_process(tiny_config(root, tmp_path_factory.mktemp("plain")))
     regions = train_in_process(tiny_config(root, tmp_path_factory.mktemp("regions"), compile_regions=True))
     torch._dynamo.reset()
-    a, b = plain["metrics"][-1], regions["metrics"][-1]
+    a, b = plain.metrics[-1], regions.metrics[-1]
     assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     assert {k: v for k, v in a.items() if "err" in k} == {k: v for k, v in b.items() if "err" in k}
-    for name, value in plain["model"].items():
-        assert torch.allclose(value.float(), regions["model"][name].float(), atol=1e-4), name
+    for name, value in plain.model.items():
+        assert torch.allclose(value.float(), regions.model[name].float(), atol=1e-4), name
 
 
 def test_compile_and_compile_regions_together_are_refused(tmp_path):

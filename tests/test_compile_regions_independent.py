@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch._dynamo.backends.registry import lookup_backend
 
 from visrecur.architecture import zoo
-from visrecur.nn.blocks import TransitionBlock, compile_regions, extend_time, recalibrate_batchnorm
+from visrecur.nn.blocks import TransitionBlock, compile_regions
 from visrecur.errors import TimeStepError
 from visrecur.nn.retime import retime
 
@@ -432,12 +432,12 @@ def test_state_dict_round_trip():
 
 
 def test_recalibration_past_training_equal():
-    """Statistics estimated for steps past training (recalibrate_batchnorm to readout 5) are equal, and
+    """Statistics estimated for steps past training (model.recalibrate to readout 5) are equal, and
     so are the readouts at 3 (last trained), 4 and 5 afterwards."""
     eager, compiled, _ = trained_pair()
     batches = [images(8, 90 + k) for k in range(2)]
-    steps_a = recalibrate_batchnorm(eager, batches, 5)
-    steps_b = recalibrate_batchnorm(compiled, batches, 5)
+    steps_a = eager.recalibrate(batches, 5)
+    steps_b = compiled.recalibrate(batches, 5)
     assert steps_a == steps_b == [3, 4, 5]
     assert_same_state(eager, compiled, EXACT)
     eager.eval(), compiled.eval()
@@ -454,7 +454,7 @@ def test_training_on_after_extend_time():
     x, y = images(4, 13), labels(4, 13)
     for model in (eager, compiled):
         train_forward(model, x, y, [3])
-        extend_time(model, 5)
+        model.extend_time(5)
     _, a = train_forward(eager, x, y, [3, 5])
     _, b = train_forward(compiled, x, y, [3, 5])
     assert_same_pass(a, b, EXACT)

@@ -13,7 +13,7 @@ from analyses.readout_time import readout_time_errors
 from analyses.transition_matrix import transition_schedule
 from analyses.tsbn_decay import fit_statistics, summarise_fits, tsbn_statistics
 from visrecur.architecture import zoo
-from visrecur.nn.blocks import recalibrate_batchnorm
+
 from visrecur.training.data import TensorBatches
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
@@ -32,7 +32,7 @@ def results(tmp_path_factory):
                             6, (0.5,) * 3, (0.25,) * 3, train=False)
     readout_time_errors(model, batches, [2, 3, 6, 7]).to_csv(folder / "readout_time.csv", index=False)
     trained = tsbn_statistics(model).assign(model="tiny", estimated_by="training")
-    recalibrate_batchnorm(model, [torch.randn(8, 3, 8, 8) * 2 + 1], 8, steps=range(1, 9))
+    model.recalibrate([torch.randn(8, 3, 8, 8) * 2 + 1], 8, steps=range(1, 9))
     again = tsbn_statistics(model).assign(model="tiny", estimated_by="recalibration on 8 training images")
     raw = pd.concat([trained, again], ignore_index=True)
     raw.to_csv(folder / "tsbn_decay.csv", index=False)

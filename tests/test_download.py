@@ -5,7 +5,7 @@ import json
 import pytest
 
 from visrecur.download import MANIFEST, DownloadError, fetch, fetch_set
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 
 
 def test_fetch_checks_sha256(tmp_path):
@@ -23,7 +23,7 @@ def test_fetch_checks_sha256(tmp_path):
 
 
 def test_manifest_matches_the_shared_files(tmp_path):
-    folder = shared_data_dir() / "92images"
+    folder = data_root() / "92images"
     if not folder.is_dir():
         pytest.skip("shared data not available")
     entries = json.loads(MANIFEST.read_text())["sets"]["92images"]["files"]

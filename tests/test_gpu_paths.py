@@ -126,7 +126,7 @@ def reference_epoch(root, cfg):
 @pytest.mark.parametrize("on_device", [True, False])
 def test_training_gives_the_losses_of_the_per_step_reference(tiny_folder, tmp_path, on_device):
     cfg = tiny_config(tiny_folder, tmp_path / "run", data_on_device=on_device)
-    row = train_in_process(cfg)["metrics"][0]
+    row = train_in_process(cfg).metrics[0]
     loss, errors = reference_epoch(tiny_folder, cfg)
     assert row["train_images"] == 48
     assert row["train_loss"] == pytest.approx(loss, rel=1e-6)
@@ -238,7 +238,7 @@ def test_compile_without_the_compiler_is_one_line(tiny_folder, tmp_path, capsys,
 # --- recording with loader processes ---------------------------------------------------------------
 def recording_source():
     from visrecur import FRNN as Model
-    from visrecur.recording.recorder import ModelSource
+    from visrecur.artifacts.models import ModelSource
 
     torch.manual_seed(0)
     spec = zoo.spec("frnn_4state_adjacent_shared", channels=(2, 3, 4, 5))
@@ -260,7 +260,7 @@ def test_recording_is_the_same_with_loader_processes_and_keeps_the_order(photo_f
     import os
 
     from visrecur.recording import stimuli as stimuli_module
-    from visrecur.recording.recorder import record
+    from visrecur.recording import record
     from visrecur.artifacts.recordings import open_recording
     from visrecur.recording.stimuli import from_folder
 

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 import visrecur
 from visrecur import FRNN, Graph, ModelSpec, State, Transition
-from visrecur.nn.blocks import (TimeSpecificBatchNorm, describe_statistics, extend_time, recalibrate_batchnorm,
-                             untrained_steps)
+from visrecur.nn.blocks import TimeSpecificBatchNorm
 from visrecur.errors import SpecError, TimeStepError
 
 torch.set_num_threads(1)
@@ -296,9 +295,9 @@ def test_tsbn_every_used_slot_is_trained():
                 assert (n_tracked(norm, t) > 0) == uses, (tr.key, t)
     pn = model.postnet.norm
     assert [n_tracked(pn, t) > 0 for t in range(len(pn.stats))] == [False, False, True, True]
-    assert untrained_steps(model, 3) == []
-    assert "every step up to readout 3 uses statistics estimated for it" in describe_statistics(model, 3)
-    assert untrained_steps(model, 4) == [3, 4]
+    assert model.untrained_steps(3) == []
+    assert "every step up to readout 3 uses statistics estimated for it" in model.describe_statistics(3)
+    assert model.untrained_steps(4) == [3, 4]
 
 
 def test_tsbn_first_step_past_training_uses_last_trained_statistics():
@@ -314,7 +313,7 @@ def test_tsbn_first_step_past_training_uses_last_trained_statistics():
         assert not torch.allclose(m2(x, readout_time=4), got)
         # ... and perturbing an untrained slot (after extend_time) does not
         m3 = copy.deepcopy(model)
-        extend_time(m3, 4)
+        m3.extend_time(4)
         for norm in [n for ns in m3.norms.values() for n in ns]:
             norm.stats[3].running_mean += 5.0
             norm.stats[3].running_var *= 7.0
@@ -335,7 +334,7 @@ def test_tsbn_error_refuses_exactly_at_first_untrained_step():
             model(x, readout_time=4)
         with pytest.raises(TimeStepError):
             model(x, readout_time=[2, 3, 4])
-    assert "refused" in describe_statistics(model, 4)
+    assert "refused" in model.describe_statistics(4)
 
 
 def _snapshot(model, steps_trans, steps_post):
@@ -375,11 +374,11 @@ def _check_recalibrated(model, x, slots):
 
 
 def test_recalibration_estimates_missing_steps_from_evaluation_inputs():
-    """README: recalibrate_batchnorm estimates every missing step's statistics, in time order, from
+    """README: model.recalibrate estimates every missing step's statistics, in time order, from
     inputs computed exactly as evaluation computes them; trained statistics stay as they are."""
     model, x = trained_two_state()
     before = _snapshot(model, [1, 2], [2, 3])
-    steps = recalibrate_batchnorm(model, [x], 4)
+    steps = model.recalibrate([x], 4)
     assert steps == [3, 4]
     after = _snapshot(model, [1, 2], [2, 3])
     assert before.keys() == after.keys()
@@ -389,14 +388,14 @@ def test_recalibration_estimates_missing_steps_from_evaluation_inputs():
     slots = {(id(n), 3) for ns in model.norms.values() for n in ns}
     slots.add((id(model.postnet.norm), 4))
     _check_recalibrated(model, x, slots)
-    assert untrained_steps(model, 4) == []
+    assert model.untrained_steps(4) == []
 
 
 def test_recalibration_of_first_last_and_past_steps():
-    """recalibrate_batchnorm(..., steps=[1, 2, 3]) re-estimates the first step, the last trained step and
+    """model.recalibrate(..., steps=[1, 2, 3]) re-estimates the first step, the last trained step and
     the first step past it, each consistent with an evaluation unroll using the final statistics."""
     model, x = trained_two_state()
-    recalibrate_batchnorm(model, [x], 4, steps=[1, 2, 3])
+    model.recalibrate([x], 4, steps=[1, 2, 3])
     g = model.spec.graph
     slots = set()
     for tr in g.transitions:
@@ -410,7 +409,7 @@ def test_recalibration_two_batches_is_cumulative_average():
     """Docstring: statistics are accumulated as a cumulative average over the batches."""
     model, x = trained_two_state()
     xa, xb = x[:3], x[3:]
-    recalibrate_batchnorm(model, [xa, xb], 4)
+    model.recalibrate([xa, xb], 4)
     n = model.norms["h1->h1"][0]
     recs = []
     for part in (xa, xb):
@@ -553,25 +552,25 @@ def trained_checkpoint(tmp_path_factory):
 def test_checkpoint_load_round_trip(trained_checkpoint, tmp_path):
     """README: visrecur.load(path) rebuilds the model from the file alone, in eval mode; the same weights
     and statistics; a re-saved file loads to the same behaviour."""
-    model, payload = visrecur.load(trained_checkpoint, with_payload=True)
+    model, payload = visrecur.load(trained_checkpoint, with_checkpoint=True)
     assert not model.training
-    assert model.spec.to_dict() == payload["spec"]
+    assert model.spec.to_dict() == payload.spec
     state = model.state_dict()
-    assert state.keys() == payload["model"].keys()
-    for k, v in payload["model"].items():
+    assert state.keys() == payload.model.keys()
+    for k, v in payload.model.items():
         torch.testing.assert_close(state[k], v, rtol=0, atol=0)
     x, _ = data(n=4, size=32)
     with torch.no_grad():
         a = model(x, readout_time=[2, 3, 4, 5])
-    torch.save({**payload, "model": model.state_dict()}, tmp_path / "again.pt")
+    torch.save({**payload.to_payload(), "model": model.state_dict()}, tmp_path / "again.pt")
     again = visrecur.load(tmp_path / "again.pt")
     with torch.no_grad():
         b = again(x, readout_time=[2, 3, 4, 5])
     for t in a:
         torch.testing.assert_close(a[t], b[t])
     # training at readout 5 trained transition steps 1..4 and the post-net at 5
-    assert untrained_steps(model, 5) == []
-    assert untrained_steps(model, 6) == [5, 6]
+    assert model.untrained_steps(5) == []
+    assert model.untrained_steps(6) == [5, 6]
 
 
 def test_checkpoint_reproduces_recorded_validation_error(trained_checkpoint):
@@ -579,11 +578,10 @@ def test_checkpoint_reproduces_recorded_validation_error(trained_checkpoint):
     training run recorded in the checkpoint's metrics at every readout time."""
     from visrecur.training import data as vdata
 
-    model, payload = visrecur.load(trained_checkpoint, with_payload=True)
+    model, payload = visrecur.load(trained_checkpoint, with_checkpoint=True)
     x, y, _ = vdata.decode_folder(vdata.find_split(DATA, "val"), 32, 0, False)
-    norm = payload["normalization"]
-    x = vdata.normalize(x, norm["mean"], norm["std"])
-    row = payload["metrics"][-1]
+    x = vdata.normalize(x, payload.preprocess["mean"], payload.preprocess["std"])
+    row = payload.metrics[-1]
     with torch.no_grad():
         out = model(x, readout_time=[2, 3, 4, 5])
     for t in (2, 3, 4, 5):
@@ -614,7 +612,7 @@ def test_shared_model_reads_out_past_its_readout_time(name, kw, T):
     """Paper Sec. 'Generalization Across Readout Time': 'As a RNN, our model supports training and
     testing with different readout times'; README TSBN: past the trained steps evaluation uses the last
     trained step's statistics ('last'); extend_time: 'Let a time-invariant model run and read out up to
-    time_steps'; recalibrate_batchnorm: 'The model is extended to readout_time first if needed'."""
+    time_steps'; model.recalibrate: 'The model is extended to readout_time first if needed'."""
     torch.manual_seed(7)
     model = visrecur.build(name, readout_time=T, **kw)
     x, y = data(size=kw["input_size"])
@@ -622,9 +620,9 @@ def test_shared_model_reads_out_past_its_readout_time(name, kw, T):
     with torch.no_grad():
         out = model(x, readout_time=T + 1)  # 'last' rule past training
     assert out.shape == (x.shape[0], 10)
-    extend_time(model, T + 1)
-    recalibrate_batchnorm(model, [x], T + 1)
-    assert untrained_steps(model, T + 1) == []
+    model.extend_time(T + 1)
+    model.recalibrate([x], T + 1)
+    assert model.untrained_steps(T + 1) == []
 
 
 def test_shared_model_built_with_more_time_steps_reads_out_past_training():
@@ -647,18 +645,16 @@ def test_error_mode_refuses_readout_time_never_trained():
         model(x, readout_time=3)
         with pytest.raises(TimeStepError):
             model(x, readout_time=2)
-    model.spec.beyond_trained = "last"
-    for n in [model.postnet.norm]:
-        n.beyond = "last"
+    model.set_beyond_trained("last")
     with torch.no_grad():  # 'last' for a step before every trained one: the first trained (3)
         torch.testing.assert_close(model(x, readout_time=2), my_unroll(model, x, 2, False), rtol=1e-4, atol=1e-5)
 
 
 def test_recalibration_in_error_mode_then_evaluation():
-    """recalibrate_batchnorm works on a beyond_trained='error' model and afterwards evaluation at the new
+    """model.recalibrate works on a beyond_trained='error' model and afterwards evaluation at the new
     readout time no longer refuses; the model's beyond setting is restored."""
     model, x = trained_two_state(beyond="error")
-    recalibrate_batchnorm(model, [x], 4)
+    model.recalibrate([x], 4)
     with torch.no_grad():
         torch.testing.assert_close(model(x, readout_time=4), my_unroll(model, x, 4, False), rtol=1e-4, atol=1e-5)
         with pytest.raises(TimeStepError):
@@ -671,7 +667,7 @@ def test_recalibration_of_never_trained_model():
     torch.manual_seed(10)
     model = FRNN(two_state(readout=3))
     x, _ = data()
-    recalibrate_batchnorm(model, [x], 4)
+    model.recalibrate([x], 4)
     g = model.spec.graph
     slots = set()
     for tr in g.transitions:
@@ -775,11 +771,11 @@ def test_recalibrated_model_survives_checkpoint(tmp_path):
     from visrecur.artifacts import checkpoint as ck
 
     model, x = trained_two_state()
-    recalibrate_batchnorm(model, [x], 5)
-    ck.atomic_save({"format": ck.FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict()},
+    model.recalibrate([x], 5)
+    torch.save({"format": ck.FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict()},
                    tmp_path / "c.pt")
     loaded = visrecur.load(tmp_path / "c.pt")
-    assert untrained_steps(loaded, 5) == []
+    assert loaded.untrained_steps(5) == []
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, readout_time=5), model(x, readout_time=5))
         torch.testing.assert_close(loaded(x, readout_time=5), my_unroll(loaded, x, 5, False), rtol=1e-4, atol=1e-5)
@@ -803,7 +799,7 @@ def test_checkpoint_recalibration_past_training(trained_checkpoint):
     model = visrecur.load(trained_checkpoint)
     x, _ = data(n=8, size=32)
     before = _snapshot(model, [1, 2, 3, 4], [2, 3, 4, 5])
-    assert recalibrate_batchnorm(model, [x], 7) == [5, 6, 7]
+    assert model.recalibrate([x], 7) == [5, 6, 7]
     after = _snapshot(model, [1, 2, 3, 4], [2, 3, 4, 5])
     for k in before:
         assert torch.equal(before[k][0], after[k][0]) and torch.equal(before[k][1], after[k][1])
@@ -820,8 +816,8 @@ def test_extended_shared_model_checkpoint_round_trip(tmp_path):
     model = visrecur.build("frnn_2state_shared", channels=(2, 4), input_size=8, readout_time=2)
     x, y = data()
     train_steps(model, x, y, [2], n=1)
-    extend_time(model, 3)
-    ck.atomic_save({"format": ck.FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict()},
+    model.extend_time(3)
+    torch.save({"format": ck.FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict()},
                    tmp_path / "c.pt")
     loaded = visrecur.load(tmp_path / "c.pt")
     with torch.no_grad():
@@ -849,13 +845,13 @@ def test_v01_checkpoint_with_extra_untrained_slot(tmp_path):
             state[prefix + "running_mean"] = torch.zeros(c)
             state[prefix + "running_var"] = torch.ones(c)
             state[prefix + "num_batches_tracked"] = torch.tensor(0)
-    ck.atomic_save({"format": ck.FORMAT, "model": state, "spec": d}, tmp_path / "old.pt")
+    torch.save({"format": ck.FORMAT, "model": state, "spec": d}, tmp_path / "old.pt")
     loaded = visrecur.load(tmp_path / "old.pt")
     assert loaded.spec.graph.resampling == "strided"
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, readout_time=4), model(x, readout_time=4))
         torch.testing.assert_close(loaded(x, readout_time=4), my_unroll(loaded, x, 4, False), rtol=1e-4, atol=1e-5)
-    assert untrained_steps(loaded, 4) == [3, 4]
+    assert loaded.untrained_steps(4) == [3, 4]
 
 
 def test_param_counts_frnn_3state_affine_by_hand():
@@ -877,7 +873,7 @@ def test_param_counts_frnn_3state_affine_by_hand():
 
 
 def _recording(times):
-    from visrecur.recording.recorder import record
+    from visrecur.recording import record
     from visrecur.recording.stimuli import from_array
 
     model, _ = trained_two_state()
@@ -898,7 +894,7 @@ def test_recording_time_axes():
 
 
 def test_recording_attrs_state_borrowed_statistics():
-    """README TSBN: 'describe_statistics(model, T) says which steps borrow whose statistics (recordings
+    """README TSBN: 'model.describe_statistics(T) says which steps borrow whose statistics (recordings
     store it in their attrs)'. Model trained at readout 2, 3 (transition steps 1, 2) recorded at steps
     0..3: step 3 normalises with step 2's statistics, which the attrs must say."""
     model, ds = _recording([0, 1, 2, 3])

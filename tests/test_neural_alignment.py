@@ -11,7 +11,7 @@ from visrecur import Preprocess
 from visrecur.architecture import zoo
 from visrecur.neural import model_rdms, upper_triangle
 from visrecur.neural import synthetic
-from visrecur.recording.recorder import record
+from visrecur.recording import record
 from visrecur.recording.stimuli import from_array
 
 IDS = [f"92img_{k:02d}" for k in range(1, 17)]

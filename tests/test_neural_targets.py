@@ -7,9 +7,9 @@ from scipy.spatial.distance import squareform
 from visrecur.neural import IDS_92, NeuralDataError, RDMError, load_rdm_file, load_target
 from visrecur.neural import synthetic
 from visrecur.neural.targets import cichy2014_fmri
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 
-DATA = shared_data_dir() / "92images"
+DATA = data_root() / "92images"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="92-image RDMs not available (../shared/data/92images)")
 
 

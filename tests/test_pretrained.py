@@ -1,17 +1,16 @@
 """The shipped pretrained models: loadable by name, stride-2 resampling, and still as accurate as the
 measurement stored beside them (the fixed test images its .json names, 1,000 or 500 for the large
 3-state FRNN; within 1.5 points at every readout time)."""
-import json
 
 import pytest
 
 import visrecur
 from visrecur import CheckpointError
-from visrecur.artifacts.checkpoint import PACKAGE_WEIGHTS, PRETRAINED
+from visrecur.artifacts.checkpoint import PRETRAINED
 from visrecur.training.evaluate import subset_errors
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 
-CIFAR = shared_data_dir() / "cifar10-jpeg"
+CIFAR = data_root() / "cifar10-jpeg"
 
 
 def test_the_default_is_loadable_by_name_and_without_one():
@@ -28,7 +27,7 @@ def test_the_default_is_loadable_by_name_and_without_one():
 def test_shipped_weights_keep_their_stored_accuracy(name):
     if not CIFAR.is_dir():
         pytest.skip(f"{CIFAR} (the shared CIFAR-10 JPEG set) is not here")
-    stored = json.loads((PACKAGE_WEIGHTS / PRETRAINED[name]).with_suffix(".json").read_text())
+    stored = PRETRAINED[name].metrics  # the measurement kept beside the file
     model = visrecur.load(name)
     measured = subset_errors(model, CIFAR, stored["test_images"])
     assert sorted(measured) == sorted(int(t) for t in stored["top1_error"])

@@ -211,7 +211,7 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
             for k in range(3):
                 Image.new("RGB", (8, 8), (40 * k, 100 if c == "a" else 10, 0)).save(
                     tmp_path / "imgs" / split / c / f"{k}.png")
-    ck.atomic_save({"format": ck.FORMAT, "model": trained.state_dict(), "spec": trained.spec.to_dict(),
+    torch.save({"format": ck.FORMAT, "model": trained.state_dict(), "spec": trained.spec.to_dict(),
                     "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}, tmp_path / "m.pt")
     out = tmp_path / "g.csv"
     main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"), "--readout-times", "5", "6", "8",

@@ -12,9 +12,11 @@ from PIL import Image
 
 from visrecur import InputError, TimeStepError
 from visrecur.architecture import zoo
-from visrecur.recording.recorder import ModelSource, record
+from visrecur.artifacts.models import ModelSource
+from visrecur.recording import record
 from visrecur.artifacts.recordings import open_recording, state_array, to_neuroids
-from visrecur.recording.stimuli import from_array, from_folder, preprocess, shared_data_dir
+from visrecur.artifacts.io import data_root
+from visrecur.recording.stimuli import from_array, from_folder, preprocess
 
 from conftest import free_port
 
@@ -226,7 +228,7 @@ def test_cli_default_run(tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
 
 
-@pytest.mark.skipif(not (shared_data_dir() / "92images").is_dir(), reason="92-image set not available")
+@pytest.mark.skipif(not (data_root() / "92images").is_dir(), reason="92-image set not available")
 @pytest.mark.slow
 def test_cli_on_the_92_image_set(tmp_path):
     out = tmp_path / "r92.zarr"
@@ -274,7 +276,7 @@ def test_torchrun_ranks_share_one_zarr_store(tmp_path):
             np.testing.assert_allclose(a[name].values, c[name].values, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not (shared_data_dir() / "cifar10-jpeg").is_dir(), reason="CIFAR-10 JPEGs not available")
+@pytest.mark.skipif(not (data_root() / "cifar10-jpeg").is_dir(), reason="CIFAR-10 JPEGs not available")
 def test_cifar10_test_stimuli_are_class_balanced():
     from visrecur.recording.stimuli import cifar10_test
 

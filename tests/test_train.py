@@ -12,7 +12,7 @@ from PIL import Image
 import visrecur
 from visrecur import CheckpointError
 from visrecur.architecture import zoo
-from visrecur.artifacts.checkpoint import atomic_save, export_weights, load_state
+from visrecur.artifacts.checkpoint import export_weights, load_state
 from visrecur.training import TrainingError, build_config, lr_at, train
 
 from conftest import free_port
@@ -146,7 +146,7 @@ def test_checkpoint_safety(tmp_path):
         load_state(other, model.state_dict())
     with pytest.raises(CheckpointError, match="does not exist"):
         visrecur.load(tmp_path / "missing.pt")
-    atomic_save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="not a visrecur checkpoint"):
         visrecur.load(tmp_path / "plain.pt")
 
@@ -186,8 +186,8 @@ def test_cifar10_in_torchvisions_layout(tmp_path, monkeypatch):
         payload = train(cfg)
     finally:
         torch.set_num_threads(threads)
-    assert payload["classes"] == [f"class{k}" for k in range(10)]
-    assert payload["metrics"][0]["train_images"] == 50
+    assert payload.classes == [f"class{k}" for k in range(10)]
+    assert payload.metrics[0]["train_images"] == 50
 
 
 def test_resume_checks_the_run_and_extends_it(tiny_folder, tmp_path, capsys):
@@ -197,9 +197,9 @@ def test_resume_checks_the_run_and_extends_it(tiny_folder, tmp_path, capsys):
         return globals()["tiny_config"](root, out, **{"lr_steps": (1,), **overrides})
 
     first = train_in_process(tiny_config(tiny_folder, out))
-    assert first["preprocess"] == {"crop_size": [8, 8], "resize_size": 8, "mean": [0.4914, 0.4822, 0.4465],
+    assert first.preprocess == {"crop_size": [8, 8], "resize_size": 8, "mean": [0.4914, 0.4822, 0.4465],
                                    "std": [0.247, 0.2435, 0.2616], "interpolation": "bilinear", "antialias": True}
-    assert "scheduler" not in first
+    assert "scheduler" not in first.to_payload()
     for field, value, shown in (("lr", 0.1, "lr=0.05, not 0.1"), ("batch_size", 4, "batch_size=8, not 4"),
                                 ("lr_steps", (3,), "lr_steps=[1], not [3]"),
                                 ("limit_train", 12, "limit_train=None, not 12")):
@@ -210,36 +210,34 @@ def test_resume_checks_the_run_and_extends_it(tiny_folder, tmp_path, capsys):
     capsys.readouterr()
     extended = train_in_process(tiny_config(tiny_folder, out, resume=True, epochs=2))
     assert "extended from 1 to 2 epochs" in capsys.readouterr().out
-    assert [row["epoch"] for row in extended["metrics"]] == [1, 2]
-    assert [row["lr"] for row in extended["metrics"]] == [0.05, pytest.approx(0.005)]  # lr_at, set per epoch
+    assert [row["epoch"] for row in extended.metrics] == [1, 2]
+    assert [row["lr"] for row in extended.metrics] == [0.05, pytest.approx(0.005)]  # lr_at, set per epoch
 
 
 def test_old_checkpoints_resume_and_load(tiny_folder, tmp_path):
     """Checkpoints written before the rename (config readout_times, a LambdaLR "scheduler" entry, only
     "normalization") still resume and load."""
     out = tmp_path / "old"
-    payload = train_in_process(tiny_config(tiny_folder, out, loss_readout_times=(2, 3)))
+    payload = train_in_process(tiny_config(tiny_folder, out, loss_readout_times=(2, 3))).to_payload()
     payload["config"]["readout_times"] = payload["config"].pop("loss_readout_times")
     payload["scheduler"] = {"base_lrs": [0.05], "last_epoch": 1, "_step_count": 2, "lr_lambdas": [None]}
     del payload["preprocess"]
-    atomic_save(payload, out / "checkpoint.pt")
+    torch.save(payload, out / "checkpoint.pt")
     model = visrecur.load(out / "checkpoint.pt")
     assert model.preprocess.crop_size == (8, 8) and model.preprocess.mean == (0.4914, 0.4822, 0.4465)
     resumed = train_in_process(tiny_config(tiny_folder, out, loss_readout_times=(2, 3), resume=True, epochs=2))
-    assert len(resumed["metrics"]) == 2 and resumed["config"]["loss_readout_times"] == [2, 3]
+    assert len(resumed.metrics) == 2 and resumed.config["loss_readout_times"] == [2, 3]
     with pytest.raises(TrainingError, match="loss_readout_times"):
         train_in_process(tiny_config(tiny_folder, out, resume=True, epochs=2))
 
 
 def test_export_weights_round_trip(tiny_folder, tmp_path):
-    from visrecur.artifacts.checkpoint import export_weights  # the old import path still works
-
     out = tmp_path / "run"
     payload = train_in_process(tiny_config(tiny_folder, out))
     export_weights(out / "checkpoint.pt", tmp_path / "slim.pt")
     slim = torch.load(tmp_path / "slim.pt", weights_only=True)
     assert "optimizer" not in slim and "rng" not in slim
-    assert slim["preprocess"] == payload["preprocess"] and slim["classes"] == ["class0", "class1", "class2"]
+    assert slim["preprocess"] == payload.preprocess and slim["classes"] == ["class0", "class1", "class2"]
     a, b = visrecur.load(out / "checkpoint.pt"), visrecur.load(tmp_path / "slim.pt")
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():

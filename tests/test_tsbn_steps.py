@@ -2,13 +2,14 @@
 never a slot that no data ever reached. Checked at the first step, the last trained step and the
 first step past it."""
 import copy
+import dataclasses
 
 import pytest
 import torch
 
 from visrecur import FRNN, TimeStepError
 from visrecur.architecture import zoo
-from visrecur.nn.blocks import TimeSpecificBatchNorm, extend_time, recalibrate_batchnorm, untrained_steps
+from visrecur.nn.blocks import TimeSpecificBatchNorm
 from visrecur.artifacts.checkpoint import load_state
 
 
@@ -35,8 +36,8 @@ def test_slots_exist_for_the_steps_transitions_run_and_are_all_trained():
             assert int(norm.stats[0].num_batches_tracked) == 0  # nothing runs at t = 0
     assert model.postnet.norm.num_steps == 3
     assert model.postnet.norm.trained_steps() == [2, 3]
-    assert untrained_steps(model, 3) == []
-    assert untrained_steps(model, 5) == [3, 4, 5]
+    assert model.untrained_steps(3) == []
+    assert model.untrained_steps(5) == [3, 4, 5]
 
 
 def test_first_step_past_training_uses_the_last_trained_statistics():
@@ -50,7 +51,7 @@ def test_first_step_past_training_uses_the_last_trained_statistics():
         for t in range(norm.trained_steps()[-1] + 1, 7):
             norm.stats[t].load_state_dict(last.state_dict())
         norm._trained = None
-    reference.spec.time_steps = 6
+    reference.spec = dataclasses.replace(reference.spec, time_steps=6)
     with torch.no_grad():
         for t in (4, 5, 6):  # the first readout past training and beyond
             torch.testing.assert_close(model(x, readout_time=t), reference(x, readout_time=t))
@@ -92,8 +93,8 @@ def test_an_untrained_extra_slot_is_never_used():
 
 
 def test_error_policy_refuses_the_first_untrained_step_only():
-    spec = zoo.frnn_2state_spec(channels=(3, 4), readout_time=3, input_size=8)
-    spec.beyond_trained = "error"
+    spec = dataclasses.replace(zoo.frnn_2state_spec(channels=(3, 4), readout_time=3, input_size=8),
+                               beyond_trained="error")
     model = FRNN(spec).train()
     model(torch.randn(8, 3, 8, 8), readout_time=[2, 3])
     model.eval()
@@ -143,7 +144,7 @@ def _inputs_seen_in_eval(model, images, state, t):
 def test_recalibrated_statistics_equal_the_evaluation_inputs():
     model = trained_model(readout_time=3)
     images = torch.randn(64, 3, 8, 8) + 0.5
-    steps = recalibrate_batchnorm(model, [images], readout_time=6)
+    steps = model.recalibrate([images], readout_time=6)
     assert steps == [3, 4, 5, 6]
     assert model.spec.time_steps == 6
     model.eval()
@@ -163,29 +164,29 @@ def test_recalibrated_statistics_equal_the_evaluation_inputs():
 
 def test_recalibration_fills_the_untrained_slot_of_an_old_checkpoint():
     model = trained_model(readout_time=3)
-    extend_time(model, 4, init="fresh")  # like visrecur 0.1's extra slot at step 3: present, untrained
-    assert untrained_steps(model, 4) == [3, 4]
-    recalibrate_batchnorm(model, [torch.randn(32, 3, 8, 8)], readout_time=4)
+    model.extend_time(4, init="fresh")  # like visrecur 0.1's extra slot at step 3: present, untrained
+    assert model.untrained_steps(4) == [3, 4]
+    model.recalibrate([torch.randn(32, 3, 8, 8)], readout_time=4)
     assert all(3 in n.trained_steps() for norms in model.norms.values() for n in norms)
-    assert untrained_steps(model, 4) == []
+    assert model.untrained_steps(4) == []
 
 
 def test_describe_statistics_names_borrowed_and_initial_statistics():
-    from visrecur.nn.blocks import borrowed_statistics, describe_statistics
+    
 
     model = trained_model(readout_time=3)
-    assert borrowed_statistics(model, 3) == {}
-    assert "estimated for it" in describe_statistics(model, 3)
+    assert model.borrowed_statistics(3) == {}
+    assert "estimated for it" in model.describe_statistics(3)
     # readout 5: transitions at steps 3, 4 borrow step 2; post-net readouts 4, 5 borrow readout 3
-    assert borrowed_statistics(model, 5) == {3: {2}, 4: {2, 3}, 5: {3}}
-    assert "t3: step 2; t4: step 2, step 3; t5: step 3" in describe_statistics(model, 5)
+    assert model.borrowed_statistics(5) == {3: {2}, 4: {2, 3}, 5: {3}}
+    assert "t3: step 2; t4: step 2, step 3; t5: step 3" in model.describe_statistics(5)
     # a transition that never ran in training keeps its initial statistics: said, and recalibrated
     spec = zoo.frnn_4state_spec(adjacent=True, channels=(2, 2, 2, 2), input_size=16, readout_time=4,
                                 time_steps=5)
     model = FRNN(spec).train()
     model(torch.randn(8, 3, 16, 16), readout_time=[4])  # IT arrives at 3: IT->IT never ran
     model.eval()
-    assert "initial" in borrowed_statistics(model, 5)[4]
-    assert 4 in untrained_steps(model, 5)
-    recalibrate_batchnorm(model, [torch.randn(8, 3, 16, 16)], readout_time=5)
+    assert "initial" in model.borrowed_statistics(5)[4]
+    assert 4 in model.untrained_steps(5)
+    model.recalibrate([torch.randn(8, 3, 16, 16)], readout_time=5)
     assert model.norms["IT->IT"][0].trained_steps() == [4]

@@ -6,7 +6,7 @@ import torch
 
 from visrecur import Preprocess
 from visrecur.architecture import zoo
-from visrecur.artifacts.checkpoint import FORMAT, atomic_save
+from visrecur.artifacts.checkpoint import FORMAT
 
 from training_fixtures import colour_folder
 
@@ -28,7 +28,7 @@ def tiny_model(readout_time=3, seed=0, **overrides):
 
 def tiny_checkpoint(path: Path, **overrides) -> Path:
     model = tiny_model(**overrides)
-    atomic_save({"format": FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict(),
+    torch.save({"format": FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict(),
                  "preprocess": PREPROCESS.to_dict()}, path)
     return path
 

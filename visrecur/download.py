@@ -18,7 +18,7 @@ from pathlib import Path
 
 from visrecur.errors import ArgumentParser, VisrecurError, report_errors
 from visrecur.artifacts.io import publish, sha256 as file_sha256
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 
 MANIFEST = Path(__file__).resolve().parent / "data_manifest.json"
 
@@ -66,7 +66,7 @@ def fetch_set(name: str, dest: Path | None = None, manifest: Path = MANIFEST, pr
     sets = load_manifest(manifest)
     if name not in sets:
         raise DownloadError(f"unknown data set {name!r}; known: {sorted(sets)}")
-    folder = Path(dest) if dest else shared_data_dir() / name
+    folder = Path(dest) if dest else data_root() / name
     for filename, entry in sets[name]["files"].items():
         if entry.get("url"):
             fetch(entry["url"], folder / filename, entry["sha256"], progress)

@@ -13,13 +13,13 @@ from visrecur.training.evaluate import subset_errors
 def main(argv=None) -> int:
     from visrecur.artifacts.checkpoint import load
     from visrecur.errors import ArgumentParser, report_errors
-    from visrecur.recording.stimuli import shared_data_dir
+    from visrecur.artifacts.io import data_root
 
     @report_errors
     def run():
         p = ArgumentParser(prog="python -m visrecur.evaluate", description=__doc__.splitlines()[0])
         p.add_argument("--checkpoint", help="checkpoint path or shipped model name; default: the shipped default")
-        p.add_argument("--data-root", default=str(shared_data_dir() / "cifar10-jpeg"))
+        p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
         p.add_argument("--limit", type=int, default=1000, help="test images (class-balanced)")
         p.add_argument("--json", help="write {readout time: error} here (atomically)")
         args = p.parse_args(argv)

@@ -8,11 +8,11 @@ import sys
 import types
 from pathlib import Path
 
-from visrecur.artifacts.checkpoint import load_model
+from visrecur.artifacts.models import load_model
 from visrecur.artifacts.recordings import UNTRAINED_WARNING, open_recording, summary
 from visrecur.distributed import parse_device, setup_distributed
 from visrecur.errors import ArgumentParser, InputError, report_errors
-from visrecur.recording.recorder import record
+from visrecur.recording import record
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import resolve
 from visrecur.timing import DEFAULT_MS_PER_STEP, TimeMapping

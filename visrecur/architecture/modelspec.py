@@ -11,14 +11,14 @@ from visrecur.errors import SpecError
 from visrecur.architecture.graph import BEYOND_TRAINED, PRENETS, ConvLayer, Graph, _choice, _pair, _scale_factor
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to build a model: graph, pre-net, post-net, TSBN and readout time.
 
     ``time_steps`` is the largest readout time the model is built for: transitions run (and keep TSBN
     statistics and, unshared, weights) for steps up to time_steps - 1, the post-net reads out up to
     time_steps. ``beyond_trained`` says what TSBN does in evaluation at a step without trained
-    statistics: "last" uses the last trained step's, "error" refuses (``visrecur.nn.blocks.recalibrate_batchnorm``
+    statistics: "last" uses the last trained step's, "error" refuses (``FRNN.recalibrate``
     estimates them; docs/conventions.md).
     """
 
@@ -35,11 +35,12 @@ class ModelSpec:
     beyond_trained: str = "last"
 
     def __post_init__(self):
-        self.input_size = _pair(self.input_size, "input_size")
+        # frozen: a spec is shared by the models built from it; change one with dataclasses.replace
+        object.__setattr__(self, "input_size", _pair(self.input_size, "input_size"))
         _choice(self.prenet, PRENETS, "prenet")
         _choice(self.beyond_trained, BEYOND_TRAINED, "beyond_trained")
         if self.time_steps is None:
-            self.time_steps = self.readout_time
+            object.__setattr__(self, "time_steps", self.readout_time)
         self.check_readout_time(self.readout_time)
         if self.time_steps < self.readout_time:
             raise SpecError(f"time_steps={self.time_steps} is smaller than readout_time="

@@ -1,87 +1,156 @@
-"""Checkpoints: atomic writes, safe loads (weights_only=True), the architecture spec and the preprocessing
-inside the file; loading a model (and its preprocessing) by path or by name."""
+"""The checkpoint: one payload schema (``Checkpoint``: written by training, read by loading and export), the
+shipped pretrained weights (``PRETRAINED``: each entry carries its file, preprocessing and measured
+metrics, as torchvision's weights carry their transforms and meta), and loading a model from either.
+
+Files are read with ``torch.load(..., weights_only=True)`` (nothing but tensors and plain values is ever
+unpickled) and written atomically (``visrecur.artifacts.io``).
+"""
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass, replace
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from visrecur.errors import CheckpointError, InputError
-from visrecur.artifacts.io import publish, sha256
 from visrecur.architecture.modelspec import ModelSpec
-from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
+from visrecur.artifacts.io import atomic_path
+from visrecur.errors import CheckpointError
+from visrecur.recording.preprocess import Preprocess
 
 FORMAT = "visrecur-checkpoint-1"
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-# pretrained models shipped with visrecur, by name; the first is the default
-PRETRAINED = {"frnn_4state_cifar10": "frnn_4state_shared_cifar10.pt",
-              "frnn_4state_adjacent_cifar10": "frnn_4state_adjacent_shared_cifar10.pt",
-              "resnet_2state_t13_cifar10": "resnet_2state_shared_t13_cifar10.pt",
-              "frnn_3state_t10_cifar10": "frnn_3state_shared_t10_cifar10.pt"}
-DEFAULT_CHECKPOINT = PACKAGE_WEIGHTS / PRETRAINED["frnn_4state_cifar10"]
 
 
-def list_pretrained() -> list[str]:
-    """Names of the pretrained models shipped with this installation (``visrecur.load(name)``)."""
-    return [name for name, file in PRETRAINED.items() if (PACKAGE_WEIGHTS / file).is_file()]
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint file holds; the keys are these fields (plus ``format``), listed here once.
 
+    ``model``: the state dict. ``spec``: ``ModelSpec.to_dict()``. ``preprocess``: ``Preprocess.to_dict()``
+    (what the weights expect). ``time_mapping``: a ``TimeMapping.to_dict()`` the model states for itself
+    (None: none stated; analyses then use their default or the user's). ``config``: the ``TrainConfig``
+    as plain values; ``metrics``: one row per epoch; ``optimizer`` and ``rng``: what ``--resume`` needs
+    (dropped by ``inference_only``). ``stored_dtype``: set when floating-point weights were stored smaller."""
 
-def resolve_checkpoint(path_or_name: str | Path | None) -> Path:
-    """A checkpoint path, the name of a shipped pretrained model, or None (the default)."""
-    if path_or_name is None:
-        return DEFAULT_CHECKPOINT
-    if str(path_or_name) in PRETRAINED:
-        path = PACKAGE_WEIGHTS / PRETRAINED[str(path_or_name)]
+    model: dict
+    spec: dict
+    preprocess: dict | None = None
+    classes: list = field(default_factory=list)
+    metrics: list = field(default_factory=list)
+    config: dict | None = None
+    epoch: int = 0
+    time_mapping: dict | None = None
+    optimizer: dict | None = None
+    rng: dict | None = None
+    visrecur_version: str = ""
+    torch_version: str = ""
+    stored_dtype: str | None = None
+
+    TRAINING_ONLY = ("optimizer", "rng")  # what export leaves out
+
+    def __post_init__(self):
+        if not self.visrecur_version:
+            from visrecur import __version__
+
+            self.visrecur_version = __version__
+        self.torch_version = self.torch_version or str(torch.__version__)
+
+    # --- what the file says ---------------------------------------------------------------------
+    @property
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec.from_dict(self.spec)
+
+    @property
+    def preprocessing(self) -> Preprocess | None:
+        return None if not self.preprocess else Preprocess.from_dict(self.preprocess)
+
+    @property
+    def stated_time_mapping(self):
+        from visrecur.timing import TimeMapping
+
+        return None if not self.time_mapping else TimeMapping.from_dict(self.time_mapping)
+
+    # --- payload <-> file -----------------------------------------------------------------------
+    def to_payload(self) -> dict:
+        payload = {"format": FORMAT}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                payload[f.name] = value
+        if self.preprocess:  # readers before the preprocess entry read normalization
+            payload["normalization"] = {"mean": list(self.preprocess["mean"]), "std": list(self.preprocess["std"])}
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict, where: str = "checkpoint") -> "Checkpoint":
+        """A checkpoint from a loaded payload, older files included: ``normalization`` without
+        ``preprocess`` (visrecur 0.1), a ``scheduler`` entry, ``readout_times`` in their config."""
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise CheckpointError(f"{where} is not a visrecur checkpoint (no {FORMAT!r} format tag); load plain "
+                                  "state dicts with model.load_state_dict(torch.load(path, weights_only=True))")
+        missing = [k for k in ("model", "spec") if k not in payload]
+        if missing:
+            raise CheckpointError(f"{where} has no {' or '.join(missing)} entry: it is not a complete visrecur "
+                                  "checkpoint; give a file written by python -m visrecur.train")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in payload.items() if k in known}
+        if not values.get("preprocess"):
+            legacy = Preprocess.from_checkpoint(payload)
+            values["preprocess"] = legacy.to_dict() if legacy is not None else None
+        config = values.get("config")
+        if config is not None and "loss_readout_times" not in config:  # configs before the rename
+            values["config"] = {**config, "loss_readout_times": config.get("readout_times", [])}
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: str | Path, map_location="cpu") -> "Checkpoint":
+        """Load a visrecur checkpoint safely (no arbitrary unpickling), or one clear error."""
+        path = Path(path)
         if not path.is_file():
-            raise CheckpointError(f"the pretrained model {str(path_or_name)!r} is not shipped with this "
-                                  f"installation; available: {list_pretrained()}")
-        return path
-    return Path(path_or_name)
+            raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path of a .pt file written "
+                                  "by python -m visrecur.train (runs/<name>/checkpoint.pt)")
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes), e.g. from a copy or download that "
+                                  "did not finish; copy it again or give another checkpoint")
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # corrupted, truncated or foreign pickle
+            raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}); it is "
+                                  "truncated, corrupted or not written by visrecur: copy it again or give another "
+                                  "checkpoint") from None
+        return cls.from_payload(payload, repr(str(path)))
 
+    def write(self, path: str | Path) -> Path:
+        """torch.save atomically: a crash never leaves half a file, and no other run's file is touched."""
+        with atomic_path(path) as tmp:
+            torch.save(self.to_payload(), tmp)
+        return Path(path)
 
-def atomic_save(obj, path: str | Path) -> None:
-    """torch.save to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def inference_only(self, dtype: torch.dtype | None = None) -> "Checkpoint":
+        """The same checkpoint without what only resuming needs; ``dtype`` (e.g. ``torch.bfloat16``) stores
+        the floating-point weights smaller (loading casts them back to the model's dtype)."""
+        slim = dataclasses.replace(self, **{k: None for k in self.TRAINING_ONLY})
+        if dtype is not None:
+            slim.model = {k: v.to(dtype) if v.is_floating_point() else v for k, v in self.model.items()}
+            slim.stored_dtype = str(dtype).removeprefix("torch.")
+        return slim
 
+    # --- the model ------------------------------------------------------------------------------
+    def build(self, where: str = "checkpoint"):
+        """The model, weights loaded, in evaluation mode, carrying its preprocessing (``model.preprocess``)."""
+        from visrecur.nn.model import FRNN
 
-def read(path: str | Path, map_location="cpu") -> dict:
-    """Load a visrecur checkpoint safely (no arbitrary unpickling)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path of a .pt file written "
-                              "by python -m visrecur.train (runs/<name>/checkpoint.pt)")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes), e.g. from a copy or download that "
-                              "did not finish; copy it again or give another checkpoint")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # corrupted, truncated or foreign pickle
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}); it is truncated, "
-                              "corrupted or not written by visrecur: copy it again or give another "
-                              "checkpoint") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a visrecur checkpoint (no {FORMAT!r} format tag); "
-                              "load plain state dicts with model.load_state_dict(torch.load(path, "
-                              "weights_only=True))")
-    return payload
+        model = FRNN(self.model_spec)
+        load_state(model, self.model, where)
+        model.preprocess = self.preprocessing
+        return model.eval()
 
 
 def load_state(model: torch.nn.Module, state: dict, source: str = "checkpoint") -> None:
-    """Load weights, with one clear error when they were made for another architecture.
+    """Load weights, with one clear error naming the first missing and the first unexpected key when they
+    were made for another architecture.
 
     A time-specific batch norm with more steps in the file than in the model (visrecur 0.1 kept an
     untrained step past every transition's last; ``extend_time`` adds steps) is extended to fit first:
@@ -101,14 +170,15 @@ def load_state(model: torch.nn.Module, state: dict, source: str = "checkpoint") 
             k = mismatched[0]
             details.append(f"{len(mismatched)} of another shape (e.g. {k}: {tuple(state[k].shape)} vs "
                            f"{tuple(own[k].shape)})")
-        raise CheckpointError(f"the {source} does not fit model {getattr(model, 'spec', None) and model.spec.name!r}: "
-                              + "; ".join(details) + ". Load it with visrecur.load(path), which rebuilds the "
-                              "architecture stored in the file")
+        name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+        raise CheckpointError(f"the {source} does not fit model {name!r}: " + "; ".join(details)
+                              + ". Load it with visrecur.load(path), which rebuilds the architecture stored in "
+                              "the file")
     model.load_state_dict(state)
 
 
 def _fit_tsbn_steps(model: torch.nn.Module, state: dict) -> None:
-    from visrecur.nn.blocks import TimeSpecificBatchNorm
+    from visrecur.nn.tsbn import TimeSpecificBatchNorm
 
     for name, module in model.named_modules():
         if isinstance(module, TimeSpecificBatchNorm) and module.time_specific:
@@ -118,111 +188,92 @@ def _fit_tsbn_steps(model: torch.nn.Module, state: dict) -> None:
                 module.extend(max(steps), init="fresh")
 
 
-def load(path: str | Path | None = None, map_location="cpu", with_payload: bool = False):
-    """Rebuild the model stored in a checkpoint (architecture from the file itself) in eval mode.
-    ``path``: a checkpoint file, the name of a shipped pretrained model (``list_pretrained()``, e.g.
-    "frnn_4state_adjacent_cifar10"), or None for the default ("frnn_4state_cifar10")."""
-    from visrecur.nn.model import FRNN
+# --- shipped pretrained weights ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A model shipped with visrecur: its file, what it is, and what it was measured to do.
 
-    path = resolve_checkpoint(path)
-    payload = read(path, map_location)
-    spec = ModelSpec.from_dict(payload["spec"])
-    model = FRNN(spec)
-    load_state(model, payload["model"], f"checkpoint {str(path)!r}")
-    model.preprocess = Preprocess.from_checkpoint(payload)  # the weights carry their preprocessing
-    model.eval()
-    return (model, payload) if with_payload else model
+    ``metrics``: the measurement kept beside the file (``<file>.json``, written by ``python -m
+    visrecur.evaluate --json``: top-1 error per readout time on a fixed class-balanced test subset).
+    ``preprocess``: the preprocessing stored in the file (what the weights expect)."""
 
-
-def export_weights(checkpoint_path: str | Path, destination: str | Path, dtype: torch.dtype | None = None) -> None:
-    """Write a small inference-only checkpoint (no optimiser state) for shipping with the package; it
-    carries the ``preprocess`` entry (built from ``normalization`` for older checkpoints). ``dtype``
-    (e.g. ``torch.bfloat16``) stores the floating-point weights smaller; loading casts them back to the
-    model's dtype."""
-    payload = read(checkpoint_path)
-    slim = {k: payload[k] for k in ("format", "visrecur_version", "torch_version", "epoch", "model", "spec",
-                                    "metrics", "classes", "normalization", "config") if k in payload}
-    if dtype is not None:
-        slim["model"] = {k: v.to(dtype) if v.is_floating_point() else v for k, v in slim["model"].items()}
-        slim["stored_dtype"] = str(dtype).removeprefix("torch.")
-    preprocess = Preprocess.from_checkpoint(payload)
-    if preprocess is not None:
-        slim["preprocess"] = preprocess.to_dict()
-    atomic_save(slim, destination)
-
-
-# --- a model with what a recording must say about it ---------------------------------------------
-UNTRAINED_PREPROCESS = "assumed for an untrained model: the cifar10 recipe's statistics"
-
-
-@dataclass
-class ModelSource:
-    """A model, its preprocessing and its provenance. ``preprocess`` defaults to the one the model
-    carries (``visrecur.load`` attaches it); a trained model without one is refused, an untrained one
-    gets the cifar10 recipe's, and the recording says it was assumed."""
-
-    model: torch.nn.Module
     name: str
-    checkpoint: str = ""
-    checkpoint_sha256: str = ""
-    trained: bool = False
-    preprocess: Preprocess | None = None
-    classes: tuple = ()
-    preprocess_note: str = ""
-
-    def __post_init__(self):
-        if self.preprocess is None:
-            self.preprocess = getattr(self.model, "preprocess", None)
-        if self.preprocess is None:
-            if self.trained:
-                raise CheckpointError(f"the preprocessing of {self.name!r} is unknown (its checkpoint has no "
-                                      "'preprocess' or 'normalization' entry); pass preprocess=visrecur.Preprocess"
-                                      "(input_size, mean, std) with the statistics it was trained with")
-            self.preprocess = Preprocess(tuple(self.model.spec.input_size), CIFAR10_MEAN, CIFAR10_STD)
-            self.preprocess_note = self.preprocess_note or UNTRAINED_PREPROCESS
+    file: str
+    description: str
 
     @property
-    def mean(self) -> tuple:
-        return self.preprocess.mean
+    def path(self) -> Path:
+        return PACKAGE_WEIGHTS / self.file
 
     @property
-    def std(self) -> tuple:
-        return self.preprocess.std
+    def available(self) -> bool:
+        return self.path.is_file()
 
-    @classmethod
-    def wrap(cls, model: torch.nn.Module, preprocess: Preprocess | None = None) -> "ModelSource":
-        """A bare model, whose preprocessing must be known: given, or carried by the model."""
-        if isinstance(model, ModelSource):
-            return model if preprocess is None else replace(model, preprocess=preprocess, preprocess_note="")
-        carried = getattr(model, "preprocess", None)
-        preprocess = preprocess or carried
-        if preprocess is None:
-            raise InputError("this model's preprocessing is unknown: pass preprocess=visrecur.Preprocess("
-                             "input_size, mean, std) (what it was trained with), or load it with "
-                             "visrecur.load(path), whose model carries it")
-        from visrecur.nn.blocks import is_trained
+    @cached_property
+    def metrics(self) -> dict:
+        sidecar = self.path.with_suffix(".json")
+        return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
 
-        spec = getattr(model, "spec", None)
-        # trained: it came from a checkpoint, or data have shaped its TSBN statistics
-        return cls(model, getattr(spec, "name", "model"), preprocess=preprocess,
-                   trained=carried is not None or is_trained(model))
+    @property
+    def preprocess(self) -> Preprocess | None:
+        return self.checkpoint().preprocessing
+
+    def checkpoint(self) -> Checkpoint:
+        if not self.available:
+            raise CheckpointError(f"the pretrained model {self.name!r} is not shipped with this installation; "
+                                  f"available: {list_pretrained()}")
+        return Checkpoint.read(self.path)
+
+    def load(self):
+        return self.checkpoint().build(f"pretrained model {self.name!r}")
 
 
-def load_model(name_or_path: str | None = None, seed: int = 0, preprocess: Preprocess | None = None) -> ModelSource:
-    """A checkpoint path, a zoo name (untrained), or None: the pretrained default shipped with visrecur
-    (an untrained default model, flagged loudly, when no checkpoint is shipped)."""
-    from visrecur.architecture import zoo
+PRETRAINED = {w.name: w for w in (  # the first is the default
+    PretrainedWeights("frnn_4state_cifar10", "frnn_4state_shared_cifar10.pt",
+                      "the paper's 4-state FRNN of Fig. 3 (V1, V2, V4, IT), shared weights, TSBN, CIFAR-10"),
+    PretrainedWeights("frnn_4state_adjacent_cifar10", "frnn_4state_adjacent_shared_cifar10.pt",
+                      "the adjacent-only 4-state FRNN (self and adjacent transitions), CIFAR-10"),
+    PretrainedWeights("resnet_2state_t13_cifar10", "resnet_2state_shared_t13_cifar10.pt",
+                      "the 2-state ResNet of Fig. 5A, trained at readout time 13, CIFAR-10"),
+    PretrainedWeights("frnn_3state_t10_cifar10", "frnn_3state_shared_t10_cifar10.pt",
+                      "the Table 1 3-state FRNN at readout time 10, CIFAR-10"),
+)}
+DEFAULT_PRETRAINED = next(iter(PRETRAINED))
 
-    if name_or_path is None:
-        if DEFAULT_CHECKPOINT.is_file():
-            return load_model(str(DEFAULT_CHECKPOINT), preprocess=preprocess)
-        name_or_path = "frnn_4state_shared"
-    if name_or_path in PRETRAINED:
-        name_or_path = str(resolve_checkpoint(name_or_path))
-    if name_or_path.endswith(".pt") or Path(name_or_path).is_file():
-        model, payload = load(name_or_path, with_payload=True)
-        return ModelSource(model, model.spec.name, str(name_or_path), sha256(name_or_path), True,
-                           preprocess, tuple(payload.get("classes", ())))
-    torch.manual_seed(seed)  # the same untrained weights on every run and every rank
-    model = zoo.build(name_or_path).eval()
-    return ModelSource(model, name_or_path, preprocess=preprocess)
+
+def list_pretrained() -> list[str]:
+    """Names of the pretrained models shipped with this installation (``visrecur.load(name)``)."""
+    return [name for name, weights in PRETRAINED.items() if weights.available]
+
+
+def checkpoint_path(path_or_name: str | Path | None) -> Path:
+    """A checkpoint path, the name of a shipped pretrained model, or None (the default)."""
+    name = DEFAULT_PRETRAINED if path_or_name is None else str(path_or_name)
+    if name in PRETRAINED:
+        weights = PRETRAINED[name]
+        if not weights.available:
+            raise CheckpointError(f"the pretrained model {name!r} is not shipped with this installation; "
+                                  f"available: {list_pretrained()}")
+        return weights.path
+    return Path(path_or_name)
+
+
+def read(path: str | Path, map_location="cpu") -> Checkpoint:
+    return Checkpoint.read(checkpoint_path(path), map_location)
+
+
+def load(path: str | Path | None = None, map_location="cpu", with_checkpoint: bool = False):
+    """Rebuild the model stored in a checkpoint (architecture from the file itself) in eval mode, carrying
+    its preprocessing. ``path``: a checkpoint file, the name of a shipped pretrained model
+    (``list_pretrained()``, e.g. "frnn_4state_adjacent_cifar10"), or None for the default
+    ("frnn_4state_cifar10")."""
+    path = checkpoint_path(path)
+    checkpoint = Checkpoint.read(path, map_location)
+    model = checkpoint.build(f"checkpoint {str(path)!r}")
+    return (model, checkpoint) if with_checkpoint else model
+
+
+def export_weights(checkpoint_path_: str | Path, destination: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Write a small inference-only checkpoint (no optimiser or RNG state) for shipping with the package;
+    ``dtype`` (e.g. ``torch.bfloat16``) stores the floating-point weights smaller."""
+    read(checkpoint_path_).inference_only(dtype).write(destination)

@@ -1,10 +1,22 @@
-"""File helpers shared by checkpoints, downloads, recordings and training: content hashes, atomic
-publication, and whether an output can be created."""
+"""File services every writer and reader uses: atomic writes, content hashes, where the data sets live,
+and whether an output can be created.
+
+Atomic write: a file or folder is written under a unique temporary name in the destination's folder
+(``.<name>.<random>.tmp``: two runs never share one), flushed to disk (fsync), and renamed onto the
+destination only once complete, so a reader sees the old file or the new one, never half of one; a
+failure removes the temporary name and leaves the destination as it was.
+"""
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+DATA_VARIABLE = "VISRECUR_DATA"
 
 
 def sha256(path: str | Path) -> str:
@@ -15,21 +27,112 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def publish(tmp: str | Path, dest: str | Path) -> None:
-    """Rename a finished temporary file onto ``dest`` atomically, with ordinary permissions (mkstemp
-    makes files private)."""
+def data_root() -> Path:
+    """Where the real data sets live: ``$VISRECUR_DATA``, else ``../shared/data`` beside the repository
+    (or beside the working folder). The one rule every command uses, training included."""
+    if os.environ.get(DATA_VARIABLE):
+        return Path(os.environ[DATA_VARIABLE])
+    repo_sibling = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return repo_sibling if repo_sibling.is_dir() else Path.cwd().parent / "shared" / "data"
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, dest)
+    return umask
+
+
+def _fsync(path: Path) -> None:
+    """Flush a finished file (or every file of a finished folder) to disk before it is renamed."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def temporary_path(dest: str | Path, folder: bool = False) -> Path:
+    """A new, unique name beside ``dest`` (made empty: a file, or a folder with ``folder``)."""
+    dest = Path(dest)
+    if folder:
+        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: str | Path, dest: str | Path) -> None:
+    """Move a finished temporary file or folder onto ``dest`` (fsync first), with ordinary permissions
+    (mkstemp and mkdtemp make them private). A folder replaces an existing ``dest`` folder."""
+    tmp, dest = Path(tmp), Path(dest)
+    _fsync(tmp)
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
+    if tmp.is_dir() and dest.is_dir():
+        old = temporary_path(dest, folder=True)
+        os.rmdir(old)
+        os.replace(dest, old)  # a folder cannot be renamed onto a non-empty one: move it aside first
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+@contextmanager
+def atomic_path(dest: str | Path, folder: bool = False) -> Iterator[Path]:
+    """``with atomic_path(dest) as tmp: write(tmp)``: ``tmp`` is a unique temporary file (or folder) beside
+    ``dest``, published onto ``dest`` when the block ends without error and removed otherwise. The
+    destination's folder is created if needed."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(dest, folder)
+    try:
+        yield tmp
+        publish(tmp, dest)
+    finally:
+        if tmp.exists():
+            remove(tmp)
+
+
+def write_atomically(dest: str | Path, write: Callable[[Path], object], folder: bool = False) -> Path:
+    """``write(tmp)`` then publish onto ``dest``; returns ``dest``."""
+    with atomic_path(dest, folder) as tmp:
+        write(tmp)
+    return Path(dest)
+
+
+def write_all_atomically(writers: Mapping[str | Path, Callable[[Path], object]]) -> list[Path]:
+    """Several files that belong together: every one written to its temporary name first, then each
+    published, so an interruption while writing leaves the previous set, never a half-written file."""
+    pending = []
+    try:
+        for dest, write in writers.items():
+            dest = Path(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temporary_path(dest)
+            pending.append((tmp, dest))
+            write(tmp)
+        for tmp, dest in pending:
+            publish(tmp, dest)
+    finally:
+        for tmp, _ in pending:
+            if tmp.exists():
+                remove(tmp)
+    return [dest for _, dest in pending]
 
 
 def writable_ancestor(path: str | Path) -> tuple[Path, bool]:
     """The nearest existing folder at or above ``path`` and whether a file can be created in it, found
     without creating anything lasting (a temporary file, removed at once: the permission bits alone say
     yes to root even where the file system refuses)."""
-    import tempfile
-
     folder = Path(path).resolve()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

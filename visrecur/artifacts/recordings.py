@@ -64,7 +64,7 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
     import torch
 
     from visrecur import __version__
-    from visrecur.nn.blocks import describe_statistics, last_trained_step
+    
     from visrecur.recording.stimuli import describe_preprocessing
 
     spec = source.model.spec
@@ -85,8 +85,8 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
     low, high = mapping.latency(times)
     readout_low, readout_high = mapping.latency(readouts)
     ms_per_step = mapping.ms_per_step
-    last_trained = last_trained_step(source.model)
-    trained_readouts = source.model.postnet.norm.trained_steps()
+    last_trained = source.model.last_trained_step()
+    trained_readouts = source.model.trained_readouts()
     meta = stimuli.metadata
     # strings as objects: every backend stores them as variable-length strings
     coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=object)),
@@ -114,7 +114,7 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
         "readout_time": int(max(readouts)),
         "model_time_steps": int(spec.time_steps),
         # which TSBN statistics each step used, and which steps lie past the trained ones
-        "tsbn_statistics": describe_statistics(source.model, max(max(times) + 1, max(readouts))),
+        "tsbn_statistics": source.model.describe_statistics(max(max(times) + 1, max(readouts))),
         "last_trained_step": -1 if last_trained is None else int(last_trained),
         "steps_past_trained": " ".join(str(t) for t in times if last_trained is not None and t > last_trained),
         "readout_times_past_trained": " ".join(str(t) for t in readouts

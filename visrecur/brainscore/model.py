@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from visrecur.artifacts.checkpoint import PRETRAINED, ModelSource, load_model
+from visrecur.artifacts.models import ModelSource, display_name, load_model
 from visrecur.errors import InputError, TimeStepError
 from visrecur.timing import TimeMapping, TimeMappingError
 from .environment import DEFAULT_VISUAL_DEGREES, require
@@ -42,12 +42,8 @@ def _source(model_or_checkpoint) -> tuple[ModelSource, str]:
     if isinstance(model_or_checkpoint, ModelSource):
         return model_or_checkpoint, model_or_checkpoint.name
     if model_or_checkpoint is None or isinstance(model_or_checkpoint, (str, Path)):
-        text = None if model_or_checkpoint is None else str(model_or_checkpoint)
-        source = load_model(text)
-        name = text if text in PRETRAINED else (Path(text).stem if text and text.endswith(".pt") else source.name)
-        if text is None:
-            name = next(iter(PRETRAINED))
-        return source, name
+        source = load_model(model_or_checkpoint)
+        return source, display_name(model_or_checkpoint)
     source = ModelSource.wrap(model_or_checkpoint)
     return source, source.name
 
@@ -108,15 +104,15 @@ class VisrecurBrainModel(BrainModel):
         self._recording: tuple[str, str, BinPlan] | None = None
 
     def _step_limit(self, max_step):
-        from visrecur.nn.blocks import last_trained_step
+        
 
         spec = self.model.spec
         limits = []
         if spec.graph.weight_sharing == "unshared":
             limits.append((spec.time_steps - 1, f"a time-variant model with weights for steps up to "
                                                 f"{spec.time_steps - 1}"))
-        if spec.beyond_trained == "error" and last_trained_step(self.model) is not None:
-            limits.append((last_trained_step(self.model), "beyond_trained='error' past the last trained step"))
+        if spec.beyond_trained == "error" and self.model.last_trained_step() is not None:
+            limits.append((self.model.last_trained_step(), "beyond_trained='error' past the last trained step"))
         if max_step is not None:
             if int(max_step) < 0:
                 raise TimeStepError(f"max_step={max_step} must be a step >= 0")
@@ -197,7 +193,7 @@ class VisrecurBrainModel(BrainModel):
 
     # --- recording ---------------------------------------------------------------------------------
     def _run(self, stimuli, states, times, reduction):
-        from visrecur.recording.recorder import record
+        from visrecur.recording import record
 
         stimulus_set, coords = from_brainscore(stimuli)
         ds = record(self.source, stimulus_set, states=states, times=times, readout_time=self.readout_time,

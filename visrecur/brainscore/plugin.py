@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Mapping
 
 from visrecur import __version__
-from visrecur.artifacts.checkpoint import PRETRAINED, export_weights, load_model
+from visrecur.artifacts.checkpoint import PRETRAINED, export_weights
+from visrecur.artifacts.models import display_name, load_model
 from visrecur.errors import InputError
 from visrecur.artifacts.io import writable_ancestor
 from visrecur.timing import TimeMapping
@@ -53,7 +54,7 @@ def repository_url() -> str | None:
 
 
 def default_identifier(model: str) -> str:
-    return f"visrecur-{model if model in PRETRAINED else Path(model).stem}"
+    return f"visrecur-{display_name(model)}"
 
 
 def check_destination(out: Path, overwrite: bool) -> None:

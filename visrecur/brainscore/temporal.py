@@ -33,7 +33,7 @@ def planted_latency_assembly(source, stimuli, stimulus_set, state: str, steps, l
     """``source``: a ModelSource or a model carrying its preprocessing; ``stimuli``: the visrecur stimulus set
     that ``stimulus_set`` (Brain-Score's, same order) was written from; ``steps``: consecutive source steps,
     one bin each; ``noise``: the noise's standard deviation as a fraction of the activity's."""
-    from visrecur.recording.recorder import record
+    from visrecur.recording import record
     from visrecur.artifacts.recordings import to_neuroids
 
     steps = [int(t) for t in steps]
@@ -105,7 +105,7 @@ def default_benchmark(source=None, latency_ms: float = DEFAULT_LATENCY_MS, regio
                       steps=(3, 4, 5, 6, 7), step_ms: float = 35.0) -> PlantedLatencyBenchmark:
     """The planted-latency benchmark of the command line: the default pretrained model's IT at steps 3-7
     (IT has arrived in both shipped models by step 3), planted at 70 ms, 35 ms per bin, built-in stimuli."""
-    from visrecur.artifacts.checkpoint import load_model
+    from visrecur.artifacts.models import load_model
 
     source = source if source is not None else load_model(None)
     stimuli, stimulus_set = builtin_stimuli()

@@ -14,7 +14,7 @@ import xarray as xr
 from scipy.spatial.distance import squareform
 
 from visrecur.artifacts.io import sha256
-from visrecur.recording.stimuli import shared_data_dir
+from visrecur.artifacts.io import data_root
 from .errors import NeuralDataError, RDMError
 from .rdm import as_rdm
 
@@ -31,7 +31,7 @@ KRIEGESKORTE2008 = ("Kriegeskorte, Mur, Ruff, Kiani, Bodurka, Esteky, Tanaka & B
 
 def data_file(name: str, source: str, folder: str | Path | None = None) -> Path:
     """A file of the 92-image data, or one line naming it and where to get it."""
-    path = Path(folder or shared_data_dir() / "92images") / name
+    path = Path(folder or data_root() / "92images") / name
     if not path.is_file():
         raise NeuralDataError(f"{name} not found at {str(path)!r}; get it from the {source} and put it in "
                               "$VISRECUR_DATA/92images/ (or ../shared/data/92images/)")

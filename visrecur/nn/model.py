@@ -8,14 +8,16 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from visrecur.nn.blocks import PostNet, PreNet, TimeSpecificBatchNorm, TransitionBlock, he_init
+from visrecur.nn.blocks import PostNet, PreNet, TransitionBlock, he_init
+from visrecur.nn.statistics import TimeSpecificStatistics
+from visrecur.nn.tsbn import TimeSpecificBatchNorm
 from visrecur.errors import InputError, TimeStepError
 from visrecur.architecture.modelspec import ModelSpec
 
 Observer = Callable[[str, int, torch.Tensor], None]
 
 
-class FRNN(nn.Module):
+class FRNN(TimeSpecificStatistics, nn.Module):
     """A model of the paper's family: pre-net -> recurrent graph unrolled in time -> post-net.
 
     ``model(images)`` returns the logits at the spec's readout time; ``readout_time=T`` at ``T``;
@@ -29,6 +31,9 @@ class FRNN(nn.Module):
 
     Every state tensor at every step can be seen, without editing the model, by an observer
     ``fn(state_name, t, tensor)`` passed as ``observer=`` or installed with ``model.observe(fn)``.
+
+    Which time-specific batch-norm statistics serve which step is the model's to say
+    (``TimeSpecificStatistics``: ``borrowed_statistics``, ``recalibrate``, ``extend_time``, ...).
     """
 
     def __init__(self, spec: ModelSpec):

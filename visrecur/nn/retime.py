@@ -9,7 +9,7 @@ Time-specific batch norm is carried over by *run*, not by clock step: a transiti
 normalises with the statistics of its k-th execution in training, and the post-net's readout with the
 trained readout's. Runs past those seen in training (the first state's self-transition beyond N) have no
 trained statistics: they follow the model's ``beyond_trained`` policy (the last trained run's statistics)
-until ``visrecur.nn.blocks.recalibrate_batchnorm`` estimates them. Fully recurrent (concurrent) models need
+until ``FRNN.recalibrate`` estimates them. Fully recurrent (concurrent) models need
 none of this: they read out at any t from the same unrolling (``model(x, readout_time=t)``).
 """
 from __future__ import annotations

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from visrecur.artifacts import stores
-from visrecur.artifacts.checkpoint import ModelSource, load_model
+from visrecur.artifacts.models import ModelSource, load_model
 from visrecur.distributed import barrier, parse_device, setup_distributed
 from visrecur.errors import InputError
 from visrecur.recording.preprocess import Preprocess
@@ -35,7 +35,7 @@ from visrecur.artifacts.recordings import UNTRAINED_WARNING, plan, template as m
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import StimulusSet, batches as _batches, default_workers
 from visrecur.artifacts.stores import partial_paths
-from visrecur.nn.blocks import last_trained_step
+
 from visrecur.timing import DEFAULT_MS_PER_STEP, TimeMapping
 
 __all__ = ["record", "ModelSource", "load_model", "partial_paths", "UNTRAINED_WARNING"]
@@ -157,7 +157,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
              "reduction_notes": "; ".join(notes)}
     template = make_template(source, stimuli, states, times, readouts, reduction, mapping, extra)
-    monitor = ActivityMonitor(last_trained_step(model))
+    monitor = ActivityMonitor(model.last_trained_step())
     if output is None:
         return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
                                  device, progress, monitor, workers)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from visrecur.artifacts.io import data_root
 from visrecur.errors import InputError
 from visrecur.recording.images import (DECODING, GREY_BACKGROUND, IMAGE_SUFFIXES, array_to_pil as _array_to_pil, balanced_indices,
                      folder_samples, is_image, list_images, open_image as _open, to_rgb)
@@ -25,16 +26,8 @@ if TYPE_CHECKING:  # for the annotation only: preprocess imports torch
 
 __all__ = ["IMAGE_SUFFIXES", "GREY_BACKGROUND", "StimulusSet", "to_rgb", "preprocess", "describe_preprocessing",
            "from_files", "from_folder", "from_array", "from_92images", "cifar10_test", "builtin", "resolve",
-           "shared_data_dir", "batches", "default_workers"]
+           "batches", "default_workers"]
 FILE_92 = "Kriegeskorte_Neuron2008_supplementalData.mat"
-
-
-def shared_data_dir() -> Path:
-    """Where the real data sets live: $VISRECUR_DATA, else ../shared/data beside the repository."""
-    if os.environ.get("VISRECUR_DATA"):
-        return Path(os.environ["VISRECUR_DATA"])
-    repo_sibling = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return repo_sibling if repo_sibling.is_dir() else Path.cwd().parent / "shared" / "data"
 
 
 @dataclass
@@ -204,7 +197,7 @@ def from_92images(path: str | Path | None = None) -> StimulusSet:
     """The 92-image object set (Kriegeskorte et al. 2008) from its supplementary .mat file."""
     from scipy.io import loadmat
 
-    path = Path(path) if path else shared_data_dir() / "92images" / FILE_92
+    path = Path(path) if path else data_root() / "92images" / FILE_92
     if not path.is_file():
         raise InputError(f"the 92-image set was not found at {str(path)!r}; get {FILE_92} (rsatoolbox "
                          "repository, demos/92imageData) and pass --stimuli 92images:/path/to/it, or set "
@@ -225,7 +218,7 @@ def from_92images(path: str | Path | None = None) -> StimulusSet:
 
 def cifar10_test(root: str | Path | None = None, limit: int | None = None) -> StimulusSet:
     """CIFAR-10 test images: an ImageFolder tree (root/test/<class>/) or torchvision's pickles."""
-    root = Path(root) if root else shared_data_dir() / "cifar10-jpeg"
+    root = Path(root) if root else data_root() / "cifar10-jpeg"
     if (root / "test").is_dir():
         samples, classes = folder_samples(root / "test")
         if limit is not None:  # class-balanced: the first images of each class

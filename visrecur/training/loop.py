@@ -18,17 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visrecur.artifacts import checkpoint
 
 from visrecur.training import data
 
 from visrecur.architecture import zoo
-from visrecur.artifacts.checkpoint import export_weights  # noqa: F401  (re-exported: visrecur.training.loop.export_weights)
+from visrecur.artifacts.checkpoint import Checkpoint, load_state
 from visrecur.nn.blocks import compile_regions
 from visrecur.training.config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, TrainingError, build_config,  # noqa: F401
                      build_parser, lr_at, parse_args)
 from visrecur.distributed import parse_device, setup_distributed, shutdown
-from visrecur.training.evaluate import evaluate  # noqa: F401  (re-exported: visrecur.training.loop.evaluate)
+from visrecur.training.evaluate import evaluate
 from visrecur.artifacts.io import writable_ancestor
 from visrecur.nn.model import FRNN
 from visrecur.recording.preprocess import Preprocess
@@ -101,7 +100,8 @@ def make_data(cfg: TrainConfig, preprocess: Preprocess, rank: int, world: int, o
 
 # --- the loop -------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> dict:
-    """Run (or resume) a training; returns the final checkpoint payload (rank 0) or {}."""
+    """Run (or resume) a training; returns the last checkpoint written (rank 0; None on other ranks or when
+    no epoch was left to run)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     pick_device(cfg.device, 0)  # a device word that cannot work is refused before anything starts
@@ -171,7 +171,7 @@ def train(cfg: TrainConfig) -> dict:
     if rank == 0:
         _prepare_output(out)
 
-    payload, batches_seen = {}, [0]
+    payload, batches_seen = None, [0]
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         try:
@@ -189,8 +189,8 @@ def train(cfg: TrainConfig) -> dict:
                "seconds": round(seconds, 1), "images_per_s": round(train_stats["train_images"] / seconds, 1)}
         history.append(row)
         if rank == 0:
-            payload = _payload(model, optimizer, cfg, spec, preprocess, history, classes, epoch + 1)
-            checkpoint.atomic_save(payload, ckpt_path)
+            payload = _checkpoint(model, optimizer, cfg, spec, preprocess, history, classes, epoch + 1)
+            payload.write(ckpt_path)
             _write_metrics(metrics_path, history)
             best = min(val_err, key=val_err.get)
             print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val error "
@@ -255,10 +255,8 @@ def _prepare_output(out: Path) -> None:
 def _resume(path, model, optimizer, cfg, device):
     """Load the checkpoint's state into ``model`` and ``optimizer``; -> (epoch, metrics, epochs before an
     extension or 0). Any option that shapes the run must match (RESUME_MUST_MATCH)."""
-    payload = checkpoint.read(path, map_location=device)
-    saved = dict(payload["config"])
-    if "loss_readout_times" not in saved:  # checkpoints before the rename
-        saved["loss_readout_times"] = saved.get("readout_times", [])
+    saved_checkpoint = Checkpoint.read(path, map_location=device)
+    saved = dict(saved_checkpoint.config or {})
     for key in RESUME_MUST_MATCH:
         mine, theirs = _jsonable(getattr(cfg, key)), _jsonable(saved.get(key))
         if json.dumps(mine, sort_keys=True) != json.dumps(theirs, sort_keys=True):
@@ -272,31 +270,29 @@ def _resume(path, model, optimizer, cfg, device):
             raise TrainingError(f"cannot resume {str(path)!r}: it was trained with epochs={saved['epochs']}, not "
                                 f"{cfg.epochs} ({reason}); use --epochs {saved['epochs']} or a new --out")
         extended_from = saved["epochs"]
-    checkpoint.load_state(model, payload["model"], f"checkpoint {str(path)!r}")
-    optimizer.load_state_dict(payload["optimizer"])  # older files' "scheduler" entry is not needed
-    torch.set_rng_state(payload["rng"]["torch"].cpu())
-    if torch.cuda.is_available() and "cuda" in payload["rng"]:
-        torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng"]["cuda"]])
-    return payload["epoch"], list(payload["metrics"]), extended_from
+    load_state(model, saved_checkpoint.model, f"checkpoint {str(path)!r}")
+    if saved_checkpoint.optimizer is None or saved_checkpoint.rng is None:
+        raise TrainingError(f"cannot resume {str(path)!r}: it is an inference-only checkpoint (exported, without "
+                            "optimiser and random state); train anew with a new --out")
+    optimizer.load_state_dict(saved_checkpoint.optimizer)  # older files' "scheduler" entry is not needed
+    torch.set_rng_state(saved_checkpoint.rng["torch"].cpu())
+    if torch.cuda.is_available() and "cuda" in saved_checkpoint.rng:
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved_checkpoint.rng["cuda"]])
+    return saved_checkpoint.epoch, list(saved_checkpoint.metrics), extended_from
 
 
 def _jsonable(value):
     return json.loads(json.dumps(value, default=list))
 
 
-def _payload(model, optimizer, cfg, spec, preprocess, history, classes, epoch) -> dict:
-    from visrecur import __version__
-
+def _checkpoint(model, optimizer, cfg, spec, preprocess, history, classes, epoch) -> Checkpoint:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"format": checkpoint.FORMAT, "visrecur_version": __version__, "torch_version": str(torch.__version__),
-            "epoch": epoch, "model": state, "optimizer": optimizer.state_dict(), "rng": rng,
-            "config": _jsonable(dataclasses.asdict(cfg)), "spec": spec.to_dict(), "metrics": history,
-            "classes": list(classes), "preprocess": preprocess.to_dict(),
-            # older readers (and analyses) read normalization
-            "normalization": {"mean": list(preprocess.mean), "std": list(preprocess.std)}}
+    return Checkpoint(model=state, spec=spec.to_dict(), preprocess=preprocess.to_dict(), classes=list(classes),
+                      metrics=list(history), config=_jsonable(dataclasses.asdict(cfg)), epoch=epoch,
+                      optimizer=optimizer.state_dict(), rng=rng)
 
 
 LOG_EVERY = 100  # batches between the loop's reads of the device (progress bar, non-finite loss check)
