@@ -13,12 +13,12 @@ evaluated has no RT (``rt_steps`` empty, ``crossed`` False). The speed-accuracy 
 threshold, how many images never crossed, the mean RT and the accuracy over the images that crossed, and
 beside them the same with every never-crossing image forced to decide at the last readout time (its RT
 counted as that step: a lower bound on the mean). Milliseconds come from ``visrecur.timing.TimeMapping``:
-readout time t is t*low to t*high ms after onset (``*_ms_low``, ``*_ms_high``); the mapping is linear, so
+readout time t is t*low to t*high ms after onset (``*_min_ms``, ``*_max_ms``); the mapping is linear, so
 a mean RT in ms is the mapping of the mean RT in steps.
 
 Readout times past the trained ones normalise with the last trained step's TSBN statistics, or with
 ``--recalibrate N`` with statistics estimated from N training images; every table says which
-(``tsbn_past_trained``) and ``latency_accuracy.csv`` says which steps borrowed statistics.
+(``tsbn_policy``, ``calibration``) and ``latency_accuracy.csv`` says which steps borrowed statistics.
 
 Writes, under --out-dir (default results/): latency_accuracy.csv (per model and readout time),
 latency_reaction_times.csv (per model, threshold and image), latency_speed_accuracy.csv (per model and
@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses import timed_readout
+from analyses import common
+from visrecur.artifacts.results import CALIBRATION, NO_CALIBRATION, TSBN_POLICY
+from visrecur.errors import InputError, report_errors
+from visrecur.timing import DEFAULT_MAPPING, TimeMapping
 from visrecur.training import data
-from visrecur.errors import ArgumentParser, InputError, report_errors
-from visrecur.artifacts.io import data_root
-from visrecur.timing import DEFAULT_MAPPING, DEFAULT_MS_PER_STEP, TimeMapping
 
 CRITERIA = ("max_softmax", "entropy")
 DEFAULT_THRESHOLDS = {"max_softmax": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99),
@@ -109,13 +109,13 @@ def first_crossing(conf: np.ndarray, threshold: float, criterion: str) -> np.nda
 
 
 # --- tables ---------------------------------------------------------------------------------------
-def accuracy_table(probs, labels, times, mapping: TimeMapping = DEFAULT_MAPPING) -> pd.DataFrame:
+def accuracy_table(probs, labels, times, mapping: TimeMapping = DEFAULT_MAPPING, state: str | None = None) -> pd.DataFrame:
     """Per readout time: accuracy (with its binomial standard error) and mean confidence both ways."""
     correct = probs.argmax(-1) == labels[:, None]
     acc = correct.mean(0)
-    low, high = mapping.latency(times)
+    low, high = mapping.latency(times, state)
     return pd.DataFrame({
-        "readout_time": list(times), "time_ms_low": low, "time_ms_high": high,
+        "readout_time": list(times), "latency_min_ms": low, "latency_max_ms": high,
         "accuracy_pct": 100 * acc, "accuracy_se_pct": 100 * np.sqrt(acc * (1 - acc) / len(labels)),
         "mean_max_softmax": confidence(probs, "max_softmax").mean(0),
         "mean_entropy_norm": confidence(probs, "entropy").mean(0),
@@ -123,7 +123,7 @@ def accuracy_table(probs, labels, times, mapping: TimeMapping = DEFAULT_MAPPING)
 
 
 def reaction_time_table(probs, labels, times, thresholds, criterion: str, mapping: TimeMapping = DEFAULT_MAPPING,
-                        classes: Sequence[str] | None = None) -> pd.DataFrame:
+                        classes: Sequence[str] | None = None, state: str | None = None) -> pd.DataFrame:
     """One row per (threshold, image): RT in steps and ms (empty when never crossed), the decision at the
     RT and whether it is correct."""
     times = np.asarray(times)
@@ -136,12 +136,12 @@ def reaction_time_table(probs, labels, times, thresholds, criterion: str, mappin
         hit = first >= 0
         at = np.where(hit, first, 0)
         rt = np.where(hit, times[at], np.nan)
-        low, high = mapping.latency(rt)
+        low, high = mapping.latency(rt, state)
         decision = np.where(hit, decisions[np.arange(n), at], -1)
         rows.append(pd.DataFrame({
             "criterion": criterion, "threshold": threshold, "image": np.arange(n), "label": labels,
             "class_name": [classes[k] for k in labels] if classes is not None else labels.astype(str),
-            "crossed": hit, "rt_steps": rt, "rt_ms_low": low, "rt_ms_high": high,
+            "crossed": hit, "rt_steps": rt, "rt_min_ms": low, "rt_max_ms": high,
             "confidence_at_rt": np.where(hit, conf[np.arange(n), at], np.nan),
             "decision_at_rt": pd.Series(np.where(hit, decision, 0), dtype="Int64").where(pd.Series(hit)),
             "correct_at_rt": pd.Series(decision == labels, dtype="boolean").where(pd.Series(hit)),
@@ -151,7 +151,8 @@ def reaction_time_table(probs, labels, times, thresholds, criterion: str, mappin
     return pd.concat(rows, ignore_index=True)
 
 
-def speed_accuracy_table(rts: pd.DataFrame, last_time: int, mapping: TimeMapping = DEFAULT_MAPPING) -> pd.DataFrame:
+def speed_accuracy_table(rts: pd.DataFrame, last_time: int, mapping: TimeMapping = DEFAULT_MAPPING,
+                         state: str | None = None) -> pd.DataFrame:
     """Per threshold: never-crossed share; mean/median RT and accuracy over images that crossed; and with
     never-crossing images deciding at ``last_time`` (the last readout time evaluated)."""
     rows = []
@@ -160,19 +161,20 @@ def speed_accuracy_table(rts: pd.DataFrame, last_time: int, mapping: TimeMapping
         rt = g.rt_steps.to_numpy(float)[hit]
         mean_rt = rt.mean() if hit.any() else np.nan
         deadline = np.where(hit, g.rt_steps.to_numpy(float), last_time).mean()
-        low, high = mapping.latency([mean_rt, deadline])
+        low, high = mapping.latency([mean_rt, deadline], state)
         rows.append({"criterion": criterion, "threshold": threshold, "n_images": len(g), "n_crossed": int(hit.sum()),
                      "never_crossed_pct": 100 * (1 - hit.mean()), "mean_rt_steps": mean_rt,
                      "median_rt_steps": np.median(rt) if hit.any() else np.nan,
-                     "mean_rt_ms_low": low[0], "mean_rt_ms_high": high[0],
+                     "mean_rt_min_ms": low[0], "mean_rt_max_ms": high[0],
                      "accuracy_at_rt_pct": 100 * g.correct_at_rt[hit].astype(bool).mean() if hit.any() else np.nan,
-                     "mean_rt_deadline_steps": deadline, "mean_rt_deadline_ms_low": low[1],
-                     "mean_rt_deadline_ms_high": high[1],
+                     "mean_rt_deadline_steps": deadline, "mean_rt_deadline_min_ms": low[1],
+                     "mean_rt_deadline_max_ms": high[1],
                      "accuracy_deadline_pct": 100 * g.correct_deadline.mean(), "last_readout_time": last_time})
     return pd.DataFrame(rows)
 
 
-def rt_by_class_table(rts: pd.DataFrame, times: Sequence[int], mapping: TimeMapping = DEFAULT_MAPPING) -> pd.DataFrame:
+def rt_by_class_table(rts: pd.DataFrame, times: Sequence[int], mapping: TimeMapping = DEFAULT_MAPPING,
+                      state: str | None = None) -> pd.DataFrame:
     """The RT distribution of each class: for every (threshold, class), one row per readout time (zero
     counts included) and one with ``crossed`` False for the images that never crossed."""
     rows = []
@@ -181,35 +183,34 @@ def rt_by_class_table(rts: pd.DataFrame, times: Sequence[int], mapping: TimeMapp
         counts = g.rt_steps[g.crossed].value_counts()
         for t in list(times) + [None]:
             count = int((~g.crossed).sum()) if t is None else int(counts.get(float(t), 0))
-            low, high = mapping.latency(np.nan if t is None else t)
+            low, high = mapping.latency(np.nan if t is None else t, state)
             rows.append({"criterion": criterion, "threshold": threshold, "label": label, "class_name": name,
                          "crossed": t is not None, "rt_steps": np.nan if t is None else t,
-                         "rt_ms_low": float(low), "rt_ms_high": float(high),
+                         "rt_min_ms": float(low), "rt_max_ms": float(high),
                          "n_images": count, "pct_of_class": 100 * count / len(g)})
     return pd.DataFrame(rows)
 
 
 def latency_tables(model, batches, times, thresholds, criterion: str = "max_softmax",
-                   mapping: TimeMapping = DEFAULT_MAPPING, classes=None, progress: bool = False) -> dict:
-    """The four tables of one model: accuracy, reaction_times, speed_accuracy, rt_by_class."""
+                   mapping: TimeMapping = DEFAULT_MAPPING, classes=None, progress: bool = False,
+                   state: str | None = None) -> dict:
+    """The four tables of one model: accuracy, reaction_times, speed_accuracy, rt_by_class. Readout times
+    map to ms as steps of ``state`` (the last state, which the readout reads; None: the mapping's base)."""
     times = check_consecutive(times)
     thresholds = check_thresholds(thresholds)
     probs, labels = readout_probabilities(model, batches, times, progress)
-    rts = reaction_time_table(probs, labels, times, thresholds, criterion, mapping, classes)
-    return {"accuracy": accuracy_table(probs, labels, times, mapping), "reaction_times": rts,
-            "speed_accuracy": speed_accuracy_table(rts, times[-1], mapping),
-            "rt_by_class": rt_by_class_table(rts, times, mapping)}
+    rts = reaction_time_table(probs, labels, times, thresholds, criterion, mapping, classes, state)
+    return {"accuracy": accuracy_table(probs, labels, times, mapping, state), "reaction_times": rts,
+            "speed_accuracy": speed_accuracy_table(rts, times[-1], mapping, state),
+            "rt_by_class": rt_by_class_table(rts, times, mapping, state)}
 
 
 # --- command --------------------------------------------------------------------------------------
 @report_errors
 def main(argv=None):
-    p = ArgumentParser(prog="python -m analyses.latency", description=__doc__.splitlines()[0])
-    p.add_argument("--model", nargs="+", default=[timed_readout.DEFAULT_MODEL], metavar="NAME_OR_CHECKPOINT",
-                   help="shipped model name(s) or checkpoint path(s)")
-    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
-    p.add_argument("--limit", type=int, help="a fixed class-balanced subset of the test split (seed 0); "
-                                             "default: all of it")
+    p = common.parser(__doc__, "latency")
+    common.add_model(p, several=True)
+    common.add_data(p)
     p.add_argument("--readout-times", type=int, nargs="+",
                    help="consecutive readout times; default: the model's earliest to twice its trained steps")
     p.add_argument("--criterion", choices=CRITERIA, default="max_softmax",
@@ -217,60 +218,61 @@ def main(argv=None):
     p.add_argument("--thresholds", type=float, nargs="+",
                    help="in (0, 1]; default: " + "; ".join(f"{c}: {' '.join(map(str, v))}"
                                                           for c, v in DEFAULT_THRESHOLDS.items()))
-    p.add_argument("--recalibrate", type=int, metavar="N",
-                   help="estimate the TSBN statistics of steps past the trained ones from N training images "
-                        "(default: use the last trained step's)")
-    p.add_argument("--augment-calibration", action="store_true", help=timed_readout.AUGMENT_HELP)
-    p.add_argument("--ms-per-step", nargs=2, type=float, default=list(DEFAULT_MS_PER_STEP), metavar=("LOW", "HIGH"))
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--out-dir", default="results")
-    p.add_argument("--no-progress", action="store_true")
+    common.add_recalibration(p, help="estimate the TSBN statistics of steps past the trained ones from N training "
+                                     "images (default: use the last trained step's)")
+    common.add_time_mapping_options(p)
+    p.add_argument("--batch-size", type=int, default=500, help="test images per batch")
+    common.add_output(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    timed_readout.check_counts(p, args, ("limit", "recalibrate", "batch_size"))
-    timed_readout.check_augment(p, args)
-    if args.readout_times and min(args.readout_times) < 1:
-        p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
+    common.check_counts(p, args, ("limit", "batch_size"))
+    common.check_recalibration(p, args)
+    common.check_readout_time_options(p, args.readout_times)
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])
-    mapping = TimeMapping(tuple(args.ms_per_step))
-    out_dir = timed_readout.check_output_folder(args.out_dir)
-    models = timed_readout.load_models(args.model)
+    out_dir = common.output_folder(args.out_dir)
+    models = common.load_models(args.model)
     plans = {}
     for name, model in models.items():
         times = check_consecutive(args.readout_times or range(model.spec.graph.earliest_readout,
                                                               2 * model.spec.time_steps + 1))
-        timed_readout.check_readout_times(model, times, name, recalibrating=bool(args.recalibrate))
-        plans[name] = times
+        common.check_readout_times(model, times, name, recalibrating=bool(args.recalibrate))
+        plans[name] = (times, common.time_mapping(args, p, model.time_mapping))
 
-    images, labels, classes = timed_readout.load_test_split(args.data_root, args.limit)
+    images, labels, classes = common.load_test_split(args.data_root, args.limit)
     tables: dict[str, list] = {}
     for name, model in models.items():
-        timed_readout.check_input_size(model, images, name)
-        times = plans[name]
+        batches = common.test_batches(model, images, labels, args.batch_size)
+        times, mapping = plans[name]
         trained = model.last_trained_readout()  # before recalibration marks later steps trained
-        policy = "last trained step's statistics"
+        policy, calibration = "trained", NO_CALIBRATION
         if args.recalibrate and max(times) > trained:
-            policy = timed_readout.recalibrate(model, args.data_root, args.recalibrate, max(times),
-                                                 args.augment_calibration)
-        batches = data.TensorBatches(images, labels, args.batch_size, model.preprocess.mean, model.preprocess.std,
-                                     train=False)
+            policy = "past"
+            calibration = common.recalibrate(model, args.data_root, args.recalibrate, max(times),
+                                             args.augment_calibration)
         result = latency_tables(model, batches, times, thresholds, args.criterion, mapping, classes,
-                                progress=not args.no_progress)
-        tsbn = timed_readout.tsbn_columns(model, times, trained, policy)
+                                progress=not args.no_progress, state=model.spec.graph.last.name)
+        tsbn = common.tsbn_columns(model, times, trained, policy, calibration)
         result["accuracy"] = result["accuracy"].merge(tsbn, on="readout_time")
         for key, table in result.items():
             table.insert(0, "model", name)
             if key != "accuracy":
-                table["tsbn_past_trained"] = policy
+                table[TSBN_POLICY], table[CALIBRATION] = policy, calibration
             tables.setdefault(key, []).append(table)
         summary = result["accuracy"].set_index("readout_time")
-        print(f"{name} ({len(labels)} test images, {mapping.describe()}, past training: {policy})")
-        print(summary[["time_ms_low", "time_ms_high", "accuracy_pct", "mean_max_softmax", "mean_entropy_norm",
+        print(f"{name} ({len(labels)} test images, {mapping.describe()}, TSBN policy past training: {policy}"
+              + (f", {calibration}" if calibration != NO_CALIBRATION else "") + ")")
+        print(summary[["latency_min_ms", "latency_max_ms", "accuracy_pct", "mean_max_softmax", "mean_entropy_norm",
                        "beyond_trained_steps"]].round(3).to_string())
         print(result["speed_accuracy"][["criterion", "threshold", "never_crossed_pct", "mean_rt_steps",
-                                        "mean_rt_ms_low", "mean_rt_ms_high", "accuracy_at_rt_pct",
+                                        "mean_rt_min_ms", "mean_rt_max_ms", "accuracy_at_rt_pct",
                                         "accuracy_deadline_pct"]].round(2).to_string(index=False))
-    written = timed_readout.write_tables({f"latency_{key}": pd.concat(parts, ignore_index=True)
-                                          for key, parts in tables.items()}, out_dir)
+    written = common.write({f"latency_{key}": pd.concat(parts, ignore_index=True) for key, parts in tables.items()},
+                           out_dir, common.command_line("latency", argv),
+                           {"latency_accuracy.csv": "accuracy and confidence per model and readout time",
+                            "latency_reaction_times.csv": "reaction time per model, threshold and image",
+                            "latency_speed_accuracy.csv": "speed-accuracy trade-off per model and threshold",
+                            "latency_rt_by_class.csv": "reaction-time distribution of each class"},
+                           {"models": list(models), "test_images": len(labels)})
     print("wrote " + ", ".join(str(path) for path in written))
 
 

@@ -40,12 +40,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses import timed_readout
+from analyses import common
 from visrecur.artifacts.checkpoint import list_pretrained
-from visrecur.errors import ArgumentParser, InputError, report_errors
+from visrecur.errors import InputError, report_errors
 from visrecur.recording.preprocess import normalize
-from visrecur.artifacts.io import data_root
-from visrecur.timing import DEFAULT_MAPPING, DEFAULT_MS_PER_STEP, TimeMapping
+from visrecur.timing import DEFAULT_MAPPING, TimeMapping
 
 MASKS = ("blank", "noise", "image")
 PRESENTATIONS = ("held", "flash")
@@ -172,11 +171,12 @@ def masking_table(model, images: torch.Tensor, labels: torch.Tensor, durations: 
         predicted = predict(schedule, kind)
         acc = (predicted == labels).double().mean().item()
         mask_labels = mask_images[kind][1]
-        (onset_low, k_low), (onset_high, k_high) = mapping.latency([0, k])
-        readout_low, readout_high = mapping.latency(T)
+        first = model.spec.graph.first.name  # frames enter the first state
+        (onset_low, k_low), (onset_high, k_high) = mapping.latency([0, k], first)
+        readout_low, readout_high = mapping.latency(T, model.spec.graph.last.name)
         rows.append({"presentation": presentation, "mask": kind, "stimulus_steps": k, "mask_onset_step": k,
-                     "duration_ms_low": k_low - onset_low, "duration_ms_high": k_high - onset_high,
-                     "readout_time": T, "readout_ms_low": float(readout_low), "readout_ms_high": float(readout_high),
+                     "duration_min_ms": k_low - onset_low, "duration_max_ms": k_high - onset_high,
+                     "readout_time": T, "latency_min_ms": float(readout_low), "latency_max_ms": float(readout_high),
                      "mask_reaches_readout": reaches_readout(model.spec.graph, k, T),
                      "accuracy_pct": 100 * acc, "accuracy_se_pct": 100 * np.sqrt(acc * (1 - acc) / len(labels)),
                      "mask_class_pct": (100 * (predicted == mask_labels).double().mean().item()
@@ -189,13 +189,9 @@ def masking_table(model, images: torch.Tensor, labels: torch.Tensor, durations: 
 # --- command --------------------------------------------------------------------------------------
 @report_errors
 def main(argv=None):
-    p = ArgumentParser(prog="python -m analyses.masking", description=__doc__.splitlines()[0])
-    p.add_argument("--model", nargs="+", default=[n for n in list_pretrained() if n.startswith("frnn_")],
-                   metavar="NAME_OR_CHECKPOINT",
-                   help="shipped model names or checkpoint paths; default: the shipped fully recurrent models")
-    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
-    p.add_argument("--limit", type=int, help="a fixed class-balanced subset of the test split (seed 0); "
-                                             "default: all of it")
+    p = common.parser(__doc__, "masking")
+    common.add_model(p, several=True, default=[n for n in list_pretrained() if n.startswith("frnn_")])
+    common.add_data(p)
     p.add_argument("--durations", type=int, nargs="+", metavar="K",
                    help="stimulus durations in steps, 1..readout time; default: all of them")
     p.add_argument("--masks", nargs="+", default=list(MASKS), metavar="MASK", help=f"of {', '.join(MASKS)}")
@@ -204,31 +200,30 @@ def main(argv=None):
                         "the mask at k")
     p.add_argument("--readout-time", type=int, help="default: each model's own readout time")
     p.add_argument("--seed", type=int, default=0, help="draws the noise masks and the image masks' partners")
-    p.add_argument("--ms-per-step", nargs=2, type=float, default=list(DEFAULT_MS_PER_STEP), metavar=("LOW", "HIGH"))
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--out-dir", default="results")
-    p.add_argument("--no-progress", action="store_true")
+    common.add_time_mapping_options(p)
+    p.add_argument("--batch-size", type=int, default=500, help="test images per batch")
+    common.add_output(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    timed_readout.check_counts(p, args, ("limit", "batch_size", "readout_time"))
+    common.check_counts(p, args, ("limit", "batch_size", "readout_time"))
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
-    mapping = TimeMapping(tuple(args.ms_per_step))
-    out_dir = timed_readout.check_output_folder(args.out_dir)
-    models = timed_readout.load_models(args.model)
+    out_dir = common.output_folder(args.out_dir)
+    models = common.load_models(args.model)
     plans = {}
     for name, model in models.items():
         T = args.readout_time or model.spec.readout_time
-        timed_readout.check_readout_times(model, [T], name)
-        plans[name] = (T, check_durations(args.durations or range(1, T + 1), T))
+        common.check_readout_times(model, [T], name)
+        plans[name] = (T, check_durations(args.durations or range(1, T + 1), T),
+                       common.time_mapping(args, p, model.time_mapping))
 
-    images, labels, _ = timed_readout.load_test_split(args.data_root, args.limit)
+    images, labels, _ = common.load_test_split(args.data_root, args.limit)
     tables = []
     for name, model in models.items():
-        timed_readout.check_input_size(model, images, name)
-        T, durations = plans[name]
+        common.check_input_size(model, images, name)
+        T, durations, mapping = plans[name]
         table = masking_table(model, images, labels, durations, masks, presentations, T, mapping, args.seed,
                               args.batch_size, progress=not args.no_progress)
-        tsbn = timed_readout.tsbn_columns(model, [T], model.last_trained_readout(),
-                                          "last trained step's statistics")
+        tsbn = common.tsbn_columns(model, [T], model.last_trained_readout())
         table = table.merge(tsbn, on="readout_time")
         table.insert(0, "model", name)
         tables.append(table)
@@ -236,7 +231,10 @@ def main(argv=None):
               f"{table.unmasked_accuracy_pct.iloc[0]:.1f}%), by stimulus duration k (steps; {mapping.describe()})")
         print(table.pivot_table(index=["presentation", "mask"], columns="stimulus_steps", values="accuracy_pct")
               .round(1).to_string())
-    written = timed_readout.write_tables({"masking": pd.concat(tables, ignore_index=True)}, out_dir)
+    written = common.write({"masking": pd.concat(tables, ignore_index=True)}, out_dir,
+                           common.command_line("masking", argv),
+                           "accuracy per model, presentation, mask and stimulus duration",
+                           {"models": list(models), "test_images": len(labels)})
     print("wrote " + ", ".join(str(path) for path in written))
 
 

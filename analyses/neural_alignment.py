@@ -14,9 +14,7 @@ ms-per-step and onset fit per state). Every input is checked before anything is 
 """
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -24,12 +22,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analyses import common
+from visrecur.artifacts.recordings import open_recording, time_mapping
+from visrecur.artifacts.results import write_dataset
+from visrecur.cli import given_time_mapping
 from visrecur.errors import report_errors
-from visrecur.artifacts.io import publish
 from visrecur.neural import (TARGETS, bootstrap_scores, load_target, model_rdms, peak_contrast, percentile_ci,
                              rsa_scores)
 from visrecur.neural.errors import ScoringError
-from visrecur.timing import DEFAULT_MS_PER_STEP, latency_ms
+from visrecur.timing import TimeMapping
 
 DEFAULT_TARGETS = list(TARGETS)
 DEFAULT_CONTRAST = ("cichy2014_fmri_EVC", "cichy2014_fmri_IT")
@@ -38,17 +39,16 @@ DEFAULT_CONTRAST = ("cichy2014_fmri_EVC", "cichy2014_fmri_IT")
 def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: str = "spearman",
                 metric: str = "correlation", zscore: bool = False, states=None, times=None, n_boot: int = 1000,
                 seed: int = 0, level: float = 0.95, contrast: Sequence[str] | None = DEFAULT_CONTRAST,
-                ms_per_step=DEFAULT_MS_PER_STEP, require_ceilings: bool = False) -> tuple[xr.Dataset, dict | None]:
+                require_ceilings: bool = False) -> tuple[xr.Dataset, dict | None]:
     """The (target, state, time) score table with noise ceilings and bootstrap intervals, and the
     hierarchy contrast of the two targets named in ``contrast`` (None where either is not scored).
     Noise ceilings are computed for targets with at least 3 subjects; ``require_ceilings`` refuses
-    targets with fewer."""
+    targets with fewer. Milliseconds are the recording's own (its time mapping)."""
     rdm = model_rdms(recording, states, times, metric, zscore)
     per_target = [rsa_scores(rdm, t, method, ceiling=True if require_ceilings else None).drop_vars("subject_score").drop_dims("subject")
                   .expand_dims(target=[str(t.name)]) for t in targets]
     ds = xr.concat(per_target, "target", combine_attrs="drop")
-    low, high = latency_ms(ds["time"].values, ms_per_step)
-    ds = ds.assign_coords(latency_min_ms=("time", low), latency_max_ms=("time", high))
+    mapping = time_mapping(recording)
     ds["n_subjects"] = ("target", [t.sizes["subject"] for t in targets])
     ds["independent"] = ("target", [str(t.attrs.get("independent", "yes")) for t in targets])
     ds["provenance"] = ("target", [", ".join(f"{k}: {v}" for k, v in t.attrs.items()
@@ -70,7 +70,7 @@ def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: 
     ds.attrs = {"method": method, "rdm_metric": metric, "zscore_units": int(zscore),
                 "skipped": rdm.attrs["skipped"] or "none",
                 "skipped_note": "(state, time) pairs not yet reached by the state (NaN in the recording): no score",
-                "n_boot": n_boot, "seed": seed, "ci_level": level, "ms_per_step": list(ms_per_step),
+                "n_boot": n_boot, "seed": seed, "ci_level": level, "time_mapping": json.dumps(mapping.to_dict()),
                 "score": "correlation of the model RDM with the subject-mean RDM",
                 "subject_mean": "mean over subjects of the per-subject correlations (bounded by the noise ceiling)",
                 **{f"recording_{k}": v for k, v in recording.attrs.items()
@@ -78,7 +78,7 @@ def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: 
     result = None
     names = [str(t.name) for t in targets]
     if contrast and boot is not None and all(c in names for c in contrast):
-        result = peak_contrast(ds, boot, contrast[0], contrast[1], level, ms_per_step)
+        result = peak_contrast(ds, boot, contrast[0], contrast[1], level, mapping)
         ds.attrs["verdict"] = result["verdict"]
     return ds, result
 
@@ -95,35 +95,24 @@ def tidy(ds: xr.Dataset) -> pd.DataFrame:
     return table
 
 
-def write_atomically(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def load_recording(args) -> xr.Dataset:
+    """The recording to score, with its own milliseconds: a --ms-per-step that conflicts with a recording's
+    (or the model's) time mapping is refused."""
+    given = given_time_mapping(args)
     if args.recording:
-        from visrecur.artifacts.recordings import open_recording
-        return open_recording(args.recording)  # lazy: model_rdms reads one (state, step) at a time
+        recording = open_recording(args.recording)  # lazy: model_rdms reads one (state, step) at a time
+        TimeMapping.resolve(given, time_mapping(recording), "recording")
+        return recording
     from visrecur.artifacts.models import load_model
     from visrecur.recording import record
     from visrecur.recording.stimuli import resolve
     source = load_model(args.model)
     return record(source, resolve(args.stimuli), states=args.states, times=args.times, reduction=args.reduction,
-                  progress=False, ms_per_step=tuple(args.ms_per_step))
+                  progress=False, ms_per_step=given)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m analyses.neural_alignment", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[2:]))
+    p = common.parser(__doc__, "neural_alignment")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--recording", help="a recording (.nc/.zarr) made with python -m visrecur.record")
     src.add_argument("--model", help="checkpoint path or zoo name to record now (default: the shipped model)")
@@ -144,16 +133,18 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--contrast", nargs=2, default=list(DEFAULT_CONTRAST), metavar=("A", "B"),
                    help="does A's best (state, time) come earlier than B's?")
-    p.add_argument("--ms-per-step", type=float, nargs=2, default=list(DEFAULT_MS_PER_STEP))
+    common.add_time_mapping_options(p, "recording (or model)")
     p.add_argument("--meg", help="time-resolved MEG RDMs: Cichy 2014 MEG_decoding_RDMs.mat or an Algonauts "
                                    "2019 MEG file")
     p.add_argument("--meg-format", choices=["cichy2014", "algonauts2019"], default="cichy2014")
     p.add_argument("--meg-window", type=float, nargs=2, metavar=("START_MS", "END_MS"),
                    help="neural time window to read (Cichy 2014 format)")
     p.add_argument("--meg-bootstrap", type=int, default=200, help="stimulus resamples for the ms-per-step fit")
-    p.add_argument("--out-dir", default="results")
-    p.add_argument("--name", default="neural_alignment")
-    return p.parse_args(argv)
+    common.add_output(p)
+    p.add_argument("--name", default="neural_alignment", help="file name stem of the results")
+    args = p.parse_args(argv)
+    given_time_mapping(args, p)  # a bad value is one line before any work
+    return args
 
 
 @report_errors
@@ -166,27 +157,30 @@ def main(argv=None):
     if not targets and meg is None:
         raise ScoringError("nothing to score against: give --targets and/or --meg")
     recording = load_recording(args)
-    outputs = {}
+    tables, datasets = {}, {}
     if targets:
         ds, contrast = score_table(recording, targets, args.method, args.metric, args.zscore, args.states,
                                    args.times, args.bootstrap, args.seed, args.ci, args.contrast,
-                                   tuple(args.ms_per_step), args.noise_ceiling == "all")
+                                   args.noise_ceiling == "all")
         print(summary(ds, contrast))
-        outputs[".nc"] = lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf")
-        table = tidy(ds)
-        outputs[".csv"] = lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g")
+        datasets[".nc"] = ds
+        tables[""] = tidy(ds)
         if contrast:
-            outputs["_contrast.csv"] = lambda tmp: pd.DataFrame([contrast]).to_csv(tmp, index=False,
-                                                                                   float_format="%.6g")
+            tables["_contrast"] = pd.DataFrame([contrast])
     if meg is not None:
         meg_ds, fits = meg_analysis(recording, meg, args)
         print("\n".join(fits["sentence"]))
-        outputs["_meg.nc"] = lambda tmp: meg_ds.to_netcdf(tmp, engine="h5netcdf")
-        outputs["_meg_fit.csv"] = lambda tmp: fits.to_csv(tmp, index=False, float_format="%.6g")
-    out = Path(args.out_dir)
-    for suffix, write in outputs.items():  # everything is computed (and checked) before the first file
-        write_atomically(out / f"{args.name}{suffix}", write)
-    print(f"-> {out / args.name}{{{', '.join(outputs)}}}")
+        datasets["_meg.nc"] = meg_ds
+        tables["_meg_fit"] = fits
+    out = common.output_folder(args.out_dir)
+    # everything is computed (and checked) before the first file
+    provenance = {k: v for k, v in recording.attrs.items() if k in ("model", "checkpoint_sha256", "stimulus_set")}
+    provenance["time_mapping"] = time_mapping(recording).to_dict()
+    written = common.write({f"{args.name}{suffix}": table for suffix, table in tables.items()}, out,
+                           common.command_line("neural_alignment", argv), "RSA scores of every (state, step)",
+                           provenance)
+    written += [write_dataset(ds, out / f"{args.name}{suffix}") for suffix, ds in datasets.items()]
+    print("-> " + ", ".join(str(path) for path in written))
 
 
 def load_meg(args) -> xr.DataArray:
@@ -212,8 +206,8 @@ def meg_analysis(recording: xr.Dataset, meg: xr.DataArray, args) -> tuple[xr.Dat
     ds.attrs = {"method": args.method, "skipped": rdm.attrs["skipped"] or "none", "meg_file": str(meg.attrs.get("file")),
                 **{f"meg_{k}": str(v) for k, v in meg.attrs.items()}}
     reached = [s for s in rdm["state"].values if (~np.isnan(rdm.sel(state=s)[:, 0, 1])).sum() >= 2]
-    fits = pd.DataFrame([fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci,
-                                          tuple(args.ms_per_step)) for s in reached])
+    fits = pd.DataFrame([fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci)
+                      for s in reached])
     return ds, fits
 
 

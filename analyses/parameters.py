@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from visrecur.architecture import zoo
-from visrecur.errors import ArgumentParser, InputError, SpecError, report_errors
+from analyses import common
+from visrecur.errors import InputError, SpecError, report_errors
 from visrecur.timing import TimeMapping
 from visrecur.architecture.zoo_table import counts
 
@@ -77,24 +78,24 @@ def parameter_table(name: str, readout_times=None, until: int | None = None, map
 
 @report_errors
 def main(argv=None):
-    p = ArgumentParser(prog="python -m analyses.parameters", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME", help="zoo model names (default: every model, visrecur.list_models())")
+    p = common.parser(__doc__, "parameters")
+    p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME",
+                   help="zoo model names (default: every model, visrecur.list_models())")
     p.add_argument("--until", type=int, metavar="T", help="last readout time (default: twice each model's "
                                                           "default readout time)")
-    p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], help="one duration or LOW HIGH")
-    p.add_argument("--out", default="results/parameters.csv")
+    common.add_time_mapping_options(p, "")
+    common.add_output(p, "results/parameters.csv", file=True)
     args = p.parse_args(argv)
-    mapping = TimeMapping(tuple(args.ms_per_step))
+    mapping = common.time_mapping(args, p)
     names = args.models or zoo.list_models()
     for name in names:
         zoo.spec(name)  # an unknown name is refused before anything is counted
     table = pd.concat([parameter_table(name, until=args.until, mapping=mapping) for name in names],
                       ignore_index=True)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    common.write({out.stem: table}, out.parent, common.command_line("parameters", argv),
+                 "parameters held and effective, depth and MACs per zoo model and readout time",
+                 {"time_mapping": mapping.to_dict()})
     print(f"{len(table)} rows ({len(names)} models) -> {out}")
 
 

@@ -4,9 +4,9 @@
         [--recalibrate N [--augment-calibration]]
 
 Evaluates top-1 error on the test split at every readout time from one pass per batch. A step without
-trained TSBN statistics (past the trained steps) uses the last trained step's statistics; with
---recalibrate N the same readout times are evaluated a second time with the statistics of every such
-step estimated from N training images (``FRNN.recalibrate``). Writes one tidy CSV with both.
+trained TSBN statistics (past the trained steps) uses the last trained step's statistics (tsbn_policy
+"trained"); with --recalibrate N the same readout times are evaluated a second time with the statistics
+of every such step estimated from N training images ("past"). Writes one tidy table with both.
 """
 from __future__ import annotations
 
@@ -16,76 +16,62 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from visrecur.training import data
-
-from visrecur.artifacts.checkpoint import load
-from visrecur.errors import CheckpointError
-from visrecur.errors import ArgumentParser, report_errors
+from analyses import common
+from visrecur.artifacts.results import CALIBRATION, NO_CALIBRATION, TSBN_POLICY, add_ms
+from visrecur.errors import report_errors
+from visrecur.timing import TimeMapping
 from visrecur.training.evaluate import evaluate
-from visrecur.artifacts.io import data_root
-from visrecur.timing import latency_ms
-
-from analyses.timed_readout import AUGMENT_HELP, check_augment, check_counts, recalibrate
 
 
-def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "last trained",
-                        trained_readout: int | None = None) -> pd.DataFrame:
+def readout_time_errors(model, batches, readout_times, tsbn_policy: str = "trained",
+                        trained_readout: int | None = None, mapping: TimeMapping | None = None,
+                        calibration: str = NO_CALIBRATION) -> pd.DataFrame:
     """Top-1 error per readout time, whether it lies past the trained readout times (``trained_readout``,
     default the model's last trained one) and which steps borrowed another step's TSBN statistics."""
     trained = model.last_trained_readout() if trained_readout is None else trained_readout
     errors = evaluate(model, batches, list(readout_times), "cpu")
-    low, high = latency_ms(list(errors))
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "readout_time": list(errors), "error": list(errors.values()),
-        "latency_min_ms": low, "latency_max_ms": high,
         "beyond_trained_steps": [t > trained for t in errors],
         # a readout at t runs transitions at steps < t and reads the post-net at t
         "steps_with_borrowed_statistics": [" ".join(str(s) for s in sorted(model.borrowed_statistics(t)))
                                            or "none" for t in errors],
-        "chance_error": 1 - 1 / model.spec.num_classes, "tsbn_past_trained": tsbn_policy})
+        "chance_error": 1 - 1 / model.spec.num_classes, TSBN_POLICY: tsbn_policy, CALIBRATION: calibration})
+    return add_ms(table, "readout_time", mapping or TimeMapping(), state=model.spec.graph.last.name)
 
 
 @report_errors
 def main(argv=None):
-    p = ArgumentParser(prog="python -m analyses.readout_time", description=__doc__.splitlines()[0])
-    p.add_argument("--model", "--checkpoint", dest="checkpoint", metavar="NAME_OR_PATH",
-                   help="a shipped model's name or a checkpoint path (default: the pretrained model shipped with "
-                        "visrecur)")
-    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
-    p.add_argument("--readout-times", type=int, nargs="+")
-    p.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of the test split (equal per "
-                                             "class, the remainder to the first classes)")
-    p.add_argument("--recalibrate", type=int, metavar="N",
-                   help="also evaluate with the TSBN statistics of every step past the trained ones "
-                        "estimated from N training images")
-    p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
-    p.add_argument("--out", default="results/readout_time.csv")
+    p = common.parser(__doc__, "readout_time")
+    common.add_model(p)
+    common.add_data(p)
+    p.add_argument("--readout-times", type=int, nargs="+",
+                   help="readout times to evaluate (default: the earliest to twice the model's time_steps)")
+    common.add_recalibration(p, help="also evaluate with the TSBN statistics of every step past the trained ones "
+                                     "estimated from N training images")
+    common.add_time_mapping_options(p)
+    common.add_output(p, "results/readout_time.csv", file=True)
     args = p.parse_args(argv)
-    check_counts(p, args, ("limit", "recalibrate"))
-    check_augment(p, args)
-    if args.readout_times and min(args.readout_times) < 1:
-        p.error(f"--readout-times {' '.join(map(str, args.readout_times))}: readout times start at 1")
-    model = load(args.checkpoint)
-    if model.preprocess is None:
-        raise CheckpointError(f"checkpoint {args.checkpoint!r} does not say its preprocessing (no 'preprocess' or "
-                              "'normalization' entry); give a checkpoint written by python -m visrecur.train")
-    mean, std = model.preprocess.mean, model.preprocess.std  # CIFAR-size images: no resize or crop
-    images, labels, _ = data.decode_folder(data.find_split(args.data_root, "val"), args.limit)
-    batches = data.TensorBatches(images, labels, 500, mean, std, train=False)
+    common.check_counts(p, args, ("limit",))
+    common.check_recalibration(p, args)
+    common.check_readout_time_options(p, args.readout_times)
+    model = common.load_models([args.model])[args.model]
+    mapping = common.time_mapping(args, p, model.time_mapping)
+    images, labels, _ = common.load_test_split(args.data_root, args.limit)
+    batches = common.test_batches(model, images, labels)
     times = list(args.readout_times or range(model.spec.graph.earliest_readout, 2 * model.spec.time_steps + 1))
     trained = model.last_trained_readout()  # before recalibration makes later steps "trained"
     with torch.no_grad():
-        tables = [readout_time_errors(model, batches, times, "last trained", trained)]
+        tables = [readout_time_errors(model, batches, times, "trained", trained, mapping)]
     if args.recalibrate:
-        policy = recalibrate(model, args.data_root, args.recalibrate, max(times), args.augment_calibration)
+        described = common.recalibrate(model, args.data_root, args.recalibrate, max(times), args.augment_calibration)
         with torch.no_grad():
-            tables.append(readout_time_errors(model, batches, times, policy, trained))
+            tables.append(readout_time_errors(model, batches, times, "past", trained, mapping, described))
     table = pd.concat(tables, ignore_index=True)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    common.write({out.stem: table}, out.parent, common.command_line("readout_time", argv),
+                 "top-1 error on the test split per readout time and TSBN policy",
+                 {"model": args.model, "test_images": len(labels), "time_mapping": mapping.to_dict()})
     print(table.to_string(index=False))
 
 

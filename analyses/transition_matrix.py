@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from visrecur.architecture import zoo
-from visrecur.errors import ArgumentParser, report_errors
+from analyses import common
+from visrecur.errors import report_errors
 from visrecur.timing import TimeMapping
 
 
@@ -41,7 +42,9 @@ def transition_schedule(spec, readout_time: int | None = None, mapping: TimeMapp
     spec.check_readout_time(readout_time)
     name = model or spec.name
     uses = graph.uses(readout_time - 1)
-    low, high = mapping.latency([t for _, t in uses])
+    # a transition run at t takes its source at t - 1 to its target at t: the target's step
+    bounds = [mapping.latency(t, tr.target) for tr, t in uses]
+    low, high = [b[0] for b in bounds], [b[1] for b in bounds]
     transitions = pd.DataFrame([
         {"model": name, "transition": tr.key, "source": tr.source, "target": tr.target, "kind": graph.kind(tr),
          "step": t, "source_index": graph.state_index(tr.source), "target_index": graph.state_index(tr.target),
@@ -60,23 +63,24 @@ def transition_schedule(spec, readout_time: int | None = None, mapping: TimeMapp
 def main(argv=None):
     from visrecur.artifacts.checkpoint import list_pretrained
 
-    p = ArgumentParser(prog="python -m analyses.transition_matrix", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME_OR_PATH", help="shipped model names, checkpoint paths or zoo names "
-                                               f"(default: {' '.join(list_pretrained())})")
+    p = common.parser(__doc__, "transition_matrix")
+    p.add_argument("--model", "--models", dest="models", nargs="+", metavar="NAME_OR_PATH",
+                   help=f"shipped model names, checkpoint paths or zoo names (default: {' '.join(list_pretrained())})")
     p.add_argument("--readout-time", type=int, help="draw up to this readout time (default: each model's)")
-    p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0], help="one duration or LOW HIGH")
-    p.add_argument("--out-dir", default="results")
+    common.add_time_mapping_options(p)
+    common.add_output(p)
     args = p.parse_args(argv)
-    mapping = TimeMapping(tuple(args.ms_per_step))
-    tables = [transition_schedule(model_spec(name), args.readout_time, mapping, name)
-              for name in args.models or list_pretrained()]
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for k, filename in enumerate(("transition_matrix.csv", "transition_matrix_states.csv")):
-        table = pd.concat([pair[k] for pair in tables], ignore_index=True)
-        tmp = out / (filename + ".tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(out / filename)
+    names = args.models or list_pretrained()
+    specs = {name: model_spec(name) for name in names}
+    mapping = common.time_mapping(args, p)
+    tables = [transition_schedule(spec, args.readout_time, mapping, name) for name, spec in specs.items()]
+    out = common.output_folder(args.out_dir)
+    common.write({"transition_matrix": pd.concat([pair[0] for pair in tables], ignore_index=True),
+                  "transition_matrix_states": pd.concat([pair[1] for pair in tables], ignore_index=True)},
+                 out, common.command_line("transition_matrix", argv),
+                 {"transition_matrix.csv": "every (transition, step) that runs, per model",
+                  "transition_matrix_states.csv": "each state's position, size and arrival time, per model"},
+                 {"time_mapping": mapping.to_dict()})
     print(f"{len(tables)} models -> {out}/transition_matrix.csv, transition_matrix_states.csv")
 
 

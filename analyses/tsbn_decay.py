@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 import visrecur
-from visrecur.errors import ArgumentParser, InputError, report_errors
+from visrecur.artifacts.checkpoint import list_pretrained
+from visrecur.errors import InputError, report_errors
 from visrecur.timing import TimeMapping
 
 STATISTICS = ("running_mean", "running_var")
@@ -151,10 +152,14 @@ def fit_statistics(table: pd.DataFrame, mapping: TimeMapping | None = None, min_
             fit = fit_decay(channel.time.to_numpy(), channel[statistic].to_numpy(), min_steps)
             rows.append({**dict(zip(keys, key)), "statistic": statistic, **fit})
     fits = pd.DataFrame(rows)
-    low, high = mapping.ms_per_step
-    fits["tau_ms_low"], fits["tau_ms_high"] = fits.tau_steps * low, fits.tau_steps * high
+    # tau as a duration: its steps are those of the transition's target state
+    targets = fits.transition.str.split("->").str[-1]
+    bounds = [mapping.latency(tau, state) for tau, state in zip(fits.tau_steps, targets)]
+    onsets = [mapping.latency(0, state) for state in targets]
+    fits["tau_min_ms"] = [float(b[0] - o[0]) for b, o in zip(bounds, onsets)]
+    fits["tau_max_ms"] = [float(b[1] - o[1]) for b, o in zip(bounds, onsets)]
     fits["well_fit"] = (fits.status == "fit") & (fits.r2 >= r2_threshold)
-    fits.attrs["ms_per_step"] = mapping.describe()
+    fits.attrs["time_mapping"] = mapping.describe()
     return fits
 
 
@@ -184,7 +189,7 @@ def summarise_fits(fits: pd.DataFrame) -> pd.DataFrame:
                "n_well_fit": int(part.well_fit.sum()),
                "n_fit_decreasing": int((fitted.amplitude > 0).sum()),  # decays from above, as in Fig. 5B
                "fraction_well_fit": part.well_fit.sum() / tried if tried else np.nan}
-        for column in ("tau_steps", "tau_ms_low", "tau_ms_high", "r2", "rmse", "asymptote", "amplitude"):
+        for column in ("tau_steps", "tau_min_ms", "tau_max_ms", "r2", "rmse", "asymptote", "amplitude"):
             median, q1, q3 = _iqr(fitted[column])
             row.update({f"{column}_median": median, f"{column}_q25": q1, f"{column}_q75": q3})
         rows.append(row)
@@ -205,8 +210,7 @@ def recalibrated_statistics(model, data_root: str, images: int, until: int,
     from ``images`` class-balanced training images (``FRNN.recalibrate``; trained steps too, so that
     the whole curve comes from one procedure; ``augment``: cropped and flipped as in training). Changes
     ``model``. Returns the statistics and what they were estimated on."""
-    from analyses.timed_readout import calibration_batches
-    
+    from analyses.common import calibration_batches
     from visrecur.errors import CheckpointError
 
     if model.preprocess is None:
@@ -215,12 +219,6 @@ def recalibrated_statistics(model, data_root: str, images: int, until: int,
     batches, described = calibration_batches(data_root, images, model.preprocess, augment)
     model.recalibrate(batches, until, steps=range(1, until + 1), progress=True)
     return tsbn_statistics(model), described
-
-
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 def _read_raw(path) -> pd.DataFrame:
@@ -258,50 +256,63 @@ def _statistics(args) -> pd.DataFrame:
 
 @report_errors
 def main(argv=None):
-    from analyses.timed_readout import AUGMENT_HELP, check_augment, requires
-    from visrecur.artifacts.checkpoint import list_pretrained
-    from visrecur.artifacts.io import data_root
+    from analyses import common
 
-    p = ArgumentParser(prog="python -m analyses.tsbn_decay", description=__doc__.splitlines()[0])
-    p.add_argument("--model", "--checkpoint", dest="checkpoint", nargs="+", metavar="NAME_OR_PATH", help="checkpoint paths or shipped model names (default: every "
-                                                   f"shipped pretrained model: {' '.join(list_pretrained())})")
+    p = common.parser(__doc__, "tsbn_decay")
+    p.add_argument("--model", "--checkpoint", dest="checkpoint", nargs="+", metavar="NAME_OR_PATH",
+                   help="checkpoint paths or shipped model names (default: every shipped pretrained model: "
+                        f"{' '.join(list_pretrained())})")
     p.add_argument("--recalibrate", type=int, metavar="N",
                    help="also re-estimate every step's statistics up to --until - 1 from N training images")
     p.add_argument("--until", type=int, metavar="T", help="with --recalibrate: the readout time to recalibrate "
                                                           "up to (default: the model's time_steps)")
-    p.add_argument("--augment-calibration", action="store_true", help=AUGMENT_HELP)
-    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
+    p.add_argument("--augment-calibration", action="store_true", help=common.AUGMENT_HELP)
+    common.add_data(p, limit=False)
     p.add_argument("--min-steps", type=int, default=MIN_STEPS, help="fewest steps a channel is fitted on (>= 4)")
     p.add_argument("--r2-threshold", type=float, default=0.9, help="R^2 from which a fit counts as good, in (0, 1]")
-    p.add_argument("--ms-per-step", type=float, nargs="+", default=[20.0, 50.0],
-                   help="one duration or LOW HIGH, for tau in ms")
+    common.add_time_mapping_options(p)
     p.add_argument("--refit", metavar="CSV", help="fit an existing tsbn_decay.csv (e.g. with another --min-steps) "
                                                   "instead of reading checkpoints")
-    p.add_argument("--out-dir", default="results")
+    common.add_output(p)
     args = p.parse_args(argv)
-    mapping = TimeMapping(tuple(args.ms_per_step))
     _check_fit_options(args.min_steps, args.r2_threshold)
     if args.refit and (args.checkpoint or args.recalibrate is not None):
         p.error("--refit fits a table already written; drop --model and --recalibrate")
     if args.recalibrate is not None and args.recalibrate < 1:
         p.error(f"--recalibrate {args.recalibrate} must be at least 1 image")
-    check_augment(p, args)
-    requires(p, args, "until", "recalibrate", "how far --recalibrate goes")
+    common.requires(p, args, "augment_calibration", "recalibrate", "how recalibration draws its images")
+    common.requires(p, args, "until", "recalibrate", "how far --recalibrate goes")
     if args.until is not None and args.until < 2:
         p.error(f"--until {args.until}: transitions run from step 1, so recalibrate up to a readout time >= 2")
-    out = Path(args.out_dir)
+    out = common.output_folder(args.out_dir)
+    stated = None if args.refit else _stated_mapping(args.checkpoint or list_pretrained())
+    mapping = common.time_mapping(args, p, stated)
     raw = _read_raw(args.refit) if args.refit else _statistics(args)
     raw = raw[["model", "estimated_by"] + [c for c in raw.columns if c not in ("model", "estimated_by")]]
     fits = fit_statistics(raw, mapping, args.min_steps, args.r2_threshold)
     summary = summarise_fits(fits)
-    out.mkdir(parents=True, exist_ok=True)
-    written = ((fits, "tsbn_decay_fits.csv"), (summary, "tsbn_decay_summary.csv"))
-    for table, name in written if args.refit else ((raw, "tsbn_decay.csv"),) + written:
-        _write_csv(table, out / name)
+    tables = {"tsbn_decay_fits": fits, "tsbn_decay_summary": summary}
+    if not args.refit:
+        tables = {"tsbn_decay": raw, **tables}
+    common.write(tables, out, common.command_line("tsbn_decay", argv),
+                 {"tsbn_decay.csv": "TSBN running statistics per transition, position, channel and step",
+                  "tsbn_decay_fits.csv": "exponential decay fit per channel and statistic",
+                  "tsbn_decay_summary.csv": "fits summarised per transition kind and statistic"},
+                 {"time_mapping": mapping.to_dict()})
     shown = ["model", "estimated_by", "kind", "statistic", "n_channels", "n_fit", "n_no_asymptote", "n_too_few_steps",
              "fraction_well_fit", "tau_steps_median", "r2_median"]
     print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"{len(raw)} rows, {len(fits)} fits -> {out}/tsbn_decay*.csv (tau in ms: {mapping.describe()})")
+
+
+def _stated_mapping(names):
+    """The time mapping the models' checkpoints state (one for all; None when none states one)."""
+    from visrecur.artifacts.checkpoint import read
+
+    stated = {read(name).stated_time_mapping for name in names} - {None}
+    if len(stated) > 1:
+        raise InputError("the models state different time mappings; analyse them one at a time")
+    return next(iter(stated), None)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def step(model, x, y):
 
 
 def main():
-    from visrecur.errors import ArgumentParser
+    from visrecur.cli import ArgumentParser
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=32)

@@ -97,7 +97,7 @@ def run_interleaved(scenarios, n, workdir, repeats):
 
 
 def main():
-    from visrecur.errors import ArgumentParser
+    from visrecur.cli import ArgumentParser
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stimuli", type=int, default=1000)

@@ -53,7 +53,7 @@ def matmul_peak(device, dtype, size=4096, repeats=10):
 
 
 def main():
-    from visrecur.errors import ArgumentParser
+    from visrecur.cli import ArgumentParser
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=64)

@@ -6,37 +6,19 @@ root. Runs each analysis (writing results/), then each notebook in figures/ (wri
     python -m figures --only latency masking # some analyses (and every notebook)
 
 Needs ``pip install -e ".[notebooks]"``. The analyses are the documented commands (``python -m
-analyses.NAME``); their options here are listed in ANALYSES.
+analyses.NAME``); what each writes, its notebook and its options here are in ``analyses.registry``.
 """
 import sys
 import time
 from importlib import import_module
 from pathlib import Path
 
-from visrecur.errors import ArgumentParser, InputError, report_errors
+from analyses.registry import ANALYSES
+from visrecur.cli import ArgumentParser
+from visrecur.errors import InputError, report_errors
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-# name -> arguments, given --limit N test images and --calibration M training images; every result a
-# notebook reads comes from one of these
-ANALYSES = {
-    "readout_time": lambda n, m: ["--limit", n, "--recalibrate", m],
-    # the shipped FRNNs have at most 4 trained steps: re-estimate steps up to 9 to see the decay (docs/figures)
-    "tsbn_decay": lambda n, m: ["--model", "frnn_4state_cifar10", "frnn_4state_adjacent_cifar10",
-                                "--recalibrate", "128", "--until", "10"],
-    "parameters": lambda n, m: [],
-    "transition_matrix": lambda n, m: [],
-    # Fig. 5A with every policy for the TSBN statistics; "every" re-estimates all steps at each of the 17
-    # readout times, the slow part (past + every took 62 minutes at 2,560 calibration images on 2 cores;
-    # recalibration time grows with the number of images)
-    "readout_generalization": lambda n, m: ["--limit", n, "--recalibrate", m, "--recalibrate-steps", "past", "every",
-                                            "after-first-state", "--augment-calibration"],
-    "latency": lambda n, m: ["--model", "frnn_4state_cifar10", "frnn_4state_adjacent_cifar10", "--limit", n,
-                             "--recalibrate", m],
-    "masking": lambda n, m: ["--limit", n],
-    "neural_alignment": lambda n, m: [],  # the shipped default on the 92 images (all of them)
-}
 
 
 def run_analysis(name: str, argv: list[str]) -> None:
@@ -56,7 +38,7 @@ def run_notebooks() -> None:
     except ImportError:
         raise InputError('running the notebooks needs nbclient, nbformat and ipykernel: pip install -e '
                          '".[notebooks]"') from None
-    for path in sorted(HERE.glob("*.ipynb")):
+    for path in sorted(HERE / a.notebook for a in ANALYSES.values() if a.notebook):
         notebook = nbformat.read(path, as_version=4)
         # run where the notebook lives: it reads ../results and writes out/
         nbclient.NotebookClient(notebook, resources={"metadata": {"path": str(HERE)}}).execute()
@@ -81,7 +63,7 @@ def main(argv=None) -> int:
                          "results/ there")
     if not args.plots_only:
         for name in args.only or ANALYSES:
-            run_analysis(name, ANALYSES[name](str(args.limit), str(args.calibration)))
+            run_analysis(name, ANALYSES[name].figure_args(args.limit, args.calibration))
     run_notebooks()
     return 0
 

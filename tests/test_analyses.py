@@ -58,7 +58,7 @@ def test_calibration_batches_mix_classes_repeat_and_augment_as_training_does(tmp
     ones show the zero padding of training's pad-4 crops."""
     from types import SimpleNamespace
 
-    from analyses.timed_readout import calibration_batches
+    from analyses.common import calibration_batches
     from training_fixtures import colour_folder
 
     colours = [(200, 80, 80), (80, 200, 80), (80, 80, 200)]  # with the noise (+-30) never 0

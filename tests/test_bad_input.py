@@ -174,7 +174,7 @@ COMMANDS = [
     ("record-reduction-size", "record", ["--stimuli", "good.npy", "--reduction", "pca:0"], "positive size", None),
     ("record-reduction-extra", "record", ["--stimuli", "good.npy", "--reduction", "mean:3"], "takes no size", None),
     ("record-ms-reversed", "record", ["--stimuli", "good.npy", "--ms-per-step", "50", "20"], "50", None),
-    ("record-ms-one", "record", ["--ms-per-step", "10"], "expected 2 arguments", None),
+    ("record-ms-three", "record", ["--ms-per-step", "10", "20", "30"], "give one duration or LOW HIGH", None),
     # record: device, output
     ("record-cuda-no-gpu", "record", ["--stimuli", "good.npy", "--device", "cuda"], "no CUDA GPU", _no_gpu),
     ("record-cuda3", "record", ["--stimuli", "good.npy", "--device", "cuda:3"], "only 1 GPU", _one_gpu),
@@ -197,7 +197,7 @@ COMMANDS = [
     ("record-resume-seed", "record", ["--stimuli", "good.npy", "--output", "part.nc", "--resume", "--reduction",
                                       "srp:4", "--seed", "1"], "reduction_seed", None),
     ("record-resume-ms", "record", ["--stimuli", "good.npy", "--output", "part.nc", "--resume", "--reduction",
-                                    "srp:4", "--ms-per-step", "10", "20"], "ms_per_step", None),
+                                    "srp:4", "--ms-per-step", "10", "20"], "time_mapping", None),
     ("record-resume-reduction", "record", ["--stimuli", "good.npy", "--output", "part.nc", "--resume"],
      "cannot resume", None),
     ("record-partial-exists", "record", ["--stimuli", "good.npy", "--output", "part.nc"], "--resume", None),

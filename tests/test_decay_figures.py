@@ -13,6 +13,7 @@ from analyses.readout_time import readout_time_errors
 from analyses.transition_matrix import transition_schedule
 from analyses.tsbn_decay import fit_statistics, summarise_fits, tsbn_statistics
 from visrecur.architecture import zoo
+from visrecur.errors import InputError
 
 from visrecur.training.data import TensorBatches
 
@@ -112,8 +113,8 @@ def test_missing_results_name_the_command(notebook, missing, command, results, t
     for item in results.iterdir():
         if item.name != missing and item.is_file():
             (partial / item.name).symlink_to(item)
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(InputError) as err:
         run(notebook, partial, tmp_path / "out", monkeypatch)
     message = str(err.value)
-    assert missing in message and f"run `{command}`" in message and "\n" not in message
+    assert missing in message and f"make it with {command}" in message and "\n" not in message
     assert not (tmp_path / "out").exists()

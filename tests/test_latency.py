@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from analyses import latency
-from analyses.timed_readout import check_readout_times
+from analyses.common import check_readout_times
 from timing_fixtures import PREPROCESS, assert_refuses, run_notebook, tiny_checkpoint, tiny_folder, tiny_model
 from visrecur.architecture import zoo
 from visrecur.training.data import TensorBatches
@@ -76,7 +76,7 @@ def test_reaction_times_on_planted_trajectories():
     assert np.isclose(row.accuracy_at_rt_pct, 100 * 2 / 3)
     # the never-crossing image decides at t = 4: RT counted as 4, and its class 2 is right
     assert row.mean_rt_deadline_steps == (2 + 3 + 4 + 4) / 4 and row.accuracy_deadline_pct == 75.0
-    assert (row.mean_rt_ms_low, row.mean_rt_ms_high) == (60.0, 150.0)
+    assert (row.mean_rt_min_ms, row.mean_rt_max_ms) == (60.0, 150.0)
     assert speed.loc[0.5].never_crossed_pct == 0 and speed.loc[0.5].mean_rt_steps == 11 / 4
 
 
@@ -84,10 +84,10 @@ def test_reaction_times_in_ms_match_the_mapping_by_hand():
     rts = planted_tables(mapping=TimeMapping((25, 40), onset_ms=10))["reaction_times"]
     at = rts[rts.threshold == 0.9]
     # step t is onset + t * low .. onset + t * high: t = 2, 3, 4 -> 60..90, 85..130, 110..170
-    assert at.rt_ms_low.tolist()[:3] == [60, 85, 110] and at.rt_ms_high.tolist()[:3] == [90, 130, 170]
-    assert at.rt_ms_low.isna().tolist() == [False, False, False, True]
+    assert at.rt_min_ms.tolist()[:3] == [60, 85, 110] and at.rt_max_ms.tolist()[:3] == [90, 130, 170]
+    assert at.rt_min_ms.isna().tolist() == [False, False, False, True]
     speed = planted_tables(mapping=TimeMapping((25, 40), onset_ms=10))["speed_accuracy"].set_index("threshold")
-    assert (speed.loc[0.9].mean_rt_ms_low, speed.loc[0.9].mean_rt_ms_high) == (85.0, 130.0)
+    assert (speed.loc[0.9].mean_rt_min_ms, speed.loc[0.9].mean_rt_max_ms) == (85.0, 130.0)
 
 
 def test_accuracy_and_rt_distribution_per_class_by_hand():
@@ -97,7 +97,7 @@ def test_accuracy_and_rt_distribution_per_class_by_hand():
     assert acc.accuracy_pct.tolist() == [100.0, 75.0, 100.0]
     assert np.allclose(acc.mean_max_softmax, [(0.95 + 0.45 + 0.40 + 0.30) / 4, (0.97 + 0.92 + 0.60 + 0.55) / 4,
                                               (0.99 + 0.60 + 0.91 + 0.85) / 4])
-    assert acc.time_ms_low.tolist() == [40, 60, 80] and acc.time_ms_high.tolist() == [100, 150, 200]
+    assert acc.latency_min_ms.tolist() == [40, 60, 80] and acc.latency_max_ms.tolist() == [100, 150, 200]
     dist = tables["rt_by_class"]
     at = dist[dist.threshold == 0.9]
     assert len(at) == 4 * 4  # every class: t = 2, 3, 4 and "never"
@@ -180,7 +180,7 @@ def test_command_writes_tidy_tables(latency_results):
     accuracy = pd.read_csv(latency_results / "latency_accuracy.csv")
     assert accuracy.readout_time.tolist() == [2, 3, 4]
     assert accuracy.beyond_trained_steps.tolist() == [False, False, True]
-    assert accuracy.tsbn_past_trained.eq("last trained step's statistics").all()
+    assert accuracy.tsbn_policy.eq("trained").all() and accuracy.calibration.eq("none").all()
     rts = pd.read_csv(latency_results / "latency_reaction_times.csv")
     assert len(rts) == 2 * 12 and set(rts.class_name) == {"c0", "c1", "c2"}
     speed = pd.read_csv(latency_results / "latency_speed_accuracy.csv")
@@ -199,6 +199,5 @@ def test_notebook_draws_the_figures(latency_results, tmp_path, monkeypatch):
 
 
 def test_notebook_names_the_command_when_results_are_missing(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match=r"latency_accuracy.csv is missing; make it with "
-                                                r"`python -m analyses.latency`"):
+    with pytest.raises(InputError, match=r"latency_accuracy.csv is missing; make it with python -m analyses.latency"):
         run_notebook(NOTEBOOK, tmp_path / "empty", tmp_path / "out", monkeypatch)

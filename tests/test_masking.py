@@ -128,7 +128,7 @@ def test_accuracies_match_direct_runs(model, stimuli):
     assert np.isclose(table.accuracy_pct["flash", "blank", T], 100 * unmasked)   # k = T: the ordinary run
     assert table.xs(T, level="stimulus_steps").groupby("presentation").accuracy_pct.nunique().eq(1).all()
     row = table.loc["held", "noise", 3]
-    assert (row.duration_ms_low, row.duration_ms_high, row.readout_ms_low, row.readout_ms_high) == (60, 150, 100, 250)
+    assert (row.duration_min_ms, row.duration_max_ms, row.latency_min_ms, row.latency_max_ms) == (60, 150, 100, 250)
     assert row.frames == "S S S M M" and table.loc["flash", "noise", 3].frames == "S - - M M"
 
 
@@ -179,5 +179,5 @@ def test_notebook_draws_the_figure(masking_results, tmp_path, monkeypatch):
 
 
 def test_notebook_names_the_command_when_results_are_missing(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match=r"masking.csv is missing; make it with `python -m analyses.masking`"):
+    with pytest.raises(InputError, match=r"masking.csv is missing; make it with python -m analyses.masking"):
         run_notebook(NOTEBOOK, tmp_path / "empty", tmp_path / "out", monkeypatch)

@@ -116,4 +116,5 @@ def test_command_reads_algonauts_meg(inputs, tmp_path):
     assert list(meg.time_ms.values) == [80, 150]
     assert float(meg.meg_score.sel(state="V1", time=1, time_ms=80)) == pytest.approx(1)
     assert float(meg.meg_score.sel(state="IT", time=4, time_ms=150)) == pytest.approx(1)
-    assert sorted(p.name for p in out.iterdir()) == ["neural_alignment_meg.nc", "neural_alignment_meg_fit.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["neural_alignment_meg.nc", "neural_alignment_meg_fit.csv",
+                                                     "neural_alignment_meg_fit.csv-metadata.json"]

@@ -6,6 +6,7 @@ import matplotlib
 import numpy as np
 
 from analyses.neural_alignment import score_table
+from visrecur.errors import InputError
 from visrecur.neural import model_rdms
 from visrecur.neural import synthetic
 from visrecur.neural.meg import meg_scores, peak_latencies
@@ -49,5 +50,5 @@ def test_neural_alignment_notebook_names_the_command_when_results_are_missing(tm
     monkeypatch.setenv("VISRECUR_RESULTS", str(tmp_path))
     monkeypatch.setenv("VISRECUR_FIGURES", str(tmp_path / "out"))
     first = next(c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code")
-    with pytest.raises(FileNotFoundError, match="python -m analyses.neural_alignment"):
+    with pytest.raises(InputError, match="python -m analyses.neural_alignment"):
         exec(compile("".join(first["source"]), NOTEBOOK.name, "exec"), {})

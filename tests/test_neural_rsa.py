@@ -65,7 +65,7 @@ def test_model_rdms_at_first_last_and_arrival_steps():
                                np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1)), atol=1e-10)
     cos = 1 - (x @ x.T) / np.outer(np.linalg.norm(x, axis=1), np.linalg.norm(x, axis=1))
     np.testing.assert_allclose(model_rdms(ds, ["V1"], [3], "cosine")[0, 0], cos, atol=1e-12)
-    assert list(rdm.latency_max_ms.values) == [0, 50, 100, 150]
+    assert list(rdm.latency_max_ms.sel(state="V1").values) == [0, 50, 100, 150]
 
 
 def test_scores_join_by_id_not_position():

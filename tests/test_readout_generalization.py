@@ -89,7 +89,7 @@ def test_analysis_at_trained_readout_equals_plain_evaluation(trained):
     assert row.loc[TRAINED, "borrowed_statistics"] == "none"
     assert row.loc[TRAINED + 1, "borrowed_statistics"] == "4<-3"  # first past: run 4 borrows run 3
     assert list(row["relative_to_trained"]) == ["before", "trained", "after"]
-    assert list(row["time_ms_low"]) == [20 * 5, 20 * 6, 20 * 7] and row.loc[7, "time_ms_high"] == 350
+    assert list(row["latency_min_ms"]) == [20 * 5, 20 * 6, 20 * 7] and row.loc[7, "latency_max_ms"] == 350
     assert list(row["first_state_unrolls"]) == [2, 3, 4]
 
 
@@ -101,7 +101,7 @@ def test_recalibration_estimates_the_runs_past_training(trained):
         table = generalization_errors(trained, batches, [TRAINED, TRAINED + 2],
                                       calibration=[x for x, _ in batches.batches()])
     assert set(table["borrowed_statistics"]) == {"none"}
-    assert set(table["tsbn_past_trained"]) == {"recalibrated on 16 training images"}
+    assert set(table["tsbn_policy"]) == {"past"} and set(table["calibration"]) == {"16 training images"}
     # the model itself is untouched
     assert trained.norms["h1->h1"][0].trained_steps() == [1, 2, 3]
 
@@ -136,7 +136,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
     assert every.set_index("readout_time").loc[TRAINED, "error"] == 0
     assert len(set(labels.tolist())) == 3  # predictions that vary, so errors can differ
     assert (last["error"] > 0).all()  # the trained statistics (fitted to other inputs) do differ: not vacuous
-    assert set(every["tsbn_past_trained"]) == {"every step recalibrated on 32 training images"}
+    assert set(every["tsbn_policy"]) == {"every"} and set(every["calibration"]) == {"32 training images"}
     assert model.norms["h1->h1"][0].trained_steps() == [1, 2, 3]  # the model itself is untouched
     # after-first-state: h1 keeps its trained runs' statistics, every later step uses the batch's own,
     # built by hand by putting only the later steps' batch norms in training mode
@@ -153,7 +153,7 @@ def test_every_step_recalibrated_on_the_test_batch_equals_batch_statistics(train
     # h1's first run past training still borrows run 3's statistics (N = 4 at t = 7); with "every", none
     assert list(after["borrowed_statistics"]) == ["none", "none", "4<-3"]
     assert list(every["borrowed_statistics"]) == ["none", "none", "none"]
-    assert set(after["tsbn_past_trained"]) == {"steps after the first state's runs recalibrated on 32 training images"}
+    assert set(after["tsbn_policy"]) == {"after-first-state"} and set(after["calibration"]) == {"32 training images"}
     with pytest.raises(InputError, match="is not one of past, every, after-first-state"):
         generalization_errors(model, batches, times, calibration=[x], recalibrate="all")
 
@@ -218,12 +218,12 @@ def test_command_on_a_checkpoint(tmp_path, trained, monkeypatch):
           "--recalibrate", "4", "--recalibrate-steps", "past", "every", "--out", str(out)])
     table = pd.read_csv(out)
     assert len(table) == 9 and set(table["test_images"]) == {6}
-    assert list(table["tsbn_past_trained"].unique()) == [
-        "last trained", "recalibrated on 4 training images", "every step recalibrated on 4 training images"]
+    assert list(table["tsbn_policy"].unique()) == ["trained", "past", "every"]
+    assert list(table["calibration"].unique()) == ["none", "4 training images"]
     main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"), "--readout-times", "6",
           "--recalibrate", "4", "--recalibrate-steps", "every", "--augment-calibration", "--out", str(out)])
-    assert list(pd.read_csv(out)["tsbn_past_trained"]) == [
-        "last trained", "every step recalibrated on 4 augmented training images"]
+    assert list(pd.read_csv(out)["tsbn_policy"]) == ["trained", "every"]
+    assert list(pd.read_csv(out)["calibration"]) == ["none", "4 augmented training images"]
     assert main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "imgs"),
                  "--readout-times", "3", "--out", str(tmp_path / "h.csv")]) == 2
     assert not (tmp_path / "h.csv").exists()
@@ -258,10 +258,10 @@ def test_notebook_draws_the_table(trained, tmp_path, monkeypatch):
     namespace = run_notebook(monkeypatch, tmp_path)
     assert (tmp_path / "out" / "readout_generalization.png").stat().st_size > 5000
     legend = [text.get_text() for text in namespace["ax"].get_legend().get_texts()]
-    assert legend == [f"TSBN statistics: {policy}" for policy in table["tsbn_past_trained"].unique()]
+    assert legend == [f"TSBN statistics: {policy}" for policy in table["tsbn_policy"].unique()]
     assert len(legend) == 4
 
 
 def test_notebook_names_the_command_when_results_are_missing(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="python -m analyses.readout_generalization"):
+    with pytest.raises(InputError, match="python -m analyses.readout_generalization"):
         run_notebook(monkeypatch, tmp_path)

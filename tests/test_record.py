@@ -1,4 +1,5 @@
 """Recording: values equal the model's own tensors, NaN before arrival, round trips, resume, memory."""
+import json
 import subprocess
 import sys
 import tracemalloc
@@ -68,8 +69,10 @@ def test_values_equal_the_models_tensors_and_nan_before_arrival():
 
 def test_coords_and_attrs():
     ds = record(small_source(), random_stimuli(3), progress=False, ms_per_step=(25, 40))
-    np.testing.assert_array_equal(ds.latency_min_ms.values, 25 * ds.time.values)
-    np.testing.assert_array_equal(ds.latency_max_ms.values, 40 * ds.time.values)
+    for state in ds.state.values:  # every state's steps, from the one mapping stored whole in the attrs
+        np.testing.assert_array_equal(ds.latency_min_ms.sel(state=state).values, 25 * ds.time.values)
+        np.testing.assert_array_equal(ds.latency_max_ms.sel(state=state).values, 40 * ds.time.values)
+    assert json.loads(ds.attrs["time_mapping"])["ms_per_step"] == [25, 40]
     for key in ("model", "model_spec", "checkpoint_sha256", "visrecur_version", "torch_version",
                 "stimulus_set_sha256", "preprocessing", "reduction", "created", "trained", "warning"):
         assert key in ds.attrs
@@ -375,7 +378,7 @@ def test_attrs_say_which_steps_borrow_statistics_and_lie_past_training():
         past = record(model, stimuli, times=[0, 1, 2, 3], readout_time=4, progress=False, preprocess=preprocess)
     assert past.attrs["steps_past_trained"] == "3" and past.attrs["readout_times_past_trained"] == "4"
     assert "t3: step 2" in past.attrs["tsbn_statistics"] and "t4: step 3" in past.attrs["tsbn_statistics"]
-    assert past.attrs["time_mapping"] == "20-50 ms per step"
+    assert past.attrs["time_mapping_description"] == "20-50 ms per step"
 
 
 def test_overflow_is_warned_not_mistaken_for_a_missing_state():

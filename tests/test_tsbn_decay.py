@@ -38,10 +38,10 @@ def test_noise_free_fit_recovers_planted_constants_and_ms():
             assert np.isclose(row.asymptote, a + shift, atol=1e-6) and np.isclose(row.amplitude, b, atol=1e-6)
             assert np.isclose(row.tau_steps, tau, rtol=1e-6) and row.r2 > 1 - 1e-9 and row.rmse < 1e-6
             # tau in ms through the mapping: 20 and 50 ms per step
-            assert np.isclose(row.tau_ms_low, 20 * tau, rtol=1e-6) and np.isclose(row.tau_ms_high, 50 * tau, rtol=1e-6)
+            assert np.isclose(row.tau_min_ms, 20 * tau, rtol=1e-6) and np.isclose(row.tau_max_ms, 50 * tau, rtol=1e-6)
             assert (row.first_step, row.last_step, row.n_steps) == (1, 10, 10)
     one = fit_statistics(synthetic(), TimeMapping(30)).iloc[0]
-    assert np.isclose(one.tau_ms_low, 30 * one.tau_steps) and np.isclose(one.tau_ms_high, 30 * one.tau_steps)
+    assert np.isclose(one.tau_min_ms, 30 * one.tau_steps) and np.isclose(one.tau_max_ms, 30 * one.tau_steps)
 
 
 def test_noisy_fit_within_tolerance():
@@ -91,7 +91,7 @@ def test_summary_per_kind_by_hand():
     taus = sorted(tau for (kind, *_), (_, _, tau) in PLANTED.items() if kind == "self")
     assert self_mean.tau_steps_median == pytest.approx(np.median(taus), rel=1e-6)
     assert self_mean.tau_steps_q25 == pytest.approx(np.percentile(taus, 25), rel=1e-6)
-    assert self_mean.tau_ms_low_median == pytest.approx(20 * np.median(taus), rel=1e-6)
+    assert self_mean.tau_min_ms_median == pytest.approx(20 * np.median(taus), rel=1e-6)
     feedback = summary.loc[("feedback", "running_var")]
     assert feedback.n_too_few_steps == 1 and feedback.n_fit == 0 and np.isnan(feedback.fraction_well_fit)
     bypass = summary.loc[("bypass", "running_mean")]
@@ -156,7 +156,7 @@ def test_command_writes_raw_fits_and_summary(checkpoint, tmp_path):
     assert sorted(trained.time.unique()) == [1, 2, 3, 4, 5] and sorted(recalibrated.time.unique()) == list(range(1, 7))
     assert (raw.model == str(checkpoint)).all()
     assert set(fits.estimated_by) == set(raw.estimated_by) and len(fits) == 2 * 2 * 19  # channels: h1->h1 2+2, h1->h2 2+2, h2->h1 3+2, h2->h2 3+3
-    assert {"tau_ms_low", "tau_ms_high", "r2", "rmse", "well_fit", "status"} <= set(fits.columns)
+    assert {"tau_min_ms", "tau_max_ms", "r2", "rmse", "well_fit", "status"} <= set(fits.columns)
     assert {"fraction_well_fit", "tau_steps_median", "tau_steps_q25", "tau_steps_q75", "r2_median"} <= set(summary.columns)
     assert not list(out.glob("*.tmp"))
 

@@ -16,7 +16,9 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from visrecur.errors import ArgumentParser, VisrecurError, report_errors
+from visrecur.cli import ArgumentParser
+
+from visrecur.errors import VisrecurError, report_errors
 from visrecur.artifacts.io import publish, sha256 as file_sha256
 from visrecur.artifacts.io import data_root
 

@@ -1,5 +1,4 @@
 """User-facing errors, and how every command reports them: one ``error: ...`` line, exit code 2."""
-import argparse
 import functools
 import sys
 
@@ -46,28 +45,3 @@ def report_errors(main=None, *, interrupted: str = "interrupted"):
             return 130
 
     return wrapper
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows every default (None, False and [] mean "not set" and are described in the help
-    itself) and keeps the epilog's line breaks."""
-
-    def _get_help_string(self, action):
-        text, default = action.help or "", action.default
-        if (default is None or default is argparse.SUPPRESS or isinstance(default, bool) or default == []
-                or "default" in text or not action.option_strings):
-            return text
-        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
-        return f"{text} (default: {shown.replace('%', '%%')})".strip()
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``error: ...`` (naming ``--help``) and exit code 2."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):
-        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
-        sys.exit(2)

@@ -7,37 +7,31 @@ import json
 import sys
 from pathlib import Path
 
+from visrecur.artifacts.checkpoint import load
+from visrecur.artifacts.io import data_root, write_atomically
+from visrecur.cli import ArgumentParser
+from visrecur.errors import report_errors
 from visrecur.training.evaluate import subset_errors
 
 
+@report_errors
 def main(argv=None) -> int:
-    from visrecur.artifacts.checkpoint import load
-    from visrecur.errors import ArgumentParser, report_errors
-    from visrecur.artifacts.io import data_root
-
-    @report_errors
-    def run():
-        p = ArgumentParser(prog="python -m visrecur.evaluate", description=__doc__.splitlines()[0])
-        p.add_argument("--checkpoint", help="checkpoint path or shipped model name; default: the shipped default")
-        p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"))
-        p.add_argument("--limit", type=int, default=1000, help="test images (class-balanced)")
-        p.add_argument("--json", help="write {readout time: error} here (atomically)")
-        args = p.parse_args(argv)
-        if args.limit < 1:
-            p.error(f"--limit {args.limit} must be at least 1")
-        model = load(args.checkpoint)
-        errors = subset_errors(model, args.data_root, args.limit)
-        result = {"test_images": args.limit, "subset": "class-balanced, seed 0 (visrecur.training.data.decode_folder)",
-                  "top1_error": {str(t): round(e, 4) for t, e in errors.items()}}
-        print(json.dumps(result, indent=1))
-        if args.json:
-            out = Path(args.json)
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(json.dumps(result, indent=1) + "\n")
-            tmp.replace(out)
-
-    return run()
-
+    p = ArgumentParser(prog="python -m visrecur.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="checkpoint path or shipped model name; default: the shipped default")
+    p.add_argument("--data-root", default=str(data_root() / "cifar10-jpeg"), help="image folder with test/ (or val/)")
+    p.add_argument("--limit", type=int, default=1000, help="test images (class-balanced)")
+    p.add_argument("--json", help="write {readout time: error} here (atomically)")
+    args = p.parse_args(argv)
+    if args.limit < 1:
+        p.error(f"--limit {args.limit} must be at least 1")
+    model = load(args.checkpoint)
+    errors = subset_errors(model, args.data_root, args.limit)
+    result = {"test_images": args.limit, "subset": "class-balanced, seed 0 (visrecur.training.data.decode_folder)",
+              "top1_error": {str(t): round(e, 4) for t, e in errors.items()}}
+    print(json.dumps(result, indent=1))
+    if args.json:
+        write_atomically(Path(args.json), lambda tmp: tmp.write_text(json.dumps(result, indent=1) + "\n"))
+    return 0
 
 
 if __name__ == "__main__":

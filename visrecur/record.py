@@ -8,14 +8,16 @@ import sys
 import types
 from pathlib import Path
 
+from visrecur.artifacts.checkpoint import DEFAULT_PRETRAINED, list_pretrained
 from visrecur.artifacts.models import load_model
+from visrecur.artifacts.stores import STORES
 from visrecur.artifacts.recordings import UNTRAINED_WARNING, open_recording, summary
 from visrecur.distributed import parse_device, setup_distributed
-from visrecur.errors import ArgumentParser, InputError, report_errors
+from visrecur.cli import ArgumentParser, add_time_mapping, given_time_mapping
+from visrecur.errors import InputError, report_errors
 from visrecur.recording import record
-from visrecur.recording.reductions import Reduction
+from visrecur.recording.reductions import METHODS, Reduction
 from visrecur.recording.stimuli import resolve
-from visrecur.timing import DEFAULT_MS_PER_STEP, TimeMapping
 
 
 # --- command line ----------------------------------------------------------------------------------
@@ -32,9 +34,8 @@ def parse_args(argv=None):
                "      --times 0 1 2 3 4 5 6 7 --output rec.zarr\n"
                "  python -m visrecur.record --output rec.zarr --resume      # after an interruption\n"
                "read it back: visrecur.artifacts.recordings.open_recording(path) (lazy xarray.Dataset)")
-    p.add_argument("--model", help="checkpoint (.pt), shipped pretrained model (visrecur.list_pretrained(): "
-                                   "frnn_4state_cifar10, frnn_4state_adjacent_cifar10) or zoo model name "
-                                   "(untrained!); default: the shipped frnn_4state_cifar10")
+    p.add_argument("--model", help="checkpoint (.pt), shipped pretrained model (" + ", ".join(list_pretrained())
+                   + ") or zoo model name (untrained!); default: the shipped " + DEFAULT_PRETRAINED)
     p.add_argument("--stimuli", nargs="+", default=["builtin"],
                    help="builtin | 92images[:file.mat] | cifar10-test[:root] | folder | array.npy | list.txt | "
                         "image files")
@@ -45,21 +46,23 @@ def parse_args(argv=None):
                    help="state time steps (default 0..T-1, the steps a readout at T is computed from)")
     p.add_argument("--readout-time", type=int, help="readout time T; logits are recorded at every readout "
                                                        "time up to T (default: the model's)")
-    p.add_argument("--reduction", default="none", help="none | mean | pool:K | srp:D | pca:D")
+    p.add_argument("--reduction", default="none", help=" | ".join(
+        f"{m}:{'K' if m == 'pool' else 'D'}" if c.takes_size else m for m, c in METHODS.items()))
     p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random projection")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random projection and the PCA")
     p.add_argument("--batch-size", type=int, default=64, help="stimuli per batch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, help="processes that decode and preprocess the next batches while "
                                                "the model runs (default: 0 on a CPU, up to 8 with CUDA)")
     p.add_argument("--output", help="output .nc or .zarr (default recordings/<model>_<stimuli>.nc)")
-    p.add_argument("--format", choices=["nc", "zarr"], default="nc", help="format of the default output")
-    p.add_argument("--ms-per-step", nargs=2, type=float, default=list(DEFAULT_MS_PER_STEP),
-                   metavar=("LOW", "HIGH"), help="latency of one step in ms")
+    p.add_argument("--format", choices=[suffix.lstrip(".") for suffix in STORES], default="nc",
+                   help="the output's format when --output is not given")
+    add_time_mapping(p, "model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--resume", action="store_true", help="continue an interrupted recording")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    args.time_mapping = given_time_mapping(args, p)
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit {args.limit} must be at least 1")
     if args.batch_size < 1:
@@ -72,7 +75,6 @@ def parse_args(argv=None):
 @report_errors(interrupted="interrupted; continue with the same command and --resume")
 def main(argv=None) -> int:
     args = parse_args(argv)
-    TimeMapping(args.ms_per_step)  # checked before any work
     parse_device(args.device)
     if args.readout_time is not None and args.readout_time < 1:
         raise InputError(f"--readout-time {args.readout_time}: readout times start at 1")
@@ -86,7 +88,7 @@ def main(argv=None) -> int:
     path = record(source, stimuli, output, states=args.states, times=args.times,
                   readout_time=args.readout_time, reduction=reduction, batch_size=args.batch_size,
                   device=args.device, overwrite=args.overwrite, resume=args.resume,
-                  ms_per_step=tuple(args.ms_per_step), pca_fit=pca_fit, progress=not args.no_progress,
+                  ms_per_step=args.time_mapping, pca_fit=pca_fit, progress=not args.no_progress,
                   workers=args.workers)
     if setup_distributed("cpu")[0] == 0:
         with open_recording(path) as ds:
@@ -94,8 +96,9 @@ def main(argv=None) -> int:
     return 0
 
 
-
 class _CallableModule(types.ModuleType):
+    """``visrecur.record(...)`` calls ``visrecur.recording.record`` (the same signature and checks)."""
+
     def __call__(self, *args, **kwargs):
         return record(*args, **kwargs)
 

@@ -14,6 +14,8 @@ Two readings of a step are used:
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -45,46 +47,78 @@ def _ms_range(ms_per_step) -> tuple[float, float]:
 @dataclass(frozen=True)
 class TimeMapping:
     """Steps <-> ms. ``ms_per_step``: one duration or a (low, high) range (default the paper's 20-50);
-    ``onset_ms``: when step 0 happens; ``state_onset_ms``: extra delay per state name (e.g. to model
-    a transmission delay before a state), added to that state's latencies and bins."""
+    ``onset_ms``: when step 0 happens; ``state_onset_ms``: extra delay per state name (e.g. a
+    transmission delay before a state), added to that state's latencies and bins;
+    ``state_ms_per_step``: a state's own step duration (one or (low, high)), for models whose areas run
+    at different rates (CORnet-S's V4 runs four times per pass, IT twice).
+
+    Recordings and checkpoints store it whole (``to_dict``/``from_dict``); a command given
+    ``--ms-per-step`` for a recording or model that states another mapping refuses (``resolve``)."""
 
     ms_per_step: tuple[float, float] = DEFAULT_MS_PER_STEP
     onset_ms: float = 0.0
     state_onset_ms: Mapping[str, float] = field(default_factory=dict)
+    state_ms_per_step: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "ms_per_step", _ms_range(self.ms_per_step))
-        if not np.isfinite(self.onset_ms):
+        try:
+            onset = float(self.onset_ms)
+        except (TypeError, ValueError):
+            onset = float("nan")
+        if not np.isfinite(onset):
             raise TimeMappingError(f"onset_ms={self.onset_ms!r} must be a finite number of milliseconds")
-        object.__setattr__(self, "onset_ms", float(self.onset_ms))
-        object.__setattr__(self, "state_onset_ms", {str(k): float(v) for k, v in dict(self.state_onset_ms).items()})
+        object.__setattr__(self, "onset_ms", onset)
+        onsets = {}
+        for state, value in dict(self.state_onset_ms).items():
+            try:
+                onsets[str(state)] = float(value)
+            except (TypeError, ValueError):
+                onsets[str(state)] = float("nan")
+            if not np.isfinite(onsets[str(state)]):
+                raise TimeMappingError(f"the onset of state {state!r}, {value!r}, must be a finite number of ms")
+        object.__setattr__(self, "state_onset_ms", onsets)
+        object.__setattr__(self, "state_ms_per_step",
+                           {str(k): _ms_range(v) for k, v in dict(self.state_ms_per_step).items()})
+
+    def __hash__(self):
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     @property
     def step_ms(self) -> float:
         """One duration per step, for bins: the range's midpoint (35 ms for 20-50)."""
-        return (self.ms_per_step[0] + self.ms_per_step[1]) / 2
+        return self.state_step_ms(None)
+
+    def state_step_ms(self, state: str | None) -> float:
+        low, high = self._range(state)
+        return (low + high) / 2
+
+    def _range(self, state: str | None) -> tuple[float, float]:
+        return self.state_ms_per_step.get(state, self.ms_per_step) if state is not None else self.ms_per_step
 
     def _onset(self, state: str | None) -> float:
         return self.onset_ms + (self.state_onset_ms.get(state, 0.0) if state is not None else 0.0)
 
     def latency(self, t, state: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(earliest, latest) ms after stimulus onset at step(s) ``t``."""
+        """(earliest, latest) ms after stimulus onset at step(s) ``t`` (of ``state``)."""
         t = np.asarray(t, dtype=float)
-        onset = self._onset(state)
-        return onset + self.ms_per_step[0] * t, onset + self.ms_per_step[1] * t
+        if np.any(t < 0):
+            raise TimeMappingError(f"step {t.min():g} is before step 0; steps are >= 0")
+        onset, (low, high) = self._onset(state), self._range(state)
+        return onset + low * t, onset + high * t
 
     def bins(self, steps: Sequence[int], state: str | None = None,
              step_ms: float | None = None) -> np.ndarray:
         """(len(steps), 2) array of [start, end) ms: step t covers onset + t*w to onset + (t+1)*w,
-        ``w = step_ms`` (default ``self.step_ms``)."""
-        w = self.step_ms if step_ms is None else _ms_range(step_ms)[0]
+        ``w = step_ms`` (default the state's midpoint duration)."""
+        w = self.state_step_ms(state) if step_ms is None else _ms_range(step_ms)[0]
         t = np.asarray(steps, dtype=float)
         start = self._onset(state) + t * w
         return np.stack([start, start + w], axis=-1)
 
     def steps_at(self, ms: float, state: str | None = None) -> range:
         """The steps whose latency range contains ``ms``."""
-        low, high = self.ms_per_step
+        low, high = self._range(state)
         ms = float(ms) - self._onset(state)
         return range(max(0, int(np.ceil(ms / high))), int(np.floor(ms / low)) + 1) if ms >= 0 else range(0)
 
@@ -101,18 +135,55 @@ class TimeMapping:
         return np.divide(overlap, totals, out=np.zeros_like(overlap), where=totals > 0)
 
     def describe(self) -> str:
-        low, high = self.ms_per_step
-        text = f"{low:g}" + ("" if low == high else f"-{high:g}") + " ms per step"
+        text = _describe_range(self.ms_per_step) + " ms per step"
         if self.onset_ms:
             text += f", step 0 at {self.onset_ms:g} ms"
         if self.state_onset_ms:
             text += ", state delays " + ", ".join(f"{k} +{v:g} ms" for k, v in self.state_onset_ms.items())
+        if self.state_ms_per_step:
+            text += ", state steps " + ", ".join(f"{k} {_describe_range(v)} ms"
+                                                 for k, v in self.state_ms_per_step.items())
         return text
 
-    def to_attrs(self) -> dict:
-        """Plain values for netCDF attrs / JSON."""
+    def to_dict(self) -> dict:
+        """Plain values for netCDF attrs and checkpoints; ``from_dict`` reads them back whole."""
         return {"ms_per_step": list(self.ms_per_step), "onset_ms": self.onset_ms,
-                "state_onset_ms": dict(self.state_onset_ms)}
+                "state_onset_ms": dict(self.state_onset_ms),
+                "state_ms_per_step": {k: list(v) for k, v in self.state_ms_per_step.items()}}
+
+    to_attrs = to_dict
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "TimeMapping":
+        try:
+            return cls(tuple(values["ms_per_step"]), values.get("onset_ms", 0.0),
+                       dict(values.get("state_onset_ms", {})),
+                       {k: tuple(v) for k, v in dict(values.get("state_ms_per_step", {})).items()})
+        except (KeyError, TypeError) as err:
+            raise TimeMappingError(f"time mapping {dict(values)!r} is incomplete ({err}); it needs ms_per_step") \
+                from None
+
+    def replace(self, **changes) -> "TimeMapping":
+        """A copy with the given fields changed (None: unchanged)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @staticmethod
+    def resolve(given: "TimeMapping | None", stated: "TimeMapping | None", what: str = "recording") -> "TimeMapping":
+        """The mapping a command uses: the one ``what`` states (a recording always does; a checkpoint may),
+        or else the one given (else the default). Given and stated but different: refused, since the ms
+        of a recording or model are its own."""
+        if given is None:
+            return stated if stated is not None else DEFAULT_MAPPING
+        if stated is None or stated == given:
+            return given
+        raise TimeMappingError(f"the time mapping given ({given.describe()}) conflicts with the {what}'s own "
+                               f"({stated.describe()}): milliseconds come from the {what}; drop --ms-per-step "
+                               f"(and --onset-ms, --state-onset), or make the {what} again with them")
+
+
+def _describe_range(values) -> str:
+    low, high = values
+    return f"{low:g}" + ("" if low == high else f"-{high:g}")
 
 
 def check_bins(bins) -> np.ndarray:

@@ -139,12 +139,14 @@ class Checkpoint:
 
     # --- the model ------------------------------------------------------------------------------
     def build(self, where: str = "checkpoint"):
-        """The model, weights loaded, in evaluation mode, carrying its preprocessing (``model.preprocess``)."""
+        """The model, weights loaded, in evaluation mode, carrying its preprocessing (``model.preprocess``) and
+        the time mapping the checkpoint states (``model.time_mapping``, None when it states none)."""
         from visrecur.nn.model import FRNN
 
         model = FRNN(self.model_spec)
         load_state(model, self.model, where)
         model.preprocess = self.preprocessing
+        model.time_mapping = self.stated_time_mapping
         return model.eval()
 
 

@@ -85,7 +85,8 @@ class ModelSource:
         is_trained = getattr(model, "is_trained", None)
         # trained: it came from a checkpoint, or data have shaped its TSBN statistics
         return cls(model, getattr(spec, "name", "model"), preprocess=preprocess,
-                   trained=carried is not None or bool(is_trained and is_trained()))
+                   trained=carried is not None or bool(is_trained and is_trained()),
+                   time_mapping=getattr(model, "time_mapping", None))
 
 
 def load_model(name_or_path: str | Path | None = None, seed: int = 0,
@@ -101,7 +102,7 @@ def load_model(name_or_path: str | Path | None = None, seed: int = 0,
         checkpoint = Checkpoint.read(path)
         model = checkpoint.build(f"checkpoint {str(path)!r}")
         return ModelSource(model, name, str(path), sha256(path), True, preprocess, tuple(checkpoint.classes),
-                           time_mapping=checkpoint.stated_time_mapping)
+                           time_mapping=model.time_mapping)
     with torch.random.fork_rng(devices=[]):  # the same untrained weights on every run and every rank
         torch.manual_seed(seed)
         model = zoo.build(text).eval()

@@ -1,8 +1,20 @@
-"""The recording's layout (plan, coordinates, attrs, variables) and its readers: lazy opening, one state
-with plain dims, flat stimulus x neuroid export."""
+"""The recording: its schema (dims, coordinates, attrs, named here once), the template every writer lays
+out (the netCDF and zarr stores and the in-memory path), and its readers (open and validate, the time
+mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary).
+
+Layout. Dims ``stimulus``, ``time`` (integer model step), ``state`` (the recorded states in model order),
+``readout_time`` and ``class``; one variable per state with dims ``stimulus, time`` then the state's own
+``<state>_channel, <state>_y, <state>_x`` (or ``<state>_feature`` after a reduction), NaN where the state
+holds nothing at that step (before its arrival); ``logits`` and ``probabilities`` over ``stimulus,
+readout_time, class``; ``recorded`` (stimulus). Milliseconds: ``latency_min_ms`` and ``latency_max_ms``
+over ``state, time`` (a state may have its own onset and step duration) and ``readout_latency_min_ms``,
+``readout_latency_max_ms`` over ``readout_time``, all from the ``TimeMapping`` stored whole in the
+``time_mapping`` attr (JSON), which ``time_mapping(ds)`` reads back.
+"""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -10,32 +22,24 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from visrecur.errors import InputError, TimeStepError
+from visrecur.errors import InputError
+from visrecur.timing import TimeMapping
 
+SCHEMA = "visrecur-recording-2"
+STIMULUS, TIME, STATE, READOUT, CLASS = "stimulus", "time", "state", "readout_time", "class"
+LATENCY = ("latency_min_ms", "latency_max_ms")
+READOUT_LATENCY = ("readout_latency_min_ms", "readout_latency_max_ms")
+RECORDED_ATTRS = {"description": "True once this stimulus has been recorded"}
+# the attrs that determine the stored values: a resume must agree on each
+RESUME_KEYS = ("model_spec", "checkpoint_sha256", "preprocess", "stimulus_set_sha256", "reduction_spec",
+               "reduction_seed", "reduction_basis_sha256", "pca_fit_set_sha256", "states", "time_mapping")
 UNTRAINED_WARNING = ("UNTRAINED: random weights, not a trained model; its activity says nothing about "
                      "vision. Train one with python -m visrecur.train or use a checkpoint.")
 
 
-# --- the recording's layout: plan and template ----------------------------------------------------
-def plan(model, states, times, readout_time):
-    """(states, state time steps, readout times) of a recording, checked against the model."""
-    spec = model.spec
-    names = [s.name for s in spec.graph.states]
-    states = list(states) if states else names
-    for s in states:
-        spec.graph.state_index(s, "--states")
-    readout_time = spec.readout_time if readout_time is None else readout_time
-    spec.check_readout_time(readout_time)
-    # default: the steps a readout at T is computed from (0..T-1); logits at every readout time up to T
-    times = sorted(set(times)) if times is not None else list(range(readout_time))
-    if not times or min(times) < 0:
-        raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
-    readouts = list(range(spec.graph.earliest_readout, readout_time + 1))
-    if spec.graph.weight_sharing == "unshared" and max(max(times) + 1, readout_time) > spec.time_steps:
-        raise TimeStepError(f"this time-variant model has weights for steps up to {spec.time_steps - 1} "
-                            f"(readout up to {spec.time_steps}); asked for steps up to {max(times)} and readout "
-                            f"time {readout_time}")
-    return states, times, readouts
+def state_dims(state: str, names: Sequence[str]) -> tuple[str, ...]:
+    """A state's own dims (states differ in size): channel -> ``<state>_channel``."""
+    return tuple(f"{state}_{name}" for name in names)
 
 
 @dataclass
@@ -51,59 +55,51 @@ class Template:
 
     def dataset(self) -> xr.Dataset:
         # written with the template (not laid out empty), so no reader depends on a fill value for it
-        recorded = xr.Variable(("stimulus",), np.zeros(self.n, dtype=bool), RECORDED_ATTRS)
+        recorded = xr.Variable((STIMULUS,), np.zeros(self.n, dtype=bool), RECORDED_ATTRS)
         return xr.Dataset({"recorded": recorded}, coords=self.coords, attrs=self.attrs)
 
 
-RECORDED_ATTRS = {"description": "True once this stimulus has been recorded"}
-
-
-def template(source, stimuli, states, times, readouts, reduction, mapping, extra_attrs: dict) -> Template:
-    """The layout of a recording of ``stimuli`` through ``source`` (a ModelSource); ``mapping``, a
-    ``TimeMapping``, gives the milliseconds."""
+def template(source, stimuli, states, times, readouts, reduction, mapping: TimeMapping, extra_attrs: dict) -> Template:
+    """The layout of a recording of ``stimuli`` through ``source`` (a ModelSource): ``states`` at steps
+    ``times``, logits at ``readouts``, each state's activity reduced by ``reduction``, milliseconds from
+    ``mapping``."""
     import torch
 
     from visrecur import __version__
-    
     from visrecur.recording.stimuli import describe_preprocessing
 
-    spec = source.model.spec
+    model = source.model
+    spec = model.spec
     n, nt, nr = len(stimuli), len(times), len(readouts)
     layout = {}
     for name in states:
         state = spec.graph.state(name)
         dims = reduction.dims(name, state.channels, state.size[0], state.size[1])
         arrival = spec.graph.arrival_time(name)
-        layout[name] = (("stimulus", "time") + tuple(d for d, _ in dims), (n, nt) + tuple(size for _, size in dims),
+        layout[name] = ((STIMULUS, TIME) + tuple(d for d, _ in dims), (n, nt) + tuple(size for _, size in dims),
                         {"arrival_time": arrival, "channels": state.channels,
                          "height_at_reference_input": state.size[0], "width_at_reference_input": state.size[1],
                          "description": f"activity of state {name}; NaN at steps before its arrival (t < {arrival})"})
-    n_classes = spec.num_classes
     for var in ("logits", "probabilities"):
-        layout[var] = (("stimulus", "readout_time", "class"), (n, nr, n_classes),
+        layout[var] = ((STIMULUS, READOUT, CLASS), (n, nr, spec.num_classes),
                        {"description": f"post-net {var} at readout time T, computed from the last state at step T - 1"})
-    low, high = mapping.latency(times)
-    readout_low, readout_high = mapping.latency(readouts)
-    ms_per_step = mapping.ms_per_step
-    last_trained = source.model.last_trained_step()
-    trained_readouts = source.model.trained_readouts()
-    meta = stimuli.metadata
+    last_trained = model.last_trained_step()
+    trained_readouts = model.trained_readouts()
     # strings as objects: every backend stores them as variable-length strings
-    coords = {"stimulus": ("stimulus", np.array(stimuli.ids, dtype=object)),
-              "time": ("time", np.array(times, dtype=np.int64), {"units": "model step"}),
-              "latency_min_ms": ("time", low, {"units": "ms", "description": f"{ms_per_step[0]} ms per step"}),
-              "latency_max_ms": ("time", high, {"units": "ms", "description": f"{ms_per_step[1]} ms per step"}),
-              "readout_time": ("readout_time", np.array(readouts, dtype=np.int64), {"units": "model step"}),
-              "readout_latency_min_ms": ("readout_time", readout_low, {"units": "ms"}),
-              "readout_latency_max_ms": ("readout_time", readout_high, {"units": "ms"}),
-              "class": ("class", np.array(source.classes or [str(k) for k in range(n_classes)], dtype=object))}
-    for column in meta.columns:
+    coords = {STIMULUS: (STIMULUS, np.array(stimuli.ids, dtype=object)),
+              TIME: (TIME, np.array(times, dtype=np.int64), {"units": "model step"}),
+              STATE: (STATE, np.array(states, dtype=object)),
+              READOUT: (READOUT, np.array(readouts, dtype=np.int64), {"units": "model step"}),
+              CLASS: (CLASS, np.array(source.classes or [str(k) for k in range(spec.num_classes)], dtype=object))}
+    coords.update(ms_coords(mapping, states, times, readouts, spec.graph.last.name))
+    for column in stimuli.metadata.columns:
         if column == "stimulus_id":
             continue
-        values = meta[column].to_numpy()
-        coords[f"stimulus_{column}"] = ("stimulus", values.astype(str).astype(object)
+        values = stimuli.metadata[column].to_numpy()
+        coords[f"stimulus_{column}"] = (STIMULUS, values.astype(str).astype(object)
                                         if values.dtype == object or values.dtype.kind == "U" else values)
     attrs = {
+        "schema": SCHEMA,
         "title": f"visrecur recording of {source.name} on {stimuli.name}",
         "model": source.name,
         "model_spec": json.dumps(spec.to_dict()),
@@ -114,22 +110,21 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
         "readout_time": int(max(readouts)),
         "model_time_steps": int(spec.time_steps),
         # which TSBN statistics each step used, and which steps lie past the trained ones
-        "tsbn_statistics": source.model.describe_statistics(max(max(times) + 1, max(readouts))),
+        "tsbn_statistics": model.describe_statistics(max(max(times) + 1, max(readouts))),
         "last_trained_step": -1 if last_trained is None else int(last_trained),
         "steps_past_trained": " ".join(str(t) for t in times if last_trained is not None and t > last_trained),
         "readout_times_past_trained": " ".join(str(t) for t in readouts
                                                if trained_readouts and t > max(trained_readouts)),
-        "time_mapping": mapping.describe(),
-        "ms_per_step": list(ms_per_step),
-        "onset_ms": mapping.onset_ms,
+        "time_mapping": json.dumps(mapping.to_dict()),
+        "time_mapping_description": mapping.describe(),
         "stimulus_set": stimuli.name,
         "stimulus_set_description": stimuli.description,
         "preprocessing": describe_preprocessing(source.preprocess)
                          + (f" ({source.preprocess_note})" if source.preprocess_note else ""),
         "preprocess": json.dumps(source.preprocess.to_dict()),
         "reduction": reduction.describe(),
-        "reduction_spec": f"{reduction.method}:{reduction.size}" if reduction.size else reduction.method,
-        "reduction_seed": int(reduction.seed) if reduction.method in ("srp", "pca") else -1,
+        "reduction_spec": reduction.spec,
+        "reduction_seed": int(reduction.seed) if reduction.seeded else -1,
         "reduction_basis_sha256": reduction.basis_sha256(),
         "states": " ".join(states),  # netCDF attributes hold strings, not lists of them
         "visrecur_version": __version__,
@@ -140,12 +135,52 @@ def template(source, stimuli, states, times, readouts, reduction, mapping, extra
     return Template(coords, attrs, layout, n)
 
 
+def ms_coords(mapping: TimeMapping, states: Sequence[str], times: Sequence[int], readouts: Sequence[int],
+              last_state: str) -> dict:
+    """The millisecond coordinates: every (state, step)'s latency range, and each readout's (the
+    post-net reads the last state at T - 1, and the readout at T is one more step)."""
+    per_state = [mapping.latency(times, state) for state in states]
+    description = f"{mapping.describe()}; a step is known in ms only as a range"
+    coords = {name: ((STATE, TIME), np.array([bounds[k] for bounds in per_state], dtype=float).reshape(len(states), -1),
+                     {"units": "ms", "description": description}) for k, name in enumerate(LATENCY)}
+    readout = mapping.latency(readouts, last_state)
+    coords.update({name: (READOUT, np.asarray(readout[k], dtype=float), {"units": "ms"})
+                   for k, name in enumerate(READOUT_LATENCY)})
+    return coords
+
+
+def assemble(activity: dict, ids: Sequence[str], times: Sequence[int], *, arrival: dict | None = None,
+             mapping: TimeMapping | None = None, model: str = "synthetic", attrs: dict | None = None) -> xr.Dataset:
+    """A complete in-memory recording from arrays, laid out by this schema: ``activity`` maps each state
+    (in model order) to an array (stimulus, time, channel, y, x) or (stimulus, time, feature), NaN where
+    the state holds nothing. For planted data, other tools' activations and tests."""
+    mapping = mapping or TimeMapping()
+    states = list(activity)
+    names = {5: ("channel", "y", "x"), 3: ("feature",)}
+    coords = {STIMULUS: (STIMULUS, np.array(ids, dtype=object)), TIME: (TIME, np.asarray(times, dtype=np.int64)),
+              STATE: (STATE, np.array(states, dtype=object))}
+    coords.update({k: v for k, v in ms_coords(mapping, states, times, [], states[-1]).items()
+                   if k not in READOUT_LATENCY})
+    ds = xr.Dataset(coords=coords, attrs={"schema": SCHEMA, "model": model, "states": " ".join(states),
+                                          "time_mapping": json.dumps(mapping.to_dict()),
+                                          "time_mapping_description": mapping.describe(),
+                                          "trained": "yes", **(attrs or {})})
+    for state, values in activity.items():
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim not in names or values.shape[:2] != (len(ids), len(times)):
+            raise InputError(f"activity of {state!r} has shape {values.shape}; give (stimulus, time, channel, y, x) "
+                             f"or (stimulus, time, feature) with {len(ids)} stimuli and {len(times)} steps")
+        first = (arrival or {}).get(state, 0)
+        ds[state] = ((STIMULUS, TIME) + state_dims(state, names[values.ndim]), values,
+                     {"arrival_time": first, "description": f"activity of state {state}"})
+    ds["recorded"] = (STIMULUS, np.ones(len(ids), dtype=bool), RECORDED_ATTRS)
+    return ds
+
 
 # --- reading ---------------------------------------------------------------------------------------
-
 def open_recording(path: str | Path) -> xr.Dataset:
-    """Open a recording lazily (dask arrays): nothing is loaded until it is used."""
-    import warnings
+    """Open a recording lazily (dask arrays: nothing is loaded until used), checked against the schema."""
+    from visrecur.artifacts.stores import store_for
 
     path = Path(path)
     if not path.exists():
@@ -154,13 +189,49 @@ def open_recording(path: str | Path) -> xr.Dataset:
         warnings.warn(f"{str(path)!r} is an unfinished recording: stimuli whose 'recorded' flag is False hold "
                       "no data; finish it with python -m visrecur.record ... --resume", UserWarning, stacklevel=2)
     try:
-        if path.suffix == ".zarr" or path.is_dir():
-            return xr.open_zarr(path)
-        return xr.open_dataset(path, engine="h5netcdf", chunks={})
+        store = store_for(path)
+    except InputError:
+        raise InputError(f"{str(path)!r} is not a recording: give a .nc or .zarr file written by python -m "
+                         "visrecur.record") from None
+    try:
+        ds = store.open(path)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"{str(path)!r} cannot be opened as a recording ({type(err).__name__}); give a .nc or "
                          ".zarr file written by python -m visrecur.record (a .nc file that is cut short must "
                          "be recorded again)") from None
+    check(ds, str(path))
+    return ds
+
+
+def is_recording(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` has what every visrecur recording has (its schema)."""
+    attrs = ds.attrs
+    states = str(attrs.get("states", "")).split()
+    return (bool(states) and "model" in attrs and STIMULUS in ds.dims and TIME in ds.dims
+            and all(s in ds.data_vars for s in states) and "recorded" in ds)
+
+
+def check(ds: xr.Dataset, name: str = "dataset") -> None:
+    """Refuse, in one line, a dataset that is not a visrecur recording or whose time mapping is unreadable."""
+    if not is_recording(ds):
+        raise InputError(f"{name} is not a visrecur recording (no model, states, stimulus and time dims, a "
+                         "variable per state and the 'recorded' flag); give a file written by python -m "
+                         "visrecur.record")
+    time_mapping(ds)
+
+
+def time_mapping(ds: xr.Dataset) -> TimeMapping:
+    """The ``TimeMapping`` the recording was made with, read back whole (recordings before the
+    ``time_mapping`` attr stored only ``ms_per_step`` and ``onset_ms``)."""
+    from visrecur.timing import TimeMappingError
+
+    try:
+        if "time_mapping" in ds.attrs:
+            return TimeMapping.from_dict(json.loads(ds.attrs["time_mapping"]))
+        return TimeMapping(tuple(np.atleast_1d(ds.attrs.get("ms_per_step", (20.0, 50.0))).tolist()),
+                           float(ds.attrs.get("onset_ms", 0.0)))
+    except (ValueError, TypeError, TimeMappingError) as err:
+        raise InputError(f"the recording's time mapping cannot be read ({err}); record it again") from None
 
 
 def recorded_states(ds: xr.Dataset) -> list[str]:
@@ -168,26 +239,37 @@ def recorded_states(ds: xr.Dataset) -> list[str]:
     return ds.attrs.get("states", "").split()
 
 
+def latency(ds: xr.Dataset, state: str) -> tuple[np.ndarray, np.ndarray]:
+    """(earliest, latest) ms of every recorded step of ``state``, from the recording's time mapping."""
+    return time_mapping(ds).latency(ds[TIME].values, state)
+
+
 def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
-    """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature)."""
+    """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature) and its own
+    millisecond coordinates on ``time``."""
     if state not in recorded_states(ds) or state not in ds:
         raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
     da = ds[state]
-    return da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
+    da = da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
+    low, high = latency(ds, state)
+    return da.assign_coords({LATENCY[0]: (TIME, low), LATENCY[1]: (TIME, high)})
 
 
 def summary(path: Path, ds: xr.Dataset) -> str:
     size = sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
-    lines = [f"recorded {ds.attrs['model']} on {ds.sizes['stimulus']} stimuli ({ds.attrs['stimulus_set']}), "
-             f"steps {int(ds.time.min())}..{int(ds.time.max())} "
-             f"({float(ds.latency_min_ms.max()):.0f}-{float(ds.latency_max_ms.max()):.0f} ms at the last step)",
+    mapping = time_mapping(ds)
+    last = int(ds[TIME].max())
+    lines = [f"recorded {ds.attrs['model']} on {ds.sizes[STIMULUS]} stimuli ({ds.attrs['stimulus_set']}), "
+             f"steps {int(ds[TIME].min())}..{last} ({mapping.describe()})",
              f"  -> {path}  ({size / 1e6:.1f} MB)"]
     for name in recorded_states(ds):
-        lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}")
-    readouts = ds["readout_time"].values
+        low, high = mapping.latency(last, name)
+        lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}, "
+                     f"step {last} at {float(low):.0f}-{float(high):.0f} ms")
+    readouts = ds[READOUT].values
     lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
-                 f"({ds.readout_latency_min_ms.values.min():.0f}-{ds.readout_latency_max_ms.values.max():.0f} ms), "
-                 f"{ds.sizes['class']} classes")
+                 f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
+                 f"{ds.sizes[CLASS]} classes")
     lines.append(f"  model: {ds.attrs['model']}, "
                  + (f"checkpoint sha256 {ds.attrs['checkpoint_sha256'][:12]}..." if ds.attrs.get("checkpoint")
                     else "untrained"))
@@ -211,15 +293,15 @@ def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequ
     for state in states:
         if state not in ds:
             raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
-        da = state_array(ds, state)
+        da = state_array(ds, state).drop_vars(list(LATENCY))
         if times is not None:
-            missing = sorted(set(times) - set(int(t) for t in da["time"].values))
+            missing = sorted(set(times) - set(int(t) for t in da[TIME].values))
             if missing:
                 raise InputError(f"time step(s) {missing} are not in this recording; it has steps "
-                                 f"{[int(t) for t in da['time'].values]}")
+                                 f"{[int(t) for t in da[TIME].values]}")
             da = da.sel(time=list(times))
-        feature_dims = [d for d in da.dims if d not in ("stimulus", "time")]
-        stacked = da.stack(neuroid=feature_dims).transpose("stimulus", "neuroid", "time")
+        feature_dims = [d for d in da.dims if d not in (STIMULUS, TIME)]
+        stacked = da.stack(neuroid=feature_dims).transpose(STIMULUS, "neuroid", TIME)
         n = stacked.sizes["neuroid"]
 
         def level(name):
@@ -232,7 +314,7 @@ def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequ
                                            channel=("neuroid", channel), y=("neuroid", y), x=("neuroid", x),
                                            feature=("neuroid", feature)))
     out = xr.concat(parts, dim="neuroid")
-    if out.sizes["time"] == 1:
+    if out.sizes[TIME] == 1:
         out = out.isel(time=0)
     out.name = "activity"
     out.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}

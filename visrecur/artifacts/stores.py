@@ -1,128 +1,198 @@
-"""Where a recording is stored while it is made: netCDF (h5netcdf) or zarr partial files laid out from the
-template, chunk writes, checks before starting or resuming, and the final atomic rename (or, from a zarr
-store that several ranks shared, conversion) to the output path."""
+"""Where a recording is kept: a ``Store`` per file format (netCDF, zarr) behind one registry, ``STORES``, by
+suffix. A new format is one class with ``suffix``, ``create`` (lay out a partial recording from the
+template), ``writer`` (array-like access for the batches), ``open`` (lazy reading) and ``publish`` (the
+finished partial becomes the output).
+
+A recording is made in ``<output>.partial<suffix>`` and published only when complete. Several processes
+(torchrun) share one zarr partial (disjoint chunks), converted to netCDF at the end when the output is
+.nc. The checks before starting or resuming are here too (``check_output``, ``check_resumable``).
+"""
 from __future__ import annotations
 
+import inspect
 import json
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from visrecur.artifacts.io import atomic_path, remove, writable_ancestor
+from visrecur.artifacts.recordings import RECORDED_ATTRS, RESUME_KEYS, Template
 from visrecur.errors import InputError
-from visrecur.artifacts.io import writable_ancestor
-from visrecur.artifacts.recordings import RECORDED_ATTRS, Template
 
-# everything that determines the stored values: a resume must agree on each
-RESUME_KEYS = ("model_spec", "checkpoint_sha256", "preprocess", "stimulus_set_sha256", "reduction_spec",
-               "reduction_seed", "reduction_basis_sha256", "pca_fit_set_sha256", "states", "ms_per_step", "onset_ms")
+PARTIAL = ".partial"
+
+
+class Store:
+    """One file format for recordings."""
+
+    suffix = ""
+    name = ""
+
+    def create(self, template: Template, path: Path, chunk: int) -> None:
+        """Lay out every variable, NaN-filled and unwritten, one chunk per batch of ``chunk`` stimuli."""
+        raise NotImplementedError
+
+    @contextmanager
+    def writer(self, path: Path):
+        """Array-like access (``writer[name][rows] = values``) to a partial recording, for the whole run."""
+        raise NotImplementedError
+
+    def open(self, path: Path) -> xr.Dataset:
+        """The recording at ``path``, lazily (dask arrays)."""
+        raise NotImplementedError
+
+    def publish(self, partial: Path, output: Path) -> None:
+        """Make the finished ``partial`` (of this format) the ``output`` (of this format)."""
+        os.replace(partial, output)
+
+
+class NetCDFStore(Store):
+    suffix, name = ".nc", "netCDF (h5netcdf)"
+
+    def create(self, template, path, chunk):
+        """The layout written with h5netcdf alone, in the conventions xarray reads back (non-index
+        coordinates named in the global "coordinates" attribute, booleans as int8 with dtype="bool").
+        Going without xarray here spares a second of start-up: xarray imports dask to build a Dataset.
+        No compression: it cost more than the model's forward pass (benchmarks/bench_recording.py)."""
+        import h5netcdf
+        import h5py
+
+        dims = {}
+        for name, (var_dims, values, _) in template.coords.items():
+            dims.update(zip(_dims(var_dims), np.shape(values)))
+        for var_dims, shape, _ in template.layout.values():
+            dims.update(zip(var_dims, shape))
+        with h5netcdf.File(path, "w") as f:
+            f.dimensions = dims
+            for name, (var_dims, values, attrs) in template.coords.items():
+                values = np.asarray(values)
+                if values.dtype == object or values.dtype.kind == "U":
+                    variable = f.create_variable(name, _dims(var_dims), dtype=h5py.string_dtype())
+                    variable[...] = values.astype(object)
+                else:
+                    variable = f.create_variable(name, _dims(var_dims), data=values)
+                variable.attrs.update(attrs)
+            recorded = f.create_variable("recorded", ("stimulus",), data=np.zeros(template.n, dtype=np.int8),
+                                         chunks=(chunk,))
+            recorded.attrs.update({**RECORDED_ATTRS, "dtype": "bool"})
+            for name, (var_dims, shape, attrs) in template.layout.items():
+                variable = f.create_variable(name, var_dims, np.float32, fillvalue=np.float32(np.nan),
+                                             chunks=(chunk,) + shape[1:])
+                variable.attrs.update(attrs)
+            f.attrs.update(template.attrs)
+            f.attrs["coordinates"] = " ".join(name for name, (d, _, _) in template.coords.items()
+                                              if _dims(d) != (name,))
+
+    @contextmanager
+    def writer(self, path):
+        import h5py
+
+        with h5py.File(path, "r+") as f:
+            yield f
+
+    def open(self, path):
+        return xr.open_dataset(path, engine="h5netcdf", chunks={})
+
+
+class ZarrStore(Store):
+    suffix, name = ".zarr", "zarr (format 2)"
+
+    def create(self, template, path, chunk):
+        import dask.array as da
+
+        lazy = template.dataset().assign({
+            name: (dims, da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]), attrs)
+            for name, (dims, shape, attrs) in template.layout.items()})
+        encoding = {name: self._no_compression() for name in list(template.layout) + ["recorded"]}
+        encoding["recorded"]["chunks"] = (chunk,)
+        lazy.to_zarr(path, mode="w", compute=False, encoding=encoding, **self._format())
+
+    @contextmanager
+    def writer(self, path):
+        import zarr
+
+        yield zarr.open_group(str(path), mode="r+")
+
+    def open(self, path):
+        return xr.open_zarr(path)
+
+    def publish(self, partial, output):
+        import zarr  # only here: a netCDF recording by one process needs no zarr
+
+        zarr.consolidate_metadata(str(partial))
+        os.replace(partial, output)
+
+    @staticmethod
+    def _format() -> dict:
+        # zarr format 2 stores open with every xarray and zarr release researchers use
+        return {"zarr_format": 2} if "zarr_format" in inspect.signature(xr.Dataset.to_zarr).parameters else {}
+
+    @staticmethod
+    def _no_compression() -> dict:
+        import zarr
+
+        return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {"compressor": None}
+
+
+STORES: dict[str, Store] = {store.suffix: store for store in (NetCDFStore(), ZarrStore())}
+
+
+def _dims(var_dims) -> tuple:
+    return (var_dims,) if isinstance(var_dims, str) else tuple(var_dims)
+
+
+def store_for(path: str | Path) -> Store:
+    """The store of ``path``'s format (its suffix, a partial's included), or one clear error."""
+    path = Path(path)
+    suffix = path.suffix
+    if suffix not in STORES:
+        raise InputError(f"output {str(path)!r} must end in " + " or ".join(
+            f"{s} ({store.name})" for s, store in STORES.items()))
+    return STORES[suffix]
 
 
 def partial_paths(output: Path) -> list[Path]:
-    """Where an unfinished recording lives: a netCDF file (single process, .nc output) or a zarr store."""
-    return [output.with_name(output.name + ".partial.nc"), output.with_name(output.name + ".partial.zarr")]
+    """Where an unfinished recording of ``output`` may live: one partial per store format."""
+    return [output.with_name(output.name + PARTIAL + suffix) for suffix in STORES]
 
 
-def remove(paths) -> None:
-    for path in paths:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+def partial_for(output: Path, world: int) -> Path:
+    """The partial a new recording of ``output`` is made in: the output's own format, except that
+    several processes share a zarr store."""
+    suffix = ZarrStore.suffix if world > 1 else store_for(output).suffix
+    return output.with_name(output.name + PARTIAL + suffix)
 
 
-def _lazy(template: Template, chunk: int) -> xr.Dataset:
-    """The full dataset with NaN data as lazy dask arrays (for laying out a zarr store)."""
-    import dask.array as da
-
-    return template.dataset().assign({
-        name: (dims, da.full(shape, np.nan, dtype=np.float32, chunks=(chunk,) + shape[1:]), attrs)
-        for name, (dims, shape, attrs) in template.layout.items()})
-
-
-def write_batch(store, rows: slice, batch: dict) -> None:
+def write_batch(writer, rows: slice, batch: dict) -> None:
     for name, values in batch.items():
-        store[name][rows] = values
-    store["recorded"][rows] = True  # last: a batch counts as recorded only once fully written
-    if hasattr(store, "flush"):
-        store.flush()
+        writer[name][rows] = values
+    writer["recorded"][rows] = True  # last: a batch counts as recorded only once fully written
+    if hasattr(writer, "flush"):
+        writer.flush()
 
 
-def create_partial(template: Template, partial: Path, batch_size: int) -> None:
-    """Lay out every variable, NaN-filled and unwritten: one chunk per batch (ranks writing different
-    batches never share a chunk) and no compression (it cost more than the model's forward pass,
-    benchmarks/bench_recording.py)."""
-    chunk = min(batch_size, template.n)
-    if partial.suffix == ".zarr":
-        encoding = {name: _no_compression() for name in list(template.layout) + ["recorded"]}
-        encoding["recorded"]["chunks"] = (chunk,)
-        _lazy(template, chunk).to_zarr(partial, mode="w", compute=False, encoding=encoding, **_zarr_kwargs())
-    else:
-        _create_netcdf(template, partial, chunk)
+def finalize(partial: Path, output: Path) -> None:
+    """Publish a finished partial as ``output``: renamed in its own format, or converted (a zarr store
+    shared by several processes to a netCDF output) chunk by chunk through a temporary file."""
+    source, target = store_for(partial), store_for(output)
+    if output.exists():
+        remove(output)
+    if source is target:
+        target.publish(partial, output)
+        return
+    with atomic_path(output) as tmp, source.open(partial) as ds:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    remove(partial)
 
 
-def _create_netcdf(template: Template, partial: Path, chunk: int) -> None:
-    """The netCDF layout written with h5netcdf alone, in the conventions xarray reads back (non-index
-    coordinates named in the global "coordinates" attribute, booleans as int8 with dtype="bool").
-    Going without xarray here spares a second of start-up: xarray imports dask to build a Dataset."""
-    import h5netcdf
-    import h5py
-
-    dims = {}
-    for name, (var_dims, values, _) in template.coords.items():
-        dims.update(zip((var_dims,) if isinstance(var_dims, str) else var_dims, np.shape(values)))
-    for var_dims, shape, _ in template.layout.values():
-        dims.update(zip(var_dims, shape))
-    with h5netcdf.File(partial, "w") as f:
-        f.dimensions = dims
-        for name, (var_dims, values, attrs) in template.coords.items():
-            values = np.asarray(values)
-            if values.dtype == object or values.dtype.kind == "U":
-                variable = f.create_variable(name, (var_dims,), dtype=h5py.string_dtype())
-                variable[...] = values.astype(object)
-            else:
-                variable = f.create_variable(name, (var_dims,), data=values)
-            variable.attrs.update(attrs)
-        recorded = f.create_variable("recorded", ("stimulus",), data=np.zeros(template.n, dtype=np.int8),
-                                     chunks=(chunk,))
-        recorded.attrs.update({**RECORDED_ATTRS, "dtype": "bool"})
-        for name, (var_dims, shape, attrs) in template.layout.items():
-            variable = f.create_variable(name, var_dims, np.float32, fillvalue=np.float32(np.nan),
-                                         chunks=(chunk,) + shape[1:])
-            variable.attrs.update(attrs)
-        f.attrs.update(template.attrs)
-        f.attrs["coordinates"] = " ".join(name for name, (d, _, _) in template.coords.items() if d != name)
-
-
-@contextmanager
-def open_partial(partial: Path):
-    """Array-like access to the partial output's variables, opened once for the whole run."""
-    if partial.suffix == ".zarr":
-        import zarr
-
-        yield zarr.open_group(str(partial), mode="r+")
-    else:
-        import h5py
-
-        with h5py.File(partial, "r+") as f:
-            yield f
-
-
-def _zarr_kwargs() -> dict:
-    import inspect
-
-    # zarr format 2 stores open with every xarray and zarr release researchers use
-    return {"zarr_format": 2} if "zarr_format" in inspect.signature(xr.Dataset.to_zarr).parameters else {}
-
-
-def _no_compression() -> dict:
-    import zarr
-
-    return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {"compressor": None}
-
-
+# --- checks before starting or resuming ----------------------------------------------------------------
 def check_writable(output: Path) -> None:
-    """Refuse an output whose folder cannot be created or written, without creating anything."""
+    """Refuse an output of an unknown format, or whose folder cannot be created or written, without
+    creating anything."""
+    store_for(output)
     existing, writable = writable_ancestor(Path(output).resolve().parent)
     if not writable:
         raise InputError(f"cannot write {str(output)!r}: {str(existing)!r} is not a writable folder; choose "
@@ -146,44 +216,28 @@ def check_output(output: Path, partial: Path, existing: list[Path], overwrite: b
 
 
 def check_resumable(partial: Path, template: Template) -> np.ndarray:
+    """Which stimuli the partial recording holds already, after checking that it was made with everything
+    this run would store (``RESUME_KEYS``) and the same stimuli and steps."""
     try:
-        stored = xr.open_zarr(partial) if partial.suffix == ".zarr" else xr.open_dataset(partial, engine="h5netcdf")
+        stored = store_for(partial).open(partial)
     except Exception as err:  # e.g. a netCDF file cut off by a hard kill
         raise InputError(f"cannot resume {str(partial)!r}: it cannot be read ({type(err).__name__}); pass "
                          "--overwrite to start again (zarr outputs survive hard kills)") from None
-    for key in RESUME_KEYS:
-        theirs, mine = stored.attrs.get(key), template.attrs.get(key)
-        if key == "stimulus_set_sha256" and not mine:
-            continue
-        if json.dumps(_plain(theirs)) != json.dumps(_plain(mine)):
-            shown = [v if len(json.dumps(_plain(v))) <= 80 else "(another value)" for v in (theirs, mine)]
-            raise InputError(f"cannot resume {str(partial)!r}: its {key} is {shown[0]!r}, this run's is "
-                             f"{shown[1]!r}; resume with the same options, or pass --overwrite")
-    if (stored.sizes.get("stimulus") != template.n
-            or list(stored["time"].values) != list(template.coords["time"][1])
-            or list(stored["readout_time"].values) != list(template.coords["readout_time"][1])):
-        raise InputError(f"cannot resume {str(partial)!r}: it has other stimuli or time steps than this run")
-    return stored["recorded"].values.astype(bool)
+    with stored:  # closed before the writer opens the file again
+        for key in RESUME_KEYS:
+            theirs, mine = stored.attrs.get(key), template.attrs.get(key)
+            if key == "stimulus_set_sha256" and not mine:
+                continue
+            if json.dumps(_plain(theirs)) != json.dumps(_plain(mine)):
+                shown = [v if len(json.dumps(_plain(v))) <= 80 else "(another value)" for v in (theirs, mine)]
+                raise InputError(f"cannot resume {str(partial)!r}: its {key} is {shown[0]!r}, this run's is "
+                                 f"{shown[1]!r}; resume with the same options, or pass --overwrite")
+        if (stored.sizes.get("stimulus") != template.n
+                or list(stored["time"].values) != list(template.coords["time"][1])
+                or list(stored["readout_time"].values) != list(template.coords["readout_time"][1])):
+            raise InputError(f"cannot resume {str(partial)!r}: it has other stimuli or time steps than this run")
+        return stored["recorded"].values.astype(bool)
 
 
 def _plain(value):
     return value.tolist() if hasattr(value, "tolist") else value
-
-
-def finalize(partial: Path, output: Path) -> None:
-    if output.exists():
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
-    if partial.suffix == output.suffix == ".nc":
-        os.replace(partial, output)
-    elif output.suffix == ".zarr":
-        import zarr  # only here: a netCDF recording by one process needs no zarr
-
-        zarr.consolidate_metadata(str(partial))
-        os.replace(partial, output)
-    else:  # several ranks wrote a zarr store; the netCDF file is written from it chunk by chunk
-        tmp = output.with_name(output.name + ".tmp")
-        with xr.open_zarr(partial) as ds:
-            ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, output)
-        shutil.rmtree(partial)
-

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import sys
 
-from visrecur.errors import ArgumentParser, InputError, report_errors
+from visrecur.cli import ArgumentParser
+
+from visrecur.errors import InputError, report_errors
 from visrecur.timing import DEFAULT_MS_PER_STEP, TimeMapping
 from .environment import DEFAULT_VISUAL_DEGREES
 

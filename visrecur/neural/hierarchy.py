@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from visrecur.timing import DEFAULT_MS_PER_STEP, latency_ms
+from visrecur.timing import TimeMapping
 from .bootstrap import percentile_ci
 from .errors import ScoringError
 from .rsa import peak
@@ -23,10 +23,11 @@ def _peak_indices(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def peak_contrast(scores: xr.Dataset, boot: xr.Dataset, a: str, b: str, level: float = 0.95,
-                  ms_per_step=DEFAULT_MS_PER_STEP) -> dict:
+                  mapping: TimeMapping | None = None) -> dict:
     """Peak (state, time) of targets ``a`` and ``b`` in ``scores["score"]`` (dims target, state, time),
     and the bootstrap interval of the differences a - b in peak time (steps) and peak state (position
-    in the model's state order). Returns a flat dict with a plain-words ``verdict``."""
+    in the model's state order). Returns a flat dict with a plain-words ``verdict`` (its ms from
+    ``mapping``, the recording's time mapping)."""
     for name in (a, b):
         if name not in scores["target"].values:
             raise ScoringError(f"target {name!r} was not scored; scored: {list(scores['target'].values)}")
@@ -51,16 +52,16 @@ def peak_contrast(scores: xr.Dataset, boot: xr.Dataset, a: str, b: str, level: f
         out[f"{what}_difference_ci_low"], out[f"{what}_difference_ci_high"] = float(low), float(high)
         out[f"{what}_a_earlier_fraction"] = float((diffs[what] < 0).mean())
     out["n_boot"] = int(ok.sum())
-    out["verdict"] = verdict(out, ms_per_step)
+    out["verdict"] = verdict(out, mapping or TimeMapping())
     return out
 
 
-def verdict(c: dict, ms_per_step=DEFAULT_MS_PER_STEP) -> str:
+def verdict(c: dict, mapping: TimeMapping) -> str:
     """The contrast in plain words."""
     pct = f"{100 * c['level']:.0f}%"
 
     def where(key):
-        low, high = latency_ms(c[f"peak_time_{key}"], ms_per_step)
+        low, high = mapping.latency(c[f"peak_time_{key}"], c[f"peak_state_{key}"])
         return f"{c[f'peak_state_{key}']} at t={c[f'peak_time_{key}']} ({low:.0f}-{high:.0f} ms)"
 
     def sentence(what, unit):

@@ -6,6 +6,7 @@ the stimulus ids), so RDMs from different sources are joined by id, never by pos
 """
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import numpy as np
@@ -88,7 +89,7 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
     ``attrs["skipped"]``; a state whose units do not vary over stimuli (so the correlation distance is
     undefined) is NaN as well.
     """
-    from visrecur.artifacts.recordings import recorded_states, state_array
+    from visrecur.artifacts.recordings import LATENCY, recorded_states, state_array, time_mapping
 
     if metric not in METRICS:
         raise ScoringError(f"unknown RDM metric {metric!r}; use one of {', '.join(METRICS)}")
@@ -118,10 +119,12 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
     rdm = xr.DataArray(out, dims=("state", "time", "stimulus", "stimulus_b"),
                        coords={"state": states, "time": times, "stimulus": recording["stimulus"].values.astype(str),
                                "stimulus_b": recording["stimulus"].values.astype(str)}, name="model_rdm")
-    for name in ("latency_min_ms", "latency_max_ms"):
-        if name in recording.coords:
-            rdm = rdm.assign_coords({name: ("time", recording[name].sel(time=times).values)})
-    rdm.attrs = {"metric": metric, "zscore_units": int(zscore), "skipped": " ".join(skipped),
+    # every (state, step)'s milliseconds, from the recording's own time mapping
+    mapping = time_mapping(recording)
+    ms = [mapping.latency(times, state) for state in states]
+    rdm = rdm.assign_coords({name: (("state", "time"), np.array([bounds[k] for bounds in ms]).reshape(len(states), -1))
+                             for k, name in enumerate(LATENCY)})
+    rdm.attrs = {"time_mapping": json.dumps(mapping.to_dict()),"metric": metric, "zscore_units": int(zscore), "skipped": " ".join(skipped),
                  "description": f"{metric} distance between stimuli's activity patterns"
                                 + (" after z-scoring each unit across stimuli" if zscore else "")}
     return rdm

@@ -124,7 +124,7 @@ def rsa_scores(model_rdm: xr.DataArray, target: xr.DataArray, method: str = "spe
     }, coords={**st, "subject": target["subject"].values})
     for name in ("latency_min_ms", "latency_max_ms"):
         if name in model_rdm.coords:
-            ds = ds.assign_coords({name: ("time", model_rdm[name].values)})
+            ds = ds.assign_coords({name: (model_rdm[name].dims, model_rdm[name].values)})
     lower = upper = np.nan
     if ceiling or (ceiling is None and n >= 3):
         with single_threaded_blas():

@@ -8,29 +8,27 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from visrecur.timing import DEFAULT_MS_PER_STEP, latency_ms
+from visrecur.timing import TimeMapping
 from .rdm import as_rdm
 
 
 def recording(n_stimuli: int = 12, states: Sequence[tuple[str, int, int]] = (("V1", 4, 4), ("V2", 6, 2)),
               times: Sequence[int] = (0, 1, 2, 3), arrival: Sequence[int] | None = None, seed: int = 0,
-              ids: Sequence[str] | None = None) -> xr.Dataset:
-    """A recording laid out as ``visrecur.recording.recorder`` lays it out: one variable per state with dims
-    ``stimulus, time, <state>_channel, <state>_y, <state>_x``, NaN before the state's arrival (state k
-    arrives at step k unless ``arrival`` says otherwise)."""
+              ids: Sequence[str] | None = None, mapping: TimeMapping | None = None) -> xr.Dataset:
+    """A recording laid out by the recording schema (``visrecur.artifacts.recordings.assemble``): one
+    variable per state with dims ``stimulus, time, <state>_channel, <state>_y, <state>_x``, NaN before the
+    state's arrival (state k arrives at step k unless ``arrival`` says otherwise)."""
+    from visrecur.artifacts.recordings import assemble
+
     rng = np.random.default_rng(seed)
     ids = list(ids or [f"92img_{k + 1:02d}" for k in range(n_stimuli)])
     arrival = list(arrival if arrival is not None else range(len(states)))
-    low, high = latency_ms(list(times), DEFAULT_MS_PER_STEP)
-    ds = xr.Dataset(coords={"stimulus": np.array(ids, dtype=object), "time": np.array(times),
-                            "latency_min_ms": ("time", low), "latency_max_ms": ("time", high)})
+    activity = {}
     for (name, channels, size), first in zip(states, arrival):
         values = rng.standard_normal((len(ids), len(times), channels, size, size)).astype(np.float32)
         values[:, np.asarray(times) < first] = np.nan
-        ds[name] = (("stimulus", "time", f"{name}_channel", f"{name}_y", f"{name}_x"), values,
-                    {"arrival_time": first})
-    ds.attrs["states"] = " ".join(s[0] for s in states)
-    return ds
+        activity[name] = values
+    return assemble(activity, ids, times, arrival=dict(zip([s[0] for s in states], arrival)), mapping=mapping)
 
 
 def subject_rdms(base: np.ndarray, n_subjects: int, noise: float, seed: int, ids: Sequence[str],

@@ -62,6 +62,10 @@ class FRNN(TimeSpecificStatistics, nn.Module):
         self._mean = graph.aggregation == "mean"
         self._divisor = self._input_divisor()
         self._schedules: dict[int, list] = {}
+        # what a checkpoint says of the weights (visrecur.load sets them): how images become input, and the
+        # TimeMapping the model states for itself (None: none)
+        self.preprocess = None
+        self.time_mapping = None
 
     # --- public API ---------------------------------------------------------------------------
     @property

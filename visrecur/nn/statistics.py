@@ -249,7 +249,9 @@ class AfterFirstState(RecalibrationPolicy):
 POLICIES: dict[str, RecalibrationPolicy] = {p.name: p for p in (Trained(), Past(), Every(), AfterFirstState())}
 
 
-def policy(name: str) -> RecalibrationPolicy:
-    if name not in POLICIES:
-        raise InputError(f"TSBN policy {name!r} is not one of {', '.join(POLICIES)}")
+def policy(name: str, recalibrating: bool = False) -> RecalibrationPolicy:
+    """The policy named ``name``; ``recalibrating``: one that re-estimates statistics (not "trained")."""
+    names = [k for k in POLICIES if not recalibrating or k != Trained.name]
+    if name not in names:
+        raise InputError(f"TSBN policy {name!r} is not one of {', '.join(names)}")
     return POLICIES[name]

@@ -12,8 +12,8 @@ Stimuli are decoded and preprocessed in loader processes (``workers``, ``stimuli
 only beside a GPU) while the model runs on the batch before, to the same values and in the same order as
 without them.
 
-Here: the plan, the batches and the observer. The layout is in recordings.py, the files in stores.py,
-the model and its preprocessing in checkpoint.py (``ModelSource``, ``load_model``).
+Here: the plan, the batches and the observer. The recording's schema is ``visrecur.artifacts.recordings``,
+its files ``visrecur.artifacts.stores``, the model and its preprocessing ``visrecur.artifacts.models``.
 """
 from __future__ import annotations
 
@@ -27,18 +27,17 @@ import numpy as np
 import torch
 
 from visrecur.artifacts import stores
-from visrecur.artifacts.models import ModelSource, load_model
+from visrecur.artifacts.io import remove
+from visrecur.artifacts.models import ModelSource
+from visrecur.artifacts.recordings import template as make_template
 from visrecur.distributed import barrier, parse_device, setup_distributed
-from visrecur.errors import InputError
+from visrecur.errors import InputError, TimeStepError
 from visrecur.recording.preprocess import Preprocess
-from visrecur.artifacts.recordings import UNTRAINED_WARNING, plan, template as make_template
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import StimulusSet, batches as _batches, default_workers
-from visrecur.artifacts.stores import partial_paths
+from visrecur.timing import TimeMapping
 
-from visrecur.timing import DEFAULT_MS_PER_STEP, TimeMapping
-
-__all__ = ["record", "ModelSource", "load_model", "partial_paths", "UNTRAINED_WARNING"]
+__all__ = ["record", "plan"]
 
 
 # --- computing one batch --------------------------------------------------------------------------
@@ -109,12 +108,33 @@ def _images(stimuli, indices, source, device):
     return torch.stack([source.preprocess(stimuli.image(i)) for i in indices]).to(device)
 
 
+def plan(model, states, times, readout_time):
+    """(states, state time steps, readout times) of a recording, checked against the model."""
+    spec = model.spec
+    names = [s.name for s in spec.graph.states]
+    states = list(states) if states else names
+    for s in states:
+        spec.graph.state_index(s, "--states")
+    readout_time = spec.readout_time if readout_time is None else readout_time
+    spec.check_readout_time(readout_time)
+    # default: the steps a readout at T is computed from (0..T-1); logits at every readout time up to T
+    times = sorted(set(times)) if times is not None else list(range(readout_time))
+    if not times or min(times) < 0:
+        raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
+    readouts = list(range(spec.graph.earliest_readout, readout_time + 1))
+    if spec.graph.weight_sharing == "unshared" and max(max(times) + 1, readout_time) > spec.time_steps:
+        raise TimeStepError(f"this time-variant model has weights for steps up to {spec.time_steps - 1} "
+                            f"(readout up to {spec.time_steps}); asked for steps up to {max(times)} and readout "
+                            f"time {readout_time}")
+    return states, times, readouts
+
+
 # --- public API -----------------------------------------------------------------------------------
 def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: str | Path | None = None, *,
            states: Sequence[str] | None = None, times: Sequence[int] | None = None,
            readout_time: int | None = None, reduction: Reduction | str | None = None,
            batch_size: int = 64, device: str = "cpu", overwrite: bool = False, resume: bool = False,
-           ms_per_step=DEFAULT_MS_PER_STEP, pca_fit: StimulusSet | None = None, progress: bool = True,
+           ms_per_step=None, pca_fit: StimulusSet | None = None, progress: bool = True,
            stop_after_batches: int | None = None, preprocess: Preprocess | None = None,
            workers: int | None = None):
     """Record ``stimuli`` through the model. Without ``output``, return the Dataset in memory; with it,
@@ -122,38 +142,41 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
 
     ``source``: a ModelSource (``load_model``), or a model that carries its preprocessing
     (``visrecur.load``); any other model needs ``preprocess=visrecur.Preprocess(...)``.
-    ``workers``: processes that decode and preprocess the next batches meanwhile (default:
-    ``default_workers(device)``); the recording is the same with any number."""
+    ``ms_per_step``: a ``TimeMapping`` or its ms per step (one value or (low, high)); default: the one the
+    model's checkpoint states, else 20-50 ms. ``workers``: processes that decode and preprocess the next
+    batches meanwhile (default: ``default_workers(device)``); the recording is the same with any number.
+    Everything is checked before the first batch and before any file is made."""
     source = ModelSource.wrap(source, preprocess)
     device = parse_device(device)
+    if not isinstance(stimuli, StimulusSet):
+        raise InputError(f"stimuli must be a visrecur StimulusSet (visrecur.recording.resolve('builtin'), "
+                         f"stimuli.from_array(...)), not {type(stimuli).__name__}")
     reduction = reduction if isinstance(reduction, Reduction) else Reduction.parse(reduction)
-    mapping = ms_per_step if isinstance(ms_per_step, TimeMapping) else TimeMapping(ms_per_step)
+    given = ms_per_step if isinstance(ms_per_step, TimeMapping) or ms_per_step is None else TimeMapping(ms_per_step)
+    mapping = TimeMapping.resolve(given, source.time_mapping, "model")
     model = source.model.to(device).eval()
     states, times, readouts = plan(model, states, times, readout_time)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError(f"batch size {batch_size!r} must be an integer of at least 1")
+    for name, value, least in (("batch size", batch_size, 1), ("workers", workers, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
+            raise InputError(f"{name} {value!r} must be an integer of at least {least}"
+                             + (" (0: load in the main process)" if least == 0 else ""))
     workers = default_workers(device) if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
-        raise InputError(f"workers {workers!r} must be an integer of at least 0 (0: load in the main process)")
     if output is not None:  # refuse a bad output before any work or any file
         output = Path(output)
-        if output.suffix not in (".nc", ".zarr"):
-            raise InputError(f"output {str(output)!r} must end in .nc (netCDF) or .zarr")
         stores.check_writable(output)
     for images in (stimuli, pca_fit):  # a corrupt file is named now, not after half the batches
         if images is not None:
             images.check_files()
-    notes = _reduction_notes(model, states, reduction)
-    if reduction.method == "pca":
-        _fit_pca(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device, workers)
-        notes += [f"{name}: {reduction._fitted[name].n_components_} PCA components, not {reduction.size} (the fitting "
-                  f"set gives at most min(samples, features))" for name in states
-                  if reduction._fitted[name].n_components_ < reduction.size]
+    if reduction.needs_fit():
+        _fit(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device, workers)
+    sizes = {name: (s.channels, *s.size) for name in states for s in [model.spec.graph.state(name)]}
+    notes = reduction.notes(sizes)
     for note in notes:
-        warnings.warn(f"reduction {reduction.method}:{reduction.size}: {note}", UserWarning, stacklevel=2)
-    rank, world, _ = setup_distributed("cpu")  # recording's few collectives are barriers: gloo serves
+        warnings.warn(f"reduction {reduction.spec}: {note}", UserWarning, stacklevel=2)
+    # several processes (torchrun) share one store; an in-memory recording is every process's own
+    rank, world, _ = setup_distributed("cpu") if output is not None else (0, 1, 0)
     extra = {"stimulus_set_sha256": stimuli.content_hash() if rank == 0 else "",
-             "pca_fit_set_sha256": (pca_fit or stimuli).content_hash() if reduction.method == "pca" else "",
+             "pca_fit_set_sha256": (pca_fit or stimuli).content_hash() if reduction.needs_fit() else "",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
              "reduction_notes": "; ".join(notes)}
     template = make_template(source, stimuli, states, times, readouts, reduction, mapping, extra)
@@ -164,18 +187,6 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
                             batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches,
                             monitor, workers)
-
-
-def _reduction_notes(model, states, reduction) -> list[str]:
-    """What a reduction does not do as asked: pooling to a grid no smaller than the map."""
-    notes = []
-    if reduction.method == "pool":
-        for name in states:
-            state = model.spec.graph.state(name)
-            if reduction.size >= max(state.size):
-                notes.append(f"{name}'s map is {state.size[0]}x{state.size[1]}, not larger than {reduction.size}: "
-                             "it is not pooled")
-    return notes
 
 
 def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
@@ -200,24 +211,21 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
                      device, overwrite, resume, progress, rank, world, stop_after_batches, monitor, workers):
     from tqdm.auto import tqdm
 
-    if output.suffix not in (".nc", ".zarr"):
-        raise InputError(f"output {str(output)!r} must end in .nc (netCDF) or .zarr")
-    as_nc, as_zarr = partial_paths(output)
-    existing = [p for p in (as_nc, as_zarr) if p.exists()]
-    # several processes share a zarr store (disjoint chunks); one process writes .nc output directly
-    partial = existing[0] if resume and existing else (as_nc if output.suffix == ".nc" and world == 1 else as_zarr)
+    existing = [p for p in stores.partial_paths(output) if p.exists()]
+    partial = existing[0] if resume and existing else stores.partial_for(output, world)
     if rank == 0:
         stores.check_output(output, partial, existing, overwrite, resume)
         if not resume:
-            stores.remove(existing)
-            stores.create_partial(template, partial, batch_size)
+            for path in existing:
+                remove(path)
+            stores.store_for(partial).create(template, partial, min(batch_size, template.n))
     barrier(world)
     done = stores.check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
     starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
     mine = starts[rank::world]
     # one writer thread: batch k is written while batch k + 1 is computed; at most one batch waits, so
     # memory stays bounded by the batch size
-    with stores.open_partial(partial) as store, ThreadPoolExecutor(max_workers=1) as writer:
+    with stores.store_for(partial).writer(partial) as store, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
         loaded = _batches(stimuli, source.preprocess, mine, batch_size, device, workers)
         for k, (indices, images) in enumerate(tqdm(loaded, total=len(mine), disable=not (progress and rank == 0),
@@ -237,9 +245,9 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
     return output
 
 
-def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, device, workers):
-    """Fit the PCA on the fitting set's unreduced activity (all its stimuli, every populated step)."""
-    full = Reduction("none")
+def _fit(source, fit_set, states, times, readouts, reduction, batch_size, device, workers):
+    """Fit a reduction (PCA) on the fitting set's unreduced activity (all its stimuli, every populated step)."""
+    full = Reduction.parse("none")
     samples = {name: [] for name in states}
     starts = range(0, len(fit_set), batch_size)
     for _, images in _batches(fit_set, source.preprocess, starts, batch_size, device, workers):
@@ -247,4 +255,4 @@ def _fit_pca(source, fit_set, states, times, readouts, reduction, batch_size, de
         for name in states:
             values = batch[name].reshape(batch[name].shape[0] * batch[name].shape[1], -1)
             samples[name].append(values[~np.isnan(values).any(axis=1)])
-    reduction.fit_pca({name: np.concatenate(parts) for name, parts in samples.items()})
+    reduction.fit({name: np.concatenate(parts) for name, parts in samples.items()})

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from visrecur.errors import ArgumentParser, VisrecurError
+from visrecur.cli import ArgumentParser
+
+from visrecur.errors import VisrecurError
 from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 
 
