@@ -14,6 +14,8 @@ from visrecur.training import TrainingError
 
 from training_fixtures import colour_folder, tiny_config, train_in_process
 
+pytestmark = pytest.mark.slow  # inductor compiles
+
 torch._dynamo = pytest.importorskip("torch._dynamo")
 
 

@@ -23,7 +23,7 @@ from visrecur.nn.blocks import TransitionBlock, compile_regions
 from visrecur.errors import TimeStepError
 from visrecur.nn.retime import retime
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # inductor compiles
 
 EXACT = dict(atol=1e-5, rtol=1e-4)  # aot_eager runs the same aten ops: only summation order may differ
 INDUCTOR = dict(atol=1e-4, rtol=1e-3)  # fused kernels reorder floating-point sums

@@ -64,6 +64,7 @@ def pngs(folder):
     return {p.name for p in folder.glob("*.png") if p.stat().st_size > 5000}
 
 
+@pytest.mark.slow  # runs a notebook
 def test_readout_time(results, tmp_path, monkeypatch):
     ns = run("readout_time.ipynb", results, tmp_path, monkeypatch)
     assert pngs(tmp_path) == {"readout_time.png"}
@@ -72,6 +73,7 @@ def test_readout_time(results, tmp_path, monkeypatch):
     assert top.get_xticklabels()[0].get_text() == "40-\n100"
 
 
+@pytest.mark.slow  # runs a notebook
 def test_tsbn_decay(results, tmp_path, monkeypatch):
     ns = run("tsbn_decay.ipynb", results, tmp_path, monkeypatch)
     assert pngs(tmp_path) == {"tsbn_decay_tiny.png", "tsbn_decay_fits_tiny.png"}
@@ -79,6 +81,7 @@ def test_tsbn_decay(results, tmp_path, monkeypatch):
     assert (ns["ms_low"], ns["ms_high"]) == (20, 50)
 
 
+@pytest.mark.slow  # runs a notebook
 def test_parameters(results, tmp_path, monkeypatch):
     ns = run("parameters.ipynb", results, tmp_path, monkeypatch)
     assert pngs(tmp_path) == {"parameters.png"}
@@ -86,6 +89,7 @@ def test_parameters(results, tmp_path, monkeypatch):
     assert len(first.lines) == 2 and all(len(line.get_xdata()) == 5 for line in first.lines)
 
 
+@pytest.mark.slow  # runs a notebook
 def test_transition_matrix(results, tmp_path, monkeypatch):
     ns = run("transition_matrix.ipynb", results, tmp_path, monkeypatch)
     assert pngs(tmp_path) == {"transition_matrix.png"}

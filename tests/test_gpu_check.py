@@ -22,6 +22,7 @@ def cifar_size_folder(tmp_path_factory):
     return colour_folder(tmp_path_factory.mktemp("colours"), (("train", 8), ("test", 2)), size=32, colours=colours)
 
 
+@pytest.mark.slow  # trains / profiles training steps
 def test_table1_section_trains_both_readouts_and_exports_loadable_bf16_weights(cifar_size_folder, tmp_path):
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
@@ -129,6 +130,7 @@ def test_kernel_kinds_tell_layout_copies_from_convolutions(name, kind):
     assert _gpu_check().kernel_kind(name) == kind
 
 
+@pytest.mark.slow  # trains / profiles training steps
 def test_profile_section_shares_add_up_and_see_the_backward_pass(cifar_size_folder, tmp_path):
     gpu_check = _gpu_check()
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import visrecur
+from visrecur.artifacts.io import data_root
 from visrecur import FRNN, Graph, ModelSpec, State, Transition
 from visrecur.nn.blocks import TimeSpecificBatchNorm
 from visrecur.errors import SpecError, TimeStepError
@@ -24,7 +25,7 @@ from visrecur.errors import SpecError, TimeStepError
 torch.set_num_threads(1)
 EPS = 1e-5
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data/cifar10-jpeg")
+DATA = data_root() / "cifar10-jpeg"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -549,6 +550,7 @@ def trained_checkpoint(tmp_path_factory):
     return out / "checkpoint.pt"
 
 
+@pytest.mark.slow  # a training run in a subprocess (fixture)
 def test_checkpoint_load_round_trip(trained_checkpoint, tmp_path):
     """README: visrecur.load(path) rebuilds the model from the file alone, in eval mode; the same weights
     and statistics; a re-saved file loads to the same behaviour."""
@@ -573,6 +575,7 @@ def test_checkpoint_load_round_trip(trained_checkpoint, tmp_path):
     assert model.untrained_steps(6) == [5, 6]
 
 
+@pytest.mark.slow  # a training run in a subprocess (fixture)
 def test_checkpoint_reproduces_recorded_validation_error(trained_checkpoint):
     """The loaded model, evaluated on the same 32 validation images, gives the validation errors the
     training run recorded in the checkpoint's metrics at every readout time."""
@@ -589,6 +592,7 @@ def test_checkpoint_reproduces_recorded_validation_error(trained_checkpoint):
         assert err == pytest.approx(row[f"val_err_t{t}"]), t
 
 
+@pytest.mark.slow  # a training run in a subprocess (fixture)
 def test_checkpoint_past_training_matches_hand_unroll(trained_checkpoint):
     """Loaded model at the first step past training (T=6) == hand unroll with the last trained step's
     statistics (README 'last' rule) — the loaded TSBN caches must reflect the file."""
@@ -781,6 +785,7 @@ def test_recalibrated_model_survives_checkpoint(tmp_path):
         torch.testing.assert_close(loaded(x, readout_time=5), my_unroll(loaded, x, 5, False), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # a training run in a subprocess (fixture)
 def test_exported_weights_load_like_the_checkpoint(trained_checkpoint, tmp_path):
     """README: export_weights writes an inference-only file that visrecur.load reads like the checkpoint."""
     from visrecur.artifacts.checkpoint import export_weights
@@ -793,6 +798,7 @@ def test_exported_weights_load_like_the_checkpoint(trained_checkpoint, tmp_path)
             torch.testing.assert_close(a(x, readout_time=T), b(x, readout_time=T))
 
 
+@pytest.mark.slow  # a training run in a subprocess (fixture)
 def test_checkpoint_recalibration_past_training(trained_checkpoint):
     """Loaded checkpoint, recalibrated to T=7: transition steps 5, 6 and post-net 6, 7 become trained,
     trained statistics unchanged, output equals the hand unroll."""

@@ -191,6 +191,7 @@ def test_command_writes_tidy_tables(latency_results):
     assert not list(latency_results.glob("*.tmp"))
 
 
+@pytest.mark.slow  # runs a notebook
 def test_notebook_draws_the_figures(latency_results, tmp_path, monkeypatch):
     run_notebook(NOTEBOOK, latency_results, tmp_path / "out", monkeypatch)
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))

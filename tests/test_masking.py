@@ -172,6 +172,7 @@ def test_command_writes_one_row_per_presentation_mask_and_duration(masking_resul
     assert not list(masking_results.glob("*.tmp"))
 
 
+@pytest.mark.slow  # runs a notebook
 def test_notebook_draws_the_figure(masking_results, tmp_path, monkeypatch):
     run_notebook(NOTEBOOK, masking_results, tmp_path / "out", monkeypatch)
     assert [p.name for p in (tmp_path / "out").glob("*.png")] == ["masking.png"]

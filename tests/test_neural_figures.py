@@ -4,6 +4,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pytest
 
 from analyses.neural_alignment import score_table
 from visrecur.errors import InputError
@@ -14,6 +15,7 @@ from visrecur.neural.meg import meg_scores, peak_latencies
 NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "neural_alignment.ipynb"
 
 
+@pytest.mark.slow  # runs a notebook
 def test_neural_alignment_notebook_runs(tmp_path, monkeypatch):
     ds = synthetic.recording(n_stimuli=10, states=(("V1", 3, 2), ("IT", 4, 1)), times=(0, 1, 2), arrival=(0, 1))
     rdm = model_rdms(ds)

@@ -23,6 +23,7 @@ def test_the_default_is_loadable_by_name_and_without_one():
         visrecur.load("frnn_9state_cifar10")
 
 
+@pytest.mark.slow  # evaluates on CIFAR-10 test images
 @pytest.mark.parametrize("name", visrecur.list_pretrained())
 def test_shipped_weights_keep_their_stored_accuracy(name):
     if not CIFAR.is_dir():

@@ -245,6 +245,7 @@ def run_notebook(monkeypatch, results):
     return namespace
 
 
+@pytest.mark.slow  # runs a notebook
 def test_notebook_draws_the_table(trained, tmp_path, monkeypatch):
     batches = TensorBatches(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8),
                             torch.randint(0, 10, (10,)), 10, (0.5,) * 3, (0.25,) * 3, train=False)

@@ -7,7 +7,7 @@ from visrecur.architecture.modelspec import ModelSpec
 __version__ = "0.2.0"
 
 __all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec", "list_models",
-           "load", "list_pretrained", "Preprocess", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
+           "load", "list_pretrained", "Preprocess", "record", "TimeMapping", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
 
 
 def __getattr__(name):
@@ -18,9 +18,16 @@ def __getattr__(name):
     if name in ("build", "spec", "list_models"):
         from visrecur.architecture import zoo
         return getattr(zoo, name)
+    if name == "TimeMapping":
+        from visrecur.timing import TimeMapping
+        return TimeMapping
     if name == "Preprocess":
         from visrecur.recording.preprocess import Preprocess
         return Preprocess
+    if name == "record":  # the command module, callable as record() (visrecur/record.py)
+        import importlib
+
+        return importlib.import_module("visrecur.record")
     if name in ("load", "list_pretrained"):
         from visrecur.artifacts import checkpoint
         return getattr(checkpoint, name)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from visrecur.cli import ArgumentParser
 
 from visrecur.errors import VisrecurError, report_errors
-from visrecur.artifacts.io import publish, sha256 as file_sha256
+from visrecur.artifacts.io import atomic_path, sha256 as file_sha256
 from visrecur.artifacts.io import data_root
 
 MANIFEST = Path(__file__).resolve().parent / "data_manifest.json"
@@ -36,26 +34,22 @@ def fetch(url: str, dest: Path, sha256: str, progress: bool = True) -> Path:
     dest = Path(dest)
     if dest.is_file() and file_sha256(dest) == sha256:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        if digest.hexdigest() != sha256:
-            raise DownloadError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}; the file changed "
-                                "at its source or the download was corrupted: nothing was saved")
-        publish(tmp, dest)
+        with atomic_path(dest) as tmp:  # renamed onto dest only once the sha256 matches
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                    for chunk in iter(lambda: response.read(1 << 20), b""):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+            if digest.hexdigest() != sha256:
+                raise DownloadError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}; the file changed "
+                                    "at its source or the download was corrupted: nothing was saved")
     except OSError as err:
         raise DownloadError(f"cannot download {url} ({err}); check the network, or download it by hand to "
                             f"{dest}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dest
 
 

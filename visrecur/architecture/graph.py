@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from visrecur.architecture.layers import layer_kind
 from visrecur.errors import SpecError
 
 AGGREGATIONS = ("mean", "sum")
@@ -72,6 +73,8 @@ class Transition:
     ``mid_channels``: width inside the block; default the mean of source and target widths (paper).
     ``shortcut``: add a 1x1 projection of the pre-activated source, as in a ResNet's first block of
     a stage (needed to reproduce a standard ResNet exactly).
+    ``layer``: the kind of its convolutions (``visrecur.architecture.layers.LAYER_KINDS``); default
+    ``conv`` (BRC) into a state of the same size or smaller, ``deconv`` (BRD) into a larger one.
     """
 
     source: str
@@ -80,8 +83,11 @@ class Transition:
     mid_channels: int | None = None
     windows: tuple[tuple[int, int | None], ...] | None = None
     shortcut: bool = False
+    layer: str | None = None
 
     def __post_init__(self):
+        if self.layer is not None:
+            layer_kind(self.layer)
         if self.depth not in (1, 2, 3):
             raise SpecError(f"transition {self.source}->{self.target} has depth {self.depth}; "
                             "the paper uses BRC/BRD x 2 or x 3 (depth=2 or depth=3)")
@@ -107,9 +113,11 @@ class Transition:
 
 @dataclass(frozen=True)
 class ConvLayer:
-    """One convolution of a block. ``stride`` downsamples (conv) or upsamples (deconv)."""
+    """One layer of a block: a registered layer ``kind`` (``visrecur.architecture.layers``; "conv",
+    "deconv", "projection", ...) from ``in_channels`` to ``out_channels``; ``stride`` downsamples (or
+    upsamples, for a kind that upsamples)."""
 
-    kind: str  # "conv", "deconv" or "projection" (1x1 shortcut)
+    kind: str
     in_channels: int
     out_channels: int
     kernel: int
@@ -117,17 +125,18 @@ class ConvLayer:
 
     @property
     def parameters(self) -> int:
-        return self.in_channels * self.out_channels * self.kernel * self.kernel
+        return layer_kind(self.kind).parameters(self)
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        if self.kind == "deconv":
-            return (size[0] * self.stride, size[1] * self.stride)
-        return (math.ceil(size[0] / self.stride), math.ceil(size[1] / self.stride))
+        return layer_kind(self.kind).output_size(self, size)
 
     def macs(self, size: tuple[int, int]) -> int:
         """Multiply-accumulates for an input of spatial ``size``."""
-        positions = size if self.kind == "deconv" else self.output_size(size)
-        return positions[0] * positions[1] * self.parameters
+        return layer_kind(self.kind).macs(self, size)
+
+    def module(self):
+        """The torch module that computes this layer."""
+        return layer_kind(self.kind).module(self)
 
 
 def _pair(value, what) -> tuple[int, int]:
@@ -282,32 +291,44 @@ class Graph:
         return self._rest[tr.key]
 
     def block_name(self, tr: Transition) -> str:
-        convs = [layer for layer in self.layers(tr) if layer.kind != "projection"]
-        letter = "D" if convs[0].kind == "deconv" else "C"
+        convs = self.convolutions(tr)
+        kind = layer_kind(convs[0].kind)
+        letter = kind.letter or f"[{kind.name}]"
         resample = math.prod(layer.stride for layer in convs)
-        how = "" if resample == 1 else (f" up x{resample}" if letter == "D" else f" down /{resample}")
+        how = "" if resample == 1 else (f" up x{resample}" if kind.upsamples else f" down /{resample}")
         name, rest = f"BR{letter}x{len(convs)}{how}", self.resample_rest(tr)
         if rest > 1:
-            name = f"avgpool /{rest} + {name}" if letter == "C" else f"{name} + upsample x{rest}"
+            name = f"{name} + upsample x{rest}" if kind.upsamples else f"avgpool /{rest} + {name}"
         return name + (" +proj" if tr.shortcut else "")
+
+    def convolutions(self, tr: Transition) -> tuple[ConvLayer, ...]:
+        """The block's layers in order, without the projection shortcut."""
+        return tuple(layer for layer in self.layers(tr) if layer.kind != "projection")
 
     def _plan(self, tr: Transition) -> tuple[ConvLayer, ...]:
         src, tgt = self.state(tr.source), self.state(tr.target)
         what = f"transition {tr.key}"
         if all(a >= b for a, b in zip(src.size, tgt.size)):
-            kind, factor = "conv", _scale_factor(src.size, tgt.size, what)
+            upsampling, factor = False, _scale_factor(src.size, tgt.size, what)
         elif all(a <= b for a, b in zip(src.size, tgt.size)):
-            kind, factor = "deconv", _scale_factor(tgt.size, src.size, what)
+            upsampling, factor = True, _scale_factor(tgt.size, src.size, what)
         else:
             raise SpecError(f"{what}: source size {src.size} and target size {tgt.size} are larger in "
                             "one dimension and smaller in the other; give both dimensions the same ratio")
+        kind = tr.layer or ("deconv" if upsampling else "conv")
+        if factor > 1 and layer_kind(kind).upsamples != upsampling:
+            raise SpecError(f"{what}: layer kind {kind!r} {'up' if layer_kind(kind).upsamples else 'down'}samples, "
+                            f"but the transition goes to a {'larger' if upsampling else 'smaller'} state; give a "
+                            f"kind that {'up' if upsampling else 'down'}samples, or none (the default)")
+        if factor == 1 and layer_kind(kind).upsamples:
+            upsampling = True
         mid = tr.mid_channels or max(1, round((src.channels + tgt.channels) / 2))
         widths = [src.channels] + [mid] * (tr.depth - 1) + [tgt.channels]
         strides, rest = _split_factor(factor, tr.depth, self.resampling)
         self._rest[tr.key] = rest
         layers = [ConvLayer(kind, widths[k], widths[k + 1], 3, strides[k]) for k in range(tr.depth)]
         if tr.shortcut:
-            if kind == "deconv":
+            if upsampling:
                 raise SpecError(f"{what}: projection shortcuts are for downsampling transitions only; "
                                 "drop shortcut=True")
             # reads the block's (pooled) input, so it strides by what the convolutions stride
@@ -452,7 +473,7 @@ class Graph:
 
     def block_parameters(self, tr: Transition, affine: bool) -> int:
         layers = self.layers(tr)
-        bn = sum(2 * layer.in_channels for layer in layers if layer.kind != "projection") if affine else 0
+        bn = sum(2 * layer.in_channels for layer in self.convolutions(tr)) if affine else 0
         return sum(layer.parameters for layer in layers) + bn
 
     # --- what reaches the readout -------------------------------------------------------------
@@ -496,7 +517,7 @@ class Graph:
         return depth[(self.last.name, readout_time - 1)]
 
     def block_depth(self, tr: Transition) -> int:
-        return sum(1 for layer in self.layers(tr) if layer.kind != "projection")
+        return len(self.convolutions(tr))
 
     def macs(self, readout_time: int, scale: float = 1.0) -> int:
         """Multiply-accumulates of every transition computed up to ``readout_time``."""
@@ -504,7 +525,7 @@ class Graph:
         for tr, _ in self.uses(readout_time - 1):
             h, w = self.state(tr.source).size
             size = (round(h * scale), round(w * scale))
-            if self.layers(tr)[0].kind == "conv" and self.resample_rest(tr) > 1:  # pooling: no MACs counted
+            if not layer_kind(self.layers(tr)[0].kind).upsamples and self.resample_rest(tr) > 1:  # pooling: no MACs
                 size = tuple(math.ceil(v / self.resample_rest(tr)) for v in size)
             block_input = size
             for layer in self.layers(tr):

@@ -32,7 +32,7 @@ def format_summary(spec, readout_times: Sequence[int] | None = None) -> str:
         "",
         _table(["transition", "kind", "block", "widths", "params"],
                [(tr.key, graph.kind(tr), graph.block_name(tr),
-                 "-".join(str(layer.in_channels) for layer in graph.layers(tr) if layer.kind != "projection")
+                 "-".join(str(layer.in_channels) for layer in graph.convolutions(tr))
                  + f"-{graph.state(tr.target).channels}",
                  f"{graph.block_parameters(tr, spec.bn_affine):,}")
                 for tr in graph.transitions]),

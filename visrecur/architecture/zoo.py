@@ -157,6 +157,17 @@ def _registry() -> dict[str, Callable[..., ModelSpec]]:
 MODELS = _registry()
 
 
+def register_model(name: str):
+    """Register a spec builder (keyword arguments -> ``ModelSpec``) under ``name``, as a decorator: then
+    ``build(name)``, ``python -m visrecur.train --model NAME`` and the zoo table know it."""
+    def register(builder: Callable[..., ModelSpec]):
+        if name in MODELS and MODELS[name] is not builder:
+            raise SpecError(f"a zoo model named {name!r} exists already; choose another name")
+        MODELS[name] = builder
+        return builder
+    return register
+
+
 def list_models() -> list[str]:
     """Names accepted by ``build`` and ``spec``."""
     return sorted(MODELS)

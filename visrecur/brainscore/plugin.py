@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -21,7 +19,7 @@ from visrecur import __version__
 from visrecur.artifacts.checkpoint import PRETRAINED, export_weights
 from visrecur.artifacts.models import display_name, load_model
 from visrecur.errors import InputError
-from visrecur.artifacts.io import writable_ancestor
+from visrecur.artifacts.io import atomic_path, writable_ancestor
 from visrecur.timing import TimeMapping
 from .environment import DEFAULT_VISUAL_DEGREES
 
@@ -102,9 +100,7 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
                          f"{[s.name for s in spec.graph.states]}); give --region REGION=STATE")
     readout = spec.readout_time if readout_time is None else int(readout_time)
     spec.check_readout_time(readout)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_path(out, folder=True) as tmp:  # the whole folder appears at once, or not at all
         if not shipped:
             export_weights(model, tmp / WEIGHTS_FILE)
         files = {
@@ -117,20 +113,7 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
         }
         for name, text in files.items():
             (tmp / name).write_text(text)
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _mapping_source(mapping: TimeMapping) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from visrecur.artifacts.io import atomic_path
 from visrecur.errors import InputError
 from visrecur.recording.images import IMAGE_SUFFIXES, is_image, open_image
 from visrecur.recording.stimuli import StimulusSet
@@ -69,9 +70,8 @@ def to_brainscore(stimuli: StimulusSet, folder: str | Path, identifier: str | No
     for k, name in enumerate(names):
         path = folder / name
         if not path.is_file():
-            tmp = folder / f".{name}.tmp.png"
-            stimuli.image(k).save(tmp)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                stimuli.image(k).save(tmp, format="PNG")
     meta = stimuli.metadata.drop(columns=[c for c in ("file",) if c in stimuli.metadata.columns])
     meta = meta.assign(filename=names)
     out = BrainScoreStimuli(meta)

@@ -10,18 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from visrecur.architecture.graph import ConvLayer
+from visrecur.architecture.layers import layer_kind
 from visrecur.architecture.modelspec import ModelSpec
 from visrecur.nn.tsbn import MOMENTUM, TimeSpecificBatchNorm
-
-
-def _conv(layer: ConvLayer) -> nn.Module:
-    if layer.kind == "deconv":
-        # kernel 3, padding 1, output_padding s-1: output = input * s exactly
-        return nn.ConvTranspose2d(layer.in_channels, layer.out_channels, 3, stride=layer.stride,
-                                  padding=1, output_padding=layer.stride - 1, bias=False)
-    padding = layer.kernel // 2
-    return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, stride=layer.stride,
-                     padding=padding, bias=False)
 
 
 class TransitionBlock(nn.Module):
@@ -37,10 +28,10 @@ class TransitionBlock(nn.Module):
     def __init__(self, layers: tuple[ConvLayer, ...], affine: bool, rest: int = 1):
         super().__init__()
         convs = [layer for layer in layers if layer.kind != "projection"]
-        self.rest, self.upsampling = rest, convs[0].kind == "deconv"
-        self.convs = nn.ModuleList(_conv(layer) for layer in convs)
+        self.rest, self.upsampling = rest, layer_kind(convs[0].kind).upsamples
+        self.convs = nn.ModuleList(layer.module() for layer in convs)  # each kind builds its own
         projection = [layer for layer in layers if layer.kind == "projection"]
-        self.projection = _conv(projection[0]) if projection else None
+        self.projection = projection[0].module() if projection else None
         if affine:
             self.bn_weight = nn.ParameterList(nn.Parameter(torch.ones(c.in_channels)) for c in convs)
             self.bn_bias = nn.ParameterList(nn.Parameter(torch.zeros(c.in_channels)) for c in convs)
@@ -114,11 +105,11 @@ class PreNet(nn.Module):
         layers = spec.prenet_layers()
         c = spec.graph.first.channels
         if spec.prenet == "conv":
-            self.net = _conv(layers[0])
+            self.net = layers[0].module()
         elif spec.prenet == "conv3":
-            self.net = nn.Sequential(_conv(layers[0]), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                                     _conv(layers[1]), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                                     _conv(layers[2]))
+            self.net = nn.Sequential(layers[0].module(), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                                     layers[1].module(), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                                     layers[2].module())
         else:
             self.net = nn.Sequential(nn.Conv2d(spec.in_channels, c, 7, stride=2, padding=3, bias=False),
                                      nn.BatchNorm2d(c), nn.ReLU(inplace=True),

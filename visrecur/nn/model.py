@@ -49,7 +49,7 @@ class FRNN(TimeSpecificStatistics, nn.Module):
         for tr in graph.transitions:
             if tr.key in ever_run:
                 # transitions run at steps 1..time_steps-1: a readout at T reads the last state at T - 1
-                convs = [layer for layer in graph.layers(tr) if layer.kind != "projection"]
+                convs = graph.convolutions(tr)
                 self.norms[tr.key] = nn.ModuleList(
                     TimeSpecificBatchNorm(layer.in_channels, spec.time_steps - 1, position=k,
                                           time_specific=spec.time_specific_bn, beyond=spec.beyond_trained)

@@ -46,14 +46,14 @@ def pink_noise(size: int, seed: int) -> np.ndarray:
 def sample_photo() -> np.ndarray | None:
     try:
         import matplotlib
-        from PIL import Image
     except ImportError:
         return None
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     if not path.is_file():
         return None
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    from visrecur.recording.images import load_rgb
+
+    return np.asarray(load_rgb(path))
 
 
 def generate(size: int = 64) -> list[dict]:

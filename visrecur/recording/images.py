@@ -1,7 +1,8 @@
 """Image files: suffixes, folder listing, class-balanced subsets, decoding to RGB.
 
-Used by training data (data.py) and stimulus sets (stimuli.py), so neither imports the other.
-Decoding (``to_rgb``) is the same for every source:
+The one image decoder: training data (``visrecur.training.data``), the analyses (through it), stimulus sets
+for recording (``visrecur.recording.stimuli``) and Brain-Score's stimuli all decode through ``load_rgb`` /
+``to_rgb``, so an image is the same RGB values wherever it is read:
 
 * grey (8-bit) is repeated over the three channels;
 * 16-bit grey (PIL modes I;16, I;16B, I) is mapped linearly from 0..65535 to 0..255 (value / 257,
@@ -75,6 +76,11 @@ def open_image(path: Path):
     except (UnidentifiedImageError, OSError) as err:
         raise InputError(f"cannot read image {str(path)!r} ({type(err).__name__}); remove it or convert it "
                          "to PNG/JPEG") from None
+
+
+def load_rgb(path: Path):
+    """The image at ``path`` decoded to an RGB ``PIL.Image`` (``to_rgb``), or one clear error."""
+    return to_rgb(open_image(path), str(path))
 
 
 def check_image(path: Path) -> None:

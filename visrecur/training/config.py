@@ -36,8 +36,8 @@ class TrainConfig:
     model: str = option("frnn_4state_shared", "zoo model (visrecur.list_models())")
     preset: str = option("cifar10", "training recipe (cifar10, imagenet); its values are the defaults of the "
                          "options below")
-    data_root: str = option("../shared/data/cifar10-jpeg", "ImageFolder root with train/ and test/ (or val/), or "
-                            "a torchvision CIFAR-10 root")
+    data_root: str = option("", "ImageFolder root with train/ and test/ (or val/), or a torchvision CIFAR-10 root "
+                            "(default: cifar10-jpeg under $VISRECUR_DATA, else ../shared/data)")
     dataset: str = option("folder", "folder: ImageFolder train/ + test/ (or val/); cifar10: torchvision pickles",
                           choices=["folder", "cifar10"])
     download: bool = option(False, "download CIFAR-10 (needs a network)")
@@ -86,6 +86,62 @@ class TrainConfig:
     progress: bool = option(True, "progress bars")
     stop_after_batches: int | None = option(None, "testing aid: exit abruptly after this many batches, as if "
                                             "killed", type=int, hidden=True)
+
+    def __post_init__(self):
+        """Checked here, so that Python callers get the command line's one-line errors."""
+        if self.preset not in PRESETS:
+            raise TrainingError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if not self.data_root:
+            from visrecur.artifacts.io import data_root
+
+            self.data_root = str(data_root() / "cifar10-jpeg")
+        for f in dataclasses.fields(self):
+            if "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
+                raise TrainingError(f"{_flag(f.name)} {getattr(self, f.name)!r} is not one of "
+                                    f"{', '.join(f.metadata['choices'])}")
+        for name, least in COUNTS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TrainingError(f"{_flag(name)} {value!r} must be a whole number of at least {least}")
+            if value < least:
+                raise TrainingError(f"{_flag(name)} {value} must be at least {least}")
+        for name in ("lr", "lr_final"):
+            if not _number(getattr(self, name)) or not getattr(self, name) > 0:
+                raise TrainingError(f"{_flag(name)} {getattr(self, name)!r} must be greater than 0")
+        for name in ("momentum", "weight_decay"):
+            if not _number(getattr(self, name)) or not getattr(self, name) >= 0:
+                raise TrainingError(f"{_flag(name)} {getattr(self, name)!r} must be at least 0")
+        for name in ("loss_readout_times", "eval_readout_times", "lr_steps"):
+            values = tuple(getattr(self, name))
+            if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+                raise TrainingError(f"{_flag(name)} {' '.join(map(str, values))}: give whole numbers")
+            setattr(self, name, values)
+        for name in ("loss_readout_times", "eval_readout_times"):
+            if getattr(self, name) and min(getattr(self, name)) < 1:
+                raise TrainingError(f"{_flag(name)} {' '.join(map(str, getattr(self, name)))}: readout times start at 1")
+        for name in ("mean", "std"):
+            values = tuple(getattr(self, name))
+            if len(values) != 3 or not all(_number(v) for v in values) or (name == "std" and min(values) <= 0):
+                raise TrainingError(f"{_flag(name)} {values}: give 3 numbers, one per colour channel"
+                                    + (", each greater than 0" if name == "std" else ""))
+            setattr(self, name, values)
+        if not isinstance(self.model_overrides, dict):
+            raise TrainingError(f"model_overrides {self.model_overrides!r} must be a dict of zoo builder arguments")
+
+
+# counts: option -> its least value
+COUNTS = {"epochs": 1, "batch_size": 1, "limit_train": 1, "limit_val": 1, "workers": 0, "threads": 1,
+          "stop_after_batches": 0}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
 
 
 # The paper's recipes (Section 5, Fig. 6): what each changes from TrainConfig's defaults (cifar10).
@@ -172,6 +228,9 @@ def build_parser() -> ArgumentParser:
             p.add_argument(flag, action="store_true", default=None, help=help_text)
         else:
             meta.setdefault("type", type(f.default) if f.default not in (None, ()) else str)
+            choices = meta.pop("choices", None)  # checked by TrainConfig, in the same words as from Python
+            if choices:
+                meta["metavar"] = "{" + ",".join(choices) + "}"
             p.add_argument(flag, default=None, help=help_text, **meta)
     p.add_argument("--readout-time", type=int, help="the model's readout time (default: the zoo model's)")
     p.add_argument("--time-steps", type=int, help="steps to build TSBN/weights for (>= readout time)")
@@ -195,17 +254,5 @@ def parse_args(argv=None) -> TrainConfig:
             if value.strip()[:1] in '[{"' or value.strip()[:1].isdigit() or value.strip()[:1] == "-":
                 p.error(f"--model-arg {item!r}: VALUE is not valid JSON ({err.msg}); e.g. 'channels=[8,16]'")
             model_overrides[key] = value
-    for name in ("epochs", "batch_size", "limit_train", "limit_val", "workers", "threads"):
-        if a.get(name) is not None and a[name] < (0 if name == "workers" else 1):
-            p.error(f"--{name.replace('_', '-')} {a[name]} must be at least {0 if name == 'workers' else 1}")
-    for name in ("lr", "lr_final"):
-        if a.get(name) is not None and not a[name] > 0:
-            p.error(f"--{name.replace('_', '-')} {a[name]} must be greater than 0")
-    for name in ("momentum", "weight_decay"):
-        if a.get(name) is not None and not a[name] >= 0:
-            p.error(f"--{name.replace('_', '-')} {a[name]} must be at least 0")
-    for name in ("loss_readout_times", "eval_readout_times"):
-        if a.get(name) and min(a[name]) < 1:
-            p.error(f"--{name.replace('_', '-')} {' '.join(map(str, a[name]))}: readout times start at 1")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
     return build_config(values.pop("preset") or "cifar10", model_overrides=model_overrides or None, **values)

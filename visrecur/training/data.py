@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from visrecur.errors import InputError
-from visrecur.recording.images import balanced_indices, folder_samples, to_rgb
+from visrecur.recording.images import balanced_indices, folder_samples, load_rgb
 from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
 
 __all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD", "find_split", "folder_samples",
@@ -44,7 +44,6 @@ def decode_folder(folder: Path, limit: int | None = None, seed: int = 0, progres
     """Decode an ImageFolder split into (uint8 tensor N x 3 x H x W, int64 labels, class names).
     ``limit`` keeps a class-balanced random subset (``images.balanced_indices``: equal per class, the
     remainder to the first classes, drawn from ``seed``)."""
-    from PIL import Image
     from tqdm.auto import tqdm
 
     samples, classes = folder_samples(folder)
@@ -52,8 +51,7 @@ def decode_folder(folder: Path, limit: int | None = None, seed: int = 0, progres
         samples = [samples[k] for k in balanced_indices([label for _, label in samples], limit, seed)]
     images, labels = [], []
     for path, label in tqdm(samples, desc=f"decoding {folder.name}", disable=not progress, leave=False):
-        with Image.open(path) as img:
-            images.append(np.asarray(img.convert("RGB")))
+        images.append(np.asarray(load_rgb(path)))  # the one decoder (visrecur.recording.images)
         labels.append(label)
     sizes = {im.shape for im in images}
     if len(sizes) > 1:
@@ -195,11 +193,11 @@ def imagenet_loader(folder: Path, batch_size: int, train: bool, workers: int, se
     folder_samples(folder)  # clear errors for empty or wrongly laid out folders
     preprocess = preprocess or imagenet_preprocess(size)
     if train:
-        tf = transforms.Compose([to_rgb, transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+        tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
                                  transforms.PILToTensor(), preprocess.normalize])
     else:
-        tf = transforms.Compose([to_rgb, preprocess])
-    dataset = datasets.ImageFolder(str(folder), transform=tf)
+        tf = preprocess
+    dataset = datasets.ImageFolder(str(folder), transform=tf, loader=load_rgb)  # not torchvision's convert("RGB")
     sampler = DistributedSampler(dataset, world_size, rank, shuffle=train, seed=seed) if world_size > 1 else None
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,

@@ -28,7 +28,7 @@ from visrecur.training.config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, T
                      build_parser, lr_at, parse_args)
 from visrecur.distributed import parse_device, setup_distributed, shutdown
 from visrecur.training.evaluate import evaluate
-from visrecur.artifacts.io import writable_ancestor
+from visrecur.artifacts.io import writable_ancestor, write_atomically
 from visrecur.nn.model import FRNN
 from visrecur.recording.preprocess import Preprocess
 from visrecur.training.step import EpochTotals, TrainStep
@@ -337,9 +337,11 @@ def _check_finite(read: dict, epoch: int, bar=None) -> None:
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
     fields = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(history)
+
+    write_atomically(path, write)
