@@ -8,7 +8,9 @@ from .environment import (BRAINSCORE_VERSION, DEFAULT_VISUAL_DEGREES, INSTALL_HI
                           isolate, require)
 from .regions import BRAINSCORE_REGIONS, RegionError
 
-_LAZY = {"VisrecurBrainModel": "model", "UnreachedStateWarning": "model", "TaskError": "model",
+_LAZY = {"VisrecurBrainModel": "model", "UnreachedStateWarning": "model", "PastTrainedWarning": "model",
+         "TaskError": "behavior", "PastTrainedError": "timebins", "preset_mapping": "presets",
+         "check_plugin": "check",
          "Cichy2014RSA": "benchmarks", "PlantedLatencyBenchmark": "temporal",
          "write_plugin": "plugin", "score": "scoring", "load_benchmark": "scoring"}
 
