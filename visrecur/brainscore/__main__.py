@@ -89,12 +89,12 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def commitment(args, parser) -> dict:
+def commitment(args) -> dict:
     """The VisrecurBrainModel options the command line asks for (time mapping checked: one line)."""
-    mapping = given_time_mapping(args, parser)
+    mapping = given_time_mapping(args)
     if args.time_preset and mapping is not None:
-        parser.error("give --time-preset or the time mapping options (--ms-per-step, --onset-ms, --state-onset, "
-                     "--state-ms-per-step), not both")
+        raise InputError("give --time-preset or the time mapping options (--ms-per-step, --onset-ms, --state-onset, "
+                         "--state-ms-per-step), not both")
     return {"time_mapping": mapping, "time_preset": args.time_preset, "region_states": parse_regions(args.region),
             "past_trained": args.past_trained, "image_fit": args.image_fit}
 
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         from .check import check_command
 
         return check_command(args.folder)
-    options = commitment(args, parser)
+    options = commitment(args)
     if args.command == "plugin":
         from .plugin import write_plugin
 

@@ -90,7 +90,7 @@ def pinned_commit(folder: Path) -> str:
     return f"requirements.txt pins visrecur at {url}@{commit}: {where}; whether {url} serves it is not checked offline"
 
 
-def check_plugin(folder, timeout: float = 1800, quiet: bool = False) -> tuple[int, str]:
+def check_plugin(folder, timeout: float = 1800) -> tuple[int, str]:
     """(pytest's exit code, its report) for Brain-Score's generic plugin tests and the plugin's test.py."""
     folder = check_folder(folder)
     with tempfile.TemporaryDirectory(prefix="visrecur-check-") as tmp:
@@ -99,7 +99,8 @@ def check_plugin(folder, timeout: float = 1800, quiet: bool = False) -> tuple[in
         plugin = package / "models" / folder.name
         visrecur_root = Path(__file__).resolve().parents[2]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp / "site"), str(visrecur_root)]),
-               "BS_INSTALL_DEPENDENCIES": "no", **{name: str(tmp / name.lower()) for name in CACHE_VARIABLES}}
+               "BS_INSTALL_DEPENDENCIES": "no", "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ in the plugin
+               **{name: str(tmp / name.lower()) for name in CACHE_VARIABLES}}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "--rootdir",
                    str(tmp / "site"), str(package / "model_helpers" / "generic_plugin_tests.py"), str(plugin / "test.py"),
                    "--plugin_directory", str(plugin)]
@@ -107,11 +108,11 @@ def check_plugin(folder, timeout: float = 1800, quiet: bool = False) -> tuple[in
     return run.returncode, run.stdout + run.stderr
 
 
-def check_command(folder, quiet: bool = False) -> int:
+def check_command(folder) -> int:
+    """Print pytest's summary (all of its report on failure), the pinned commit, and the verdict."""
     code, report = check_plugin(folder)
     lines = report.strip().splitlines()
-    if not quiet or code:
-        print("\n".join(lines if code else lines[-1:]))
+    print("\n".join(lines if code else lines[-1:]))
     print(pinned_commit(Path(folder)))
     print(("passed" if code == 0 else "FAILED") + f": Brain-Score's generic model-plugin tests and {Path(folder).name}/test.py"
           " (offline; installing from requirements.txt and scoring on Brain-Score's data are not checked)")
