@@ -329,7 +329,7 @@ class VisrecurBrainModel(BrainModel):
     def _provenance(self, attrs) -> dict:
         return {"model": self._identifier, "time_mapping": self.time_mapping.describe(),
                 "time_mapping_json": json.dumps(self.time_mapping.to_dict()),
-                "unreached_value": "0 (before a state responds: before its step 0 or its arrival)",
+                "unreached_value": "0 (a bin wholly before the state's step 0; steps before its arrival)",
                 "last_trained_step": -1 if self.last_trained is None else int(self.last_trained),
                 "readout_time": int(self.readout_time), "preprocessing": attrs.get("preprocessing", ""),
                 "checkpoint_sha256": attrs.get("checkpoint_sha256", "")}

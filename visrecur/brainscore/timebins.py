@@ -7,8 +7,9 @@ Every bin Brain-Score can pass is answered, each by a stated rule:
 
 * a zero-length bin ``(a, a)`` (LAION fMRI's ``(0, 0)``; Allen2022 and Hebart2023 fMRI assemblies) is
   the instant ``a``: the activity of the step whose bin holds ``a``, by the same mapping;
-* a bin, or the steps of a bin, before the state responds (before its step 0 starts, or before the
-  step it is first reached at) holds zeros: no stimulus-driven activity yet (listed in a warning);
+* time before a state responds: a bin wholly before the state's step 0 holds zeros; the part of a bin
+  before step 0 is not counted (the bin is the overlap-weighted mean of the steps it overlaps); steps
+  before the state is first reached (its arrival) count as zeros. Bins holding zeros are warned about;
 * a bin that takes a step past the model's last trained step is answered and flagged
   (``past_trained`` per bin), or refused with ``past_trained="refuse"``;
 * bins may overlap and come in any order (each is its own); a bin with start > end is refused, and so
