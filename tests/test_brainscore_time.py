@@ -99,21 +99,30 @@ def test_per_state_onsets_and_step_durations(brainscore, stimuli):
     assert "state delays V1 +50 ms, IT +100 ms" in it.attrs["time_mapping"]
 
 
-def test_cornet_s_preset_is_brainscores_table(brainscore):
+def test_cornet_s_preset_is_brainscores_table(brainscore, stimuli):
     """The preset reads CORnet-S's TIME_MAPPINGS from the installed wheel: V1 (50, 100, 1), V2 (70, 100, 2),
-    V4 (90, 50, 4), IT (100, 100, 2), and gives each state that onset and step: CORnet-S's own bins,
-    region -> {step: (start + step w, start + (step + 1) w)}, are the preset's bins of those steps."""
+    V4 (90, 50, 4), IT (100, 100, 2). A region's step k in CORnet-S (its k-th output) is the state's step
+    arrival + k: CORnet-S's own bins, region -> {k: (start + k w, start + (k + 1) w)}, are the preset's
+    bins of those steps (adjacent tiny model: V1 from step 0, V2 1, V4 2, IT 3)."""
     from brainscore_vision.models.cornet_s.helpers.helpers import _build_time_mappings
 
+    from visrecur.brainscore import VisrecurBrainModel
     from visrecur.brainscore.presets import cornet_s_time_table, preset_mapping
 
     table = cornet_s_time_table()
     assert table == {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4), "IT": (100, 100, 2)}
-    mapping = preset_mapping("cornet-s", {r: r for r in ("V1", "V2", "V4", "IT")})
+    arrivals = {"V1": 0, "V2": 1, "V4": 2, "IT": 3}
+    mapping = preset_mapping("cornet-s", {r: r for r in arrivals}, arrivals)
     for region, steps in _build_time_mappings(table).items():
-        assert mapping.bins(sorted(steps), region).tolist() == [list(steps[t]) for t in sorted(steps)]
+        ours = [arrivals[region] + k for k in sorted(steps)]
+        assert mapping.bins(ours, region).tolist() == [list(steps[k]) for k in sorted(steps)]
     partial = preset_mapping("cornet-s", {"IT": "h3"})
     assert partial.state_onset_ms == {"h3": 100} and partial.state_ms_per_step == {"h3": (100, 100)}
+    model = VisrecurBrainModel(tiny(), time_preset="cornet-s", progress=False)
+    assert model.time_mapping == mapping
+    model.start_recording("IT", [(100, 200)])  # CORnet-S's IT step 0: the model's first IT step
+    np.testing.assert_allclose(model.look_at(stimuli).values[..., 0], by_hand(model.model, stimuli, "IT", 3)[0][3],
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_trials_without_variance_are_one_pass_and_with_it_microsaccades(adapter, stimuli):

@@ -153,7 +153,7 @@ class TimeMapping:
         if self.onset_ms:
             text += f", step 0 at {self.onset_ms:g} ms"
         if self.state_onset_ms:
-            text += ", state delays " + ", ".join(f"{k} +{v:g} ms" for k, v in self.state_onset_ms.items())
+            text += ", state delays " + ", ".join(f"{k} {v:+g} ms" for k, v in self.state_onset_ms.items())
         if self.state_ms_per_step:
             text += ", state steps " + ", ".join(f"{k} {_describe_range(v)} ms"
                                                  for k, v in self.state_ms_per_step.items())

@@ -113,7 +113,8 @@ class VisrecurBrainModel(BrainModel):
 
             if time_mapping is not None:
                 raise InputError("give time_preset or time_mapping, not both")
-            time_mapping = preset_mapping(time_preset, self.region_states)
+            time_mapping = preset_mapping(time_preset, self.region_states,
+                                          {name: spec.graph.arrival_time(name) for name in self.states})
         self.time_mapping = TimeMapping.resolve(time_mapping, self.source.time_mapping, "model")
         self.time_mapping.check_states(self.states)
         if not (isinstance(visual_degrees, (int, float)) and 0 < visual_degrees < 9000):

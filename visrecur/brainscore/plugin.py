@@ -151,7 +151,7 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
     if time_preset is not None:
         from .presets import preset_mapping
 
-        time_mapping = preset_mapping(time_preset, regions)
+        time_mapping = preset_mapping(time_preset, regions, {name: spec.graph.arrival_time(name) for name in states})
     mapping = TimeMapping.resolve(time_mapping, source.time_mapping, "model")
     mapping.check_states(states)
     readout = spec.readout_time if readout_time is None else int(readout_time)

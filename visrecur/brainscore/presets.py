@@ -1,7 +1,9 @@
 """Time mappings to compare with: ``cornet-s``, the time table Brain-Score's CORnet-S plugin commits to,
 read from the installed brainscore-vision (``brainscore_vision/models/cornet_s/model.py``,
 ``TIME_MAPPINGS``: region -> (first bin's start ms, ms per step, steps)), as a ``TimeMapping``: each
-region's state gets that onset and step duration.
+region's state gets that step duration, and the region's first output (CORnet-S's time step 0 of the
+region) is the state's first reached step (its arrival): state onset = start - arrival x duration, so
+that step ``arrival + k`` covers CORnet-S's bin of the region's step ``k``.
 
 What the preset does not copy: CORnet-S commits only those steps (V1 one, V2 two, V4 four, IT two) and
 answers any bin with the step whose bin start is nearest to the bin's start (so a bin before a region's
@@ -39,9 +41,10 @@ def cornet_s_time_table() -> dict[str, tuple[float, float, int]]:
                      "visrecur knows (2.4.2)")
 
 
-def preset_mapping(name: str, region_states: dict[str, str]) -> TimeMapping:
-    """The preset ``name`` for a model whose regions map to ``region_states`` ({region: state}); regions
-    the model does not map are left out, and states without a region keep the base 100 ms from 0 ms."""
+def preset_mapping(name: str, region_states: dict[str, str], arrivals: dict[str, int] | None = None) -> TimeMapping:
+    """The preset ``name`` for a model whose regions map to ``region_states`` ({region: state}) and whose
+    states are first reached at ``arrivals`` ({state: step}; default 0); regions the model does not map
+    are left out, and states without a region keep the base 100 ms per step from 0 ms."""
     if name != "cornet-s":
         raise InputError(f"time preset {name!r} does not exist; use one of {', '.join(PRESETS)}")
     table = cornet_s_time_table()
@@ -49,6 +52,8 @@ def preset_mapping(name: str, region_states: dict[str, str]) -> TimeMapping:
     if not mapped:
         raise InputError(f"no region of the CORnet-S time table ({', '.join(table)}) is mapped to a state of this "
                          f"model (mapped: {region_states or 'none'}); map one with region_states / --region")
-    onsets = {region_states[region]: start for region, (start, _, _) in mapped.items()}
+    arrivals = arrivals or {}
+    onsets = {region_states[region]: start - arrivals.get(region_states[region], 0) * width
+              for region, (start, width, _) in mapped.items()}
     widths = {region_states[region]: (width, width) for region, (_, width, _) in mapped.items()}
     return TimeMapping((100.0, 100.0), 0.0, onsets, widths)
