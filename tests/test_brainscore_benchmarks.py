@@ -141,8 +141,8 @@ class _no_warning:
 def test_the_experiments_visual_angle_and_the_score_table(brainscore, cichy_it, tmp_path, monkeypatch):
     """At 2.9 degrees each 92-image stimulus is pasted, centred, on a grey (128) screen 8 / 2.9 times its
     size (Brain-Score's place_on_screen, rebuilt here with PIL), then resized whole to the input: the
-    score equals visrecur's RSA of those screens, weighted over the bin's steps by hand. The score command writes the same score, and the
-    fill-the-field one, into a result table with its command."""
+    score equals visrecur's RSA of those screens, weighted over the bin's steps by hand. The score command
+    writes the same score, and the fill-the-field one, into a result table with its command."""
     from PIL import Image
 
     from brainscore_core.benchmarks import score_benchmark

@@ -15,16 +15,15 @@ import re
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from test_brainscore_model import tiny, trained
+from test_brainscore_model import standin_stimuli, tiny, trained
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NEURAL_COMMON = "benchmark_helpers/neural_common.py"
 NEURAL_USERS = ("majajhong2015, freemanziemba2013 (benchmark.py, public_benchmarks.py), cadena2017, rajalingham2020, "
-                "sanghavi2020 (three), cowley2026, li2026, muzellec2026, benchmarks/igustibagus2024/domain_transfer_neural.py, "
+                "sanghavi2020 (three), cowley2026, li2026, muzellec2026, "
+                "benchmarks/igustibagus2024/domain_transfer_neural.py, "
                 "allen2022_fmri, allen2022_fmri_surface, hebart2023_fmri, gifford2022, papale2025, laion_fmri (through "
                 "benchmark_helpers/multi_subject.py's per-subject and k-fold wrappers), bracci2019's region map")
 
@@ -97,17 +96,8 @@ CALL_FORMS = [
 @pytest.fixture(scope="module")
 def stimuli(brainscore, tmp_path_factory):
     """Ten non-square stand-in images; labels among the tiny model's classes ('0'..'9'), object_name."""
-    from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
-
-    folder = tmp_path_factory.mktemp("stimuli")
-    rng = np.random.default_rng(0)
-    for k in range(10):
-        Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(folder / f"s{k}.png")
-    stimuli = StimulusSet({"stimulus_id": [f"id{k}" for k in range(10)], "image_label": list("3737373737"),
-                           "object_name": list("ababababab"), "filename": [f"s{k}.png" for k in range(10)]})
-    stimuli.stimulus_paths = {f"id{k}": folder / f"s{k}.png" for k in range(10)}
-    stimuli.identifier = "visrecur-call-forms"
-    return stimuli
+    return standin_stimuli(tmp_path_factory.mktemp("stimuli"), "3737373737", "visrecur-call-forms",
+                           object_name=list("ababababab"))
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +331,8 @@ def test_brainscores_neural_benchmarks_run_on_the_adapter(adapter, stimuli):
 
     static = NeuralBenchmark("standin.IT-rdm", neural_assembly(stimuli, "IT", [(70, 170)]), RDMMetric(), 8, 1,
                              ceiling_func=lambda: Score(1.0), version=1, parent="IT")
-    temporal = NeuralBenchmark("standin.V1-temporal", neural_assembly(stimuli, "V1", [(t, t + 10) for t in range(0, 300, 10)]),
+    ten_ms = [(t, t + 10) for t in range(0, 300, 10)]
+    temporal = NeuralBenchmark("standin.V1-temporal", neural_assembly(stimuli, "V1", ten_ms),
                                lambda source, target: Score(np.mean(PerTime(RDMMetric())(source, target).values)),
                                8, 1, ceiling_func=lambda: Score(1.0), version=1, parent="V1")
     half = [stimuli.iloc[:5].reset_index(drop=True), stimuli.iloc[5:].reset_index(drop=True)]

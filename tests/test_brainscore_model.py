@@ -26,19 +26,23 @@ def tiny(name="frnn_4state_adjacent_shared", channels=(2, 3, 4, 5), input_size=8
     return model
 
 
-@pytest.fixture(scope="module")
-def stimuli(brainscore, tmp_path_factory):
+def standin_stimuli(folder, labels, identifier="visrecur-test-stimuli", **columns):
+    """A Brain-Score StimulusSet of len(labels) non-square (12 x 10) noise images written to ``folder``."""
     from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
 
-    folder = tmp_path_factory.mktemp("stimuli")
     rng = np.random.default_rng(0)
-    for k in range(5):
+    for k in range(len(labels)):
         Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(folder / f"s{k}.png")
-    stimuli = StimulusSet({"stimulus_id": [f"id{k}" for k in range(5)], "image_label": list("ababa"),
-                           "filename": [f"s{k}.png" for k in range(5)], "size_px": [12] * 5})
-    stimuli.stimulus_paths = {f"id{k}": folder / f"s{k}.png" for k in range(5)}
-    stimuli.identifier = "visrecur-test-stimuli"
+    stimuli = StimulusSet({"stimulus_id": [f"id{k}" for k in range(len(labels))], "image_label": list(labels),
+                           "filename": [f"s{k}.png" for k in range(len(labels))], **columns})
+    stimuli.stimulus_paths = {f"id{k}": folder / f"s{k}.png" for k in range(len(labels))}
+    stimuli.identifier = identifier
     return stimuli
+
+
+@pytest.fixture(scope="module")
+def stimuli(brainscore, tmp_path_factory):
+    return standin_stimuli(tmp_path_factory.mktemp("stimuli"), "ababa", size_px=[12] * 5)
 
 
 def trained(model, readout_time=4):
@@ -219,13 +223,15 @@ def test_probabilities_fit_brainscores_classifier_on_the_features(brainscore, st
         fit = LogisticRegression(multi_class="multinomial", solver="newton-cg", C=1e-3)
         fit.fit(scaler.transform(features), targets)
     assert probabilities.dims == ("presentation", "choice") and probabilities["choice"].values.tolist() == ["a", "b"]
-    np.testing.assert_allclose(probabilities.values, fit.predict_proba(scaler.transform(features)), rtol=1e-4, atol=1e-6)
+    expected = fit.predict_proba(scaler.transform(features))
+    np.testing.assert_allclose(probabilities.values, expected, rtol=1e-4, atol=1e-6)
     model.start_task("label", stimuli)
     fitted = model.look_at(stimuli)
     assert fitted.values[0].tolist() == [["a", "b"][k] for k in probabilities.values.argmax(1)]
     other = VisrecurBrainModel(tiny(), behavior_state="V4", behavior_step=2, progress=False)
     other.start_task("probabilities", stimuli)
-    assert other.look_at(stimuli).sizes["choice"] == 2 and other.features.describe() == "state V4 at step 2, reduction mean"
+    assert other.look_at(stimuli).sizes["choice"] == 2
+    assert other.features.describe() == "state V4 at step 2, reduction mean"
 
 
 def test_odd_one_out_is_the_stimulus_outside_the_most_similar_pair(brainscore, stimuli):

@@ -8,13 +8,17 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from test_brainscore_model import by_hand, stimuli, tiny, trained  # noqa: F401 (stimuli: a fixture)
+from test_brainscore_model import by_hand, standin_stimuli, tiny, trained
 from visrecur.timing import TimeMapping
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def stimuli(brainscore, tmp_path_factory):
+    return standin_stimuli(tmp_path_factory.mktemp("stimuli"), "ababa")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,8 @@ def test_late_bins_are_flagged_per_bin_and_warned_once(adapter, stimuli):
         warnings.simplefilter("always")
         adapter.start_recording("V1", [(0, 35), (105, 140), (140, 175)])
     late = [w for w in caught if issubclass(w.category, PastTrainedWarning)]
-    assert len(late) == 1 and "(140, 175) ms of state V1 take steps past the last trained step 3" in str(late[0].message)
+    assert len(late) == 1
+    assert "(140, 175) ms of state V1 take steps past the last trained step 3" in str(late[0].message)
     assembly = adapter.look_at(stimuli)
     assert assembly["past_trained"].values.tolist() == [False, False, True]
     seen, _ = by_hand(adapter.model, stimuli, "V1", until=4)
@@ -158,8 +163,8 @@ def test_non_square_images_are_resized_whole(brainscore, tmp_path):
     pixels[:, 8:16] = 255
     pixels[:, 16:, 0] = 255
     Image.fromarray(pixels).save(tmp_path / "wide.png")
-    stimuli = StimulusSet({"stimulus_id": ["wide"]})
-    stimuli.stimulus_paths, stimuli.identifier = {"wide": tmp_path / "wide.png"}, "wide"
+    wide = StimulusSet({"stimulus_id": ["wide"]})
+    wide.stimulus_paths, wide.identifier = {"wide": tmp_path / "wide.png"}, "wide"
     model = tiny()
     stretch = Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3, fit="stretch")
     crop = Preprocess((8, 8), (0.5,) * 3, (0.25,) * 3)
@@ -168,11 +173,11 @@ def test_non_square_images_are_resized_whole(brainscore, tmp_path):
     assert (crop(Image.open(tmp_path / "wide.png").convert("RGB")) > 0).all()  # the white middle only
     adapter = VisrecurBrainModel(model, progress=False)
     adapter.start_recording("V1", [(0, 35)])
-    recorded = adapter.look_at(stimuli).values[..., 0]
-    np.testing.assert_allclose(recorded, by_hand(model, stimuli, "V1", 0, stretch)[0][0], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(recorded, by_hand(model, stimuli, "V1", 0, crop)[0][0])
-    assert "resized as a whole" in adapter.look_at(stimuli).attrs["preprocessing"]
+    recorded = adapter.look_at(wide).values[..., 0]
+    np.testing.assert_allclose(recorded, by_hand(model, wide, "V1", 0, stretch)[0][0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(recorded, by_hand(model, wide, "V1", 0, crop)[0][0])
+    assert "resized as a whole" in adapter.look_at(wide).attrs["preprocessing"]
     cropping = VisrecurBrainModel(model, image_fit="crop", progress=False)
     cropping.start_recording("V1", [(0, 35)])
-    np.testing.assert_allclose(cropping.look_at(stimuli).values[..., 0], by_hand(model, stimuli, "V1", 0, crop)[0][0],
+    np.testing.assert_allclose(cropping.look_at(wide).values[..., 0], by_hand(model, wide, "V1", 0, crop)[0][0],
                                rtol=1e-5, atol=1e-6)

@@ -192,7 +192,8 @@ class TimeMapping:
             return given
         raise TimeMappingError(f"the time mapping given ({given.describe()}) conflicts with the {what}'s own "
                                f"({stated.describe()}): milliseconds come from the {what}; drop --ms-per-step "
-                               f"(and --onset-ms, --state-onset, --state-ms-per-step), or make the {what} again with them")
+                               f"(and --onset-ms, --state-onset, --state-ms-per-step), or make the {what} again "
+                               "with them")
 
 
 def _describe_range(values) -> str:

@@ -1,5 +1,7 @@
-"""Brain-Score for visrecur models: ``VisrecurBrainModel`` (a time-binned ``BrainModel``), offline
-benchmarks in Brain-Score's terms, and ``python -m visrecur.brainscore plugin`` (a submission folder).
+"""Brain-Score for visrecur models: ``VisrecurBrainModel`` (a time-binned ``BrainModel`` answering every
+call form of brainscore-vision 2.4.2), offline benchmarks in Brain-Score's terms, and
+``python -m visrecur.brainscore plugin`` (a submission folder), ``check`` (Brain-Score's plugin tests on
+it, offline) and ``score``.
 
 brainscore-vision is an optional extra (``pip install -e ".[brainscore]"``); importing this package does
 not import it, and asking for any of its parts without it raises one line naming the extra.

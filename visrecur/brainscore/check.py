@@ -68,8 +68,8 @@ def check_folder(folder: Path) -> Path:
     if missing:
         raise InputError(f"{str(folder)!r} has no {missing[0]}: it is not a Brain-Score model plugin folder")
     if not folder.resolve().name.isidentifier():
-        raise InputError(f"plugin folder name {folder.resolve().name!r} must be a Python identifier (Brain-Score imports "
-                         "it as brainscore_vision.models.<folder>)")
+        raise InputError(f"plugin folder name {folder.resolve().name!r} must be a Python identifier (Brain-Score "
+                         "imports it as brainscore_vision.models.<folder>)")
     return folder.resolve()
 
 
@@ -101,9 +101,9 @@ def check_plugin(folder, timeout: float = 1800) -> tuple[int, str]:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp / "site"), str(visrecur_root)]),
                "BS_INSTALL_DEPENDENCIES": "no", "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ in the plugin
                **{name: str(tmp / name.lower()) for name in CACHE_VARIABLES}}
+        generic = package / "model_helpers" / "generic_plugin_tests.py"
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "--rootdir",
-                   str(tmp / "site"), str(package / "model_helpers" / "generic_plugin_tests.py"), str(plugin / "test.py"),
-                   "--plugin_directory", str(plugin)]
+                   str(tmp / "site"), str(generic), str(plugin / "test.py"), "--plugin_directory", str(plugin)]
         run = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
     return run.returncode, run.stdout + run.stderr
 
@@ -114,6 +114,7 @@ def check_command(folder) -> int:
     lines = report.strip().splitlines()
     print("\n".join(lines if code else lines[-1:]))
     print(pinned_commit(Path(folder)))
-    print(("passed" if code == 0 else "FAILED") + f": Brain-Score's generic model-plugin tests and {Path(folder).name}/test.py"
-          " (offline; installing from requirements.txt and scoring on Brain-Score's data are not checked)")
+    print(("passed" if code == 0 else "FAILED") + ": Brain-Score's generic model-plugin tests and "
+          f"{Path(folder).name}/test.py (offline; installing from requirements.txt and scoring on Brain-Score's "
+          "data are not checked)")
     return 0 if code == 0 else 1

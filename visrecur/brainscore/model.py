@@ -290,7 +290,8 @@ class VisrecurBrainModel(BrainModel):
             arrays.append(neuroids.transpose("stimulus", "neuroid", "time").values)
         n = neuroids.sizes["neuroid"]
         neuroid = {"neuroid_id": np.array(neuroids["neuroid_id"].values, dtype=object),
-                   "state": np.array([state] * n, dtype=object), **{k: neuroids[k].values for k in ("channel", "y", "x")}}
+                   "state": np.array([state] * n, dtype=object),
+                   **{k: neuroids[k].values for k in ("channel", "y", "x")}}
         if (neuroids["feature"].values >= 0).any():
             neuroid["feature"] = neuroids["feature"].values
         return self._interleave(arrays), coords, neuroid, recordings[0].attrs

@@ -79,7 +79,8 @@ def resolve_commit(commit: str | None, tag: str | None) -> str:
                              "(git rev-parse HEAD)")
         full = text if COMMIT.match(text) else _git("rev-parse", "--verify", "--quiet", f"{text}^{{commit}}")
         if not full:
-            raise InputError(f"--git-commit {commit!r} is short and this checkout cannot expand it; give all 40 hex digits")
+            raise InputError(f"--git-commit {commit!r} is short and this checkout cannot expand it; give all 40 hex "
+                             "digits")
         return full
     if tag is not None:
         full = _git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}")

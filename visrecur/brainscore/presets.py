@@ -32,7 +32,8 @@ def cornet_s_time_table() -> dict[str, tuple[float, float, int]]:
     spec = find_spec("brainscore_vision")
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*CORNET_S_FILE)
     if not path.is_file():
-        raise InputError(f"{path} is missing: this brainscore-vision has no CORnet-S plugin to read its time table from")
+        raise InputError(f"{path} is missing: this brainscore-vision has no CORnet-S plugin to read its time table "
+                         "from")
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TIME_MAPPINGS" for t in node.targets):
             table = ast.literal_eval(node.value)

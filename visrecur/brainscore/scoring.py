@@ -104,8 +104,8 @@ def score_command(args, options: dict, command: str = "") -> int:
             rows.append(row)
             line = f"{name}: score {row['score']:.4f}"
             if row["raw"] == row["raw"]:  # not NaN
-                line += f" (raw {row['raw']:.4f}" + (f", ceiling {row['ceiling']:.4f})" if row["ceiling"] == row["ceiling"]
-                                                     else ")")
+                ceiling = f", ceiling {row['ceiling']:.4f}" if row["ceiling"] == row["ceiling"] else ""
+                line += f" (raw {row['raw']:.4f}{ceiling})"
             if row["per_bin"]:
                 line += f" per bin {row['per_bin']}"
             print(line)

@@ -49,10 +49,11 @@ class BinPlan:
 
     def describe_unreached(self, mapping: TimeMapping) -> str:
         start = float(mapping.bins([self.arrival], self.state)[0, 0])
+        zero = float(mapping.bins([0], self.state)[0, 0])
         listed = ", ".join(f"({a:g}, {b:g})" for a, b in self.unreached)
         return (f"state {self.state} is not reached before step {self.arrival} ({start:g} ms with "
-                f"{mapping.state_step_ms(self.state):g} ms per step from {float(mapping.bins([0], self.state)[0, 0]):g} "
-                f"ms): time bin(s) {listed} ms hold zeros for the time before it")
+                f"{mapping.state_step_ms(self.state):g} ms per step from {zero:g} ms): time bin(s) {listed} ms hold "
+                "zeros for the time before it")
 
     def describe_past_trained(self, fix: str = "") -> str:
         listed = ", ".join(f"({a:g}, {b:g})" for (a, b), late in zip(self.bins, self.past_trained) if late)

@@ -24,7 +24,8 @@ SHIFT_COORDS = ("microsaccade_shift_x_pixels", "microsaccade_shift_y_pixels", "m
 
 
 def check_trials(number_of_trials, require_variance) -> tuple[int, bool]:
-    if isinstance(number_of_trials, bool) or not isinstance(number_of_trials, (int, np.integer)) or number_of_trials < 1:
+    whole = isinstance(number_of_trials, (int, np.integer)) and not isinstance(number_of_trials, bool)
+    if not whole or number_of_trials < 1:
         raise InputError(f"number_of_trials={number_of_trials!r} must be a whole number of at least 1")
     if not isinstance(require_variance, (bool, np.bool_)):
         raise InputError(f"require_variance={require_variance!r} must be True or False")
