@@ -70,6 +70,9 @@ def test_plugin_command_refuses(argv, message, monkeypatch, capsys, tmp_path):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VISRECUR_GIT_URL", raising=False)
+    from visrecur.brainscore import plugin
+
+    monkeypatch.setattr(plugin, "repository_url", lambda: None)  # no origin remote, no [project.urls] installed
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     before = sorted(p.name for p in tmp_path.rglob("*"))
