@@ -138,6 +138,7 @@ class _no_warning:
         return self._context.__exit__(*exc)
 
 
+@pytest.mark.slow
 def test_the_experiments_visual_angle_and_the_score_table(brainscore, cichy_it, tmp_path, monkeypatch):
     """At 2.9 degrees each 92-image stimulus is pasted, centred, on a grey (128) screen 8 / 2.9 times its
     size (Brain-Score's place_on_screen, rebuilt here with PIL), then resized whole to the input: the

@@ -188,7 +188,7 @@ def call(form: str, model, stimuli):
     raise AssertionError(f"no call for form {form}")
 
 
-def test_the_table_names_real_files():
+def test_the_table_names_real_files(brainscore):
     """Every file named in the table exists in the installed wheel (and the table is the one checked)."""
     import brainscore_vision
     from pathlib import Path
