@@ -114,7 +114,7 @@ class VisrecurBrainModel(BrainModel):
             if time_mapping is not None:
                 raise InputError("give time_preset or time_mapping, not both")
             time_mapping = preset_mapping(time_preset, self.region_states,
-                                          {name: spec.graph.arrival_time(name) for name in self.states})
+                                          {name: self._arrival(name) for name in self.states})
         self.time_mapping = TimeMapping.resolve(time_mapping, self.source.time_mapping, "model")
         self.time_mapping.check_states(self.states)
         if not (isinstance(visual_degrees, (int, float)) and 0 < visual_degrees < 9000):
@@ -131,12 +131,13 @@ class VisrecurBrainModel(BrainModel):
         self.past_trained, self.image_fit = past_trained, image_fit
         self.preprocess = dataclasses.replace(self.source.preprocess, fit=image_fit)
         try:
-            chosen, self._features_error = behavior_features(spec, behavior_state, behavior_step, self.readout_time,
-                                                             self.max_step), None
+            chosen, self._features_error = behavior_features(self.states, self._arrival, behavior_state,
+                                                             behavior_step, self.readout_time, self.max_step), None
         except InputError as err:  # a chosen state or step is refused now; the default only when a task needs it
             if behavior_state is not None or behavior_step is not None:
                 raise
-            chosen, self._features_error = behavior_features(spec, None, None, self.readout_time), err
+            chosen, self._features_error = behavior_features(self.states, self._arrival, None, None,
+                                                             self.readout_time), err
         self.features = behavior.Features(self._features, *chosen, behavior_reduction)
         self.reduction, self.batch_size, self.device, self.progress = reduction, batch_size, device, progress
         if not self.source.trained:
@@ -144,6 +145,15 @@ class VisrecurBrainModel(BrainModel):
                           "vision", UserWarning, stacklevel=2)
         self._task, self._behavior = None, None
         self._recording: tuple[str, str, BinPlan] | None = None
+
+    # --- what the adapter asks of the model: its states' arrival, its classes, the steps it can run ----
+    def _arrival(self, state: str) -> int:
+        """The first step at which ``state`` holds activity."""
+        return self.model.spec.graph.arrival_time(state)
+
+    def _classes(self) -> list[str]:
+        """The names of the readout's classes."""
+        return list(self.source.classes or [str(k) for k in range(self.model.spec.num_classes)])
 
     def _step_limit(self, max_step):
         spec = self.model.spec
@@ -204,7 +214,7 @@ class VisrecurBrainModel(BrainModel):
     def _label_task(self, choices, aggregation, trials):
         if hasattr(choices, "columns"):  # fitting stimuli: a readout of the features, its best label
             return behavior.fitted_probabilities(self._identifier, self.features, choices, *trials)
-        classes = list(self.source.classes or [str(k) for k in range(self.model.spec.num_classes)])
+        classes = self._classes()
         if len(classes) == behavior.IMAGENET_CLASSES and choices is not None:
             return behavior.imagenet_labels(self._logits, self._identifier, choices, aggregation)
         return behavior.ReadoutLabels(classes, choices, aggregation)
@@ -217,7 +227,7 @@ class VisrecurBrainModel(BrainModel):
         if recording_target is None or time_bins is None:
             raise InputError("start_recording needs a recording_target (e.g. 'IT') and time_bins, e.g. [(70, 170)]")
         state = state_for(str(recording_target), self.region_states, self.states)
-        arrival = self.model.spec.graph.arrival_time(state)
+        arrival = self._arrival(state)
         plan = plan_bins(_as_pairs(time_bins), self.time_mapping, state, arrival, self.max_step, self.max_step_reason,
                          self.last_trained, self.past_trained)
         if plan.unreached:

@@ -157,7 +157,7 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
     mapping.check_states(states)
     readout = spec.readout_time if readout_time is None else int(readout_time)
     spec.check_readout_time(readout)
-    behavior = behavior_features(spec, behavior_state, behavior_step, readout)
+    behavior = behavior_features(states, spec.graph.arrival_time, behavior_state, behavior_step, readout)
     if past_trained not in PAST_TRAINED:
         raise InputError(f"past_trained {past_trained!r} must be one of {', '.join(PAST_TRAINED)}")
     if image_fit not in ("stretch", "crop"):
