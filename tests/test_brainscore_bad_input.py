@@ -52,6 +52,16 @@ def test_score_command_without_brainscore(monkeypatch, capsys, tmp_path):
      "give the smaller duration first"),
     (["--model", "frnn_4state_cifar10", "--out", "full", "--git-url", "https://x.org/v"],
      "'full' already exists and is not empty; pass --overwrite"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--state-onset", "V1=50",
+      "V9=70"], "the time mapping gives a state onset for state 'V9', which this model does not have"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--state-ms-per-step",
+      "IT=fast"], "--state-ms-per-step 'IT=fast' must be STATE=MS"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--git-commit", "v0.2.0"],
+     "--git-commit 'v0.2.0' is not a commit hash"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--behavior-state", "h9"],
+     "behavior state 'h9' is not a state of this model"),
+    (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--time-preset",
+      "cornet-s", "--onset-ms", "20"], "give --time-preset or the time mapping options"),
 ])
 def test_plugin_command_refuses(argv, message, monkeypatch, capsys, tmp_path):
     import re
@@ -60,6 +70,9 @@ def test_plugin_command_refuses(argv, message, monkeypatch, capsys, tmp_path):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VISRECUR_GIT_URL", raising=False)
+    from visrecur.brainscore import plugin
+
+    monkeypatch.setattr(plugin, "repository_url", lambda: None)  # no origin remote, no [project.urls] installed
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     before = sorted(p.name for p in tmp_path.rglob("*"))
@@ -87,15 +100,25 @@ def model(brainscore):
 
 
 @pytest.mark.parametrize("bins,message", [
-    ([(0, 20)], r"time bin \(0, 20\) ms ends before the model's step 0 starts \(20 ms after stimulus onset"),
-    ([(-50, -10)], r"time bin \(-50, -10\) ms ends before the model's step 0 starts"),
-    ([(20, 100), (90, 150)], r"time bins 0 \(20.0, 100.0\) and 1 \(90.0, 150.0\) overlap or are out of order"),
-    ([(100, 150), (20, 90)], r"overlap or are out of order; give sorted, non-overlapping bins"),
-    ([(100, 100)], r"time bin 0 \(100.0, 100.0\) must have start < end"),
+    ([(100, 90)], r"time bin 0 \(100, 90\) must have start <= end \(start == end: the instant start\), in ms"),
+    ([(20, 100), (150, np.nan)], r"time bin 1 \(150, nan\) must have start <= end"),
+    ([(1, 2, 3)], r"time bins must be a list of \(start_ms, end_ms\) pairs"),
 ])
 def test_bad_time_bins(model, bins, message):
+    """A bin with start > end is refused in one line. Zero-length bins, bins before step 0 (zeros),
+    overlapping and unordered bins are answered (test_brainscore_time.py)."""
     with pytest.raises(TimeMappingError, match=message):
         model.start_recording("V1", bins)
+
+
+def test_onsets_for_states_the_model_lacks(brainscore):
+    from test_brainscore_model import tiny
+    from visrecur.brainscore import VisrecurBrainModel
+    from visrecur.timing import TimeMapping
+
+    with pytest.raises(TimeMappingError, match=r"gives a state step duration for state 'LGN', which this model does "
+                                               r"not have \(its states: V1, V2, V4, IT\)"):
+        VisrecurBrainModel(tiny(), time_mapping=TimeMapping(state_ms_per_step={"LGN": 10}), progress=False)
 
 
 def test_unreadable_and_missing_stimuli(model, tmp_path):

@@ -136,3 +136,61 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return self._context.__exit__(*exc)
+
+
+@pytest.mark.slow
+def test_the_experiments_visual_angle_and_the_score_table(brainscore, cichy_it, tmp_path, monkeypatch):
+    """At 2.9 degrees each 92-image stimulus is pasted, centred, on a grey (128) screen 8 / 2.9 times its
+    size (Brain-Score's place_on_screen, rebuilt here with PIL), then resized whole to the input: the
+    score equals visrecur's RSA of those screens, weighted over the bin's steps by hand. The score command
+    writes the same score, and the fill-the-field one, into a result table with its command."""
+    from PIL import Image
+
+    from brainscore_core.benchmarks import score_benchmark
+    from test_brainscore_model import tiny
+
+    from visrecur.artifacts.checkpoint import FORMAT
+    from visrecur.artifacts.recordings import state_array
+    from visrecur.artifacts.results import read_table
+    from visrecur.brainscore import VisrecurBrainModel
+    from visrecur.brainscore.__main__ import main
+    from visrecur.brainscore.benchmarks import Cichy2014RSA
+    from visrecur.neural.rdm import upper_triangle
+    from visrecur.neural.rsa import compare
+    from visrecur.recording import record
+    from visrecur.recording.stimuli import from_92images, from_array
+
+    model = tiny()
+    path = tmp_path / "tiny_frnn.pt"
+    import torch
+
+    torch.save({"format": FORMAT, "model": model.state_dict(), "spec": model.spec.to_dict(),
+                "preprocess": model.preprocess.to_dict(), "classes": [f"c{k}" for k in range(10)]}, path)
+    small = Cichy2014RSA("IT", visual_degrees=2.9, stimuli_folder=tmp_path / "92")
+    with pytest.warns(Warning):
+        result = score_benchmark(small, VisrecurBrainModel(model, progress=False))
+    images = from_92images()
+    screens = []
+    for k in range(len(images)):
+        image = images.image(k)
+        size = (np.array(image.size) * 8 / 2.9).round().astype(int)
+        screen = Image.new("RGB", tuple(size), "gray")
+        screen.paste(image, tuple(((size - image.size) / 2).round().astype(int)))
+        screens.append(np.asarray(screen))
+    import dataclasses
+
+    ds = record(model, from_array(np.stack(screens), ids=images.ids), states=["IT"], times=[2, 3, 4], progress=False,
+                preprocess=dataclasses.replace(model.preprocess, fit="stretch"))
+    it = np.nan_to_num(state_array(ds, "IT").values.reshape(92, 3, -1))
+    activity = (35 * it[:, 0] + 35 * it[:, 1] + 30 * it[:, 2]) / 100
+    raw = compare(upper_triangle(1 - np.corrcoef(activity)), upper_triangle(small.target.values), "spearman")[0].mean()
+    assert float(result.attrs["raw"]) == pytest.approx(raw, abs=1e-6)
+    monkeypatch.chdir(tmp_path)
+    argv = ["score", "--model", str(path), "--benchmark", "visrecur.Cichy2014fmri.IT-2.9deg-rdm",
+            "visrecur.Cichy2014fmri.IT-rdm", "--no-progress", "--output", "scores.csv"]
+    assert main(argv) == 0
+    table = read_table(tmp_path / "scores.csv")
+    assert table["stimuli"].tolist() == ["2.9 degrees", "fill the field"]
+    assert table["score"].iloc[0] == pytest.approx(float(result), abs=1e-9)
+    assert table.attrs["command"] == "python -m visrecur.brainscore " + " ".join(argv)
+    assert table.attrs["units"]["stimulus_degrees"] == "degrees of visual angle"

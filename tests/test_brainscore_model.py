@@ -26,26 +26,43 @@ def tiny(name="frnn_4state_adjacent_shared", channels=(2, 3, 4, 5), input_size=8
     return model
 
 
-@pytest.fixture(scope="module")
-def stimuli(brainscore, tmp_path_factory):
+def standin_stimuli(folder, labels, identifier="visrecur-test-stimuli", **columns):
+    """A Brain-Score StimulusSet of len(labels) non-square (12 x 10) noise images written to ``folder``."""
     from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
 
-    folder = tmp_path_factory.mktemp("stimuli")
     rng = np.random.default_rng(0)
-    for k in range(5):
+    for k in range(len(labels)):
         Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(folder / f"s{k}.png")
-    stimuli = StimulusSet({"stimulus_id": [f"id{k}" for k in range(5)], "image_label": list("ababa"),
-                           "filename": [f"s{k}.png" for k in range(5)], "size_px": [12] * 5})
-    stimuli.stimulus_paths = {f"id{k}": folder / f"s{k}.png" for k in range(5)}
-    stimuli.identifier = "visrecur-test-stimuli"
+    stimuli = StimulusSet({"stimulus_id": [f"id{k}" for k in range(len(labels))], "image_label": list(labels),
+                           "filename": [f"s{k}.png" for k in range(len(labels))], **columns})
+    stimuli.stimulus_paths = {f"id{k}": folder / f"s{k}.png" for k in range(len(labels))}
+    stimuli.identifier = identifier
     return stimuli
 
 
-def by_hand(model, stimuli, state, until):
-    """{step: (presentation, neuroid) activity} of ``state``, from the model's observer directly."""
+@pytest.fixture(scope="module")
+def stimuli(brainscore, tmp_path_factory):
+    return standin_stimuli(tmp_path_factory.mktemp("stimuli"), "ababa", size_px=[12] * 5)
+
+
+def trained(model, readout_time=4):
+    """``model`` with TSBN statistics estimated for steps 1..readout_time - 1 (its last trained step)."""
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, *model.spec.input_size, generator=torch.Generator().manual_seed(1)),
+              readout_time=readout_time)
+    return model.eval()
+
+
+def by_hand(model, stimuli, state, until, preprocess=None):
+    """{step: (presentation, neuroid) activity} of ``state``, from the model's observer directly, the
+    images resized whole (Brain-Score's convention, the adapter's default) unless ``preprocess`` says."""
+    import dataclasses
+
     from visrecur.recording.images import open_image
 
-    images = torch.stack([model.preprocess(open_image(stimuli.get_stimulus(i)).convert("RGB"))
+    preprocess = preprocess or dataclasses.replace(model.preprocess, fit="stretch")
+    images = torch.stack([preprocess(open_image(stimuli.get_stimulus(i)).convert("RGB"))
                           for i in stimuli["stimulus_id"]])
     seen = {}
     with torch.no_grad():
@@ -90,15 +107,17 @@ def test_bins_are_steps_weighted_by_overlap(adapter, stimuli):
 
 
 def test_brainscores_own_time_alignment_accepts_the_assembly(adapter, stimuli):
-    """Brain-Score's assembly_time_align asserts the time_bin levels; re-binning to the same bins gives
-    the same values, and to their union the overlap-weighted mean."""
+    """Brain-Score's assembly_time_align asserts the time_bin levels (exactly start and end: past_trained
+    is a plain coordinate); re-binning to the same bins gives the same values, and to their union the
+    overlap-weighted mean."""
     from brainscore_vision.model_helpers.brain_transformation.temporal import assembly_time_align
 
     adapter.start_recording("V1", [(0, 35), (35, 70)])
     assembly = adapter.look_at(stimuli)
     same = assembly_time_align(assembly, [(0, 35), (35, 70)])
     np.testing.assert_allclose(same.transpose(*assembly.dims).values, assembly.values, rtol=1e-6)
-    union = assembly_time_align(assembly, [(0, 70)])
+    assert assembly["past_trained"].values.tolist() == [False, False]  # a plain coordinate, not an index level
+    union = assembly_time_align(assembly.drop_vars("past_trained"), [(0, 70)])  # other bins: without the flag
     np.testing.assert_allclose(union.values[..., 0], assembly.values.mean(-1), rtol=1e-5, atol=1e-7)
 
 
@@ -152,30 +171,96 @@ def test_the_last_runnable_step_and_the_one_past_it(brainscore, stimuli):
         limited.start_recording("V1", [(0, 106)])
 
 
-def test_tasks_read_the_models_own_readout(brainscore, stimuli):
-    """label: argmax of the post-net's logits at the readout time; probabilities over a subset of its
-    classes: its softmax renormalised over them; over other labels: a fitted regression, rows sum to 1."""
+def features_by_hand(model, stimuli, state="IT", step=3):
+    """The default behavioural features: ``state`` at ``step`` (readout time 4 - 1), mean over space."""
+    seen, _ = by_hand(model, stimuli, state, until=step)
+    channels = model.spec.graph.state(state).channels
+    return seen[step].reshape(len(seen[step]), channels, -1).mean(-1).astype(np.float64)
+
+
+def test_label_reads_the_readout_pooled_as_brainscores_labelbehavior(brainscore, stimuli):
+    """label over given labels: softmax over all classes, pooled within each label by mean or max, the
+    largest taken; two classes named 'a' make mean and max differ. Labels come as Brain-Score's
+    LabelBehavior gives them: choice x presentation with a 'label' coord."""
+    from visrecur.artifacts.models import ModelSource
+    from visrecur.brainscore import VisrecurBrainModel
+
+    source = ModelSource(tiny(), "tiny", trained=True, classes=("a", "a", "b", "c", "d", "e", "f", "g", "h", "i"))
+    model = VisrecurBrainModel(source, progress=False)
+    _, logits = by_hand(model.model, stimuli, "V1", until=0)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    for aggregation, pool in (("mean", np.mean), ("max", np.max)):
+        model.start_task("label", ["b", "a"], aggregation=aggregation)
+        labels = model.look_at(stimuli, number_of_trials=1)
+        pooled = np.stack([p[:, 2], pool(p[:, :2], axis=1)], axis=1)
+        assert labels.dims == ("choice", "presentation")
+        assert labels.values[0].tolist() == [["b", "a"][k] for k in pooled.argmax(1)]
+        assert labels["label"].values.tolist() == labels.values[0].tolist()
+        assert labels["stimulus_id"].values.tolist() == [f"id{k}" for k in range(5)]
+    model.start_task("label")  # the model's own classes: its argmax
+    assert model.look_at(stimuli).values[0].tolist() == [source.classes[k] for k in logits.argmax(1)]
+
+
+def test_probabilities_fit_brainscores_classifier_on_the_features(brainscore, stimuli):
+    """probabilities: Brain-Score's ProbabilitiesMapping on the last state at the step the readout reads,
+    pooled over space; equal to StandardScaler + multinomial logistic regression (newton-cg, C = 1e-3)
+    fitted here on features taken by the observer. A fitted label is its most probable choice."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     from visrecur.brainscore import VisrecurBrainModel
 
     model = VisrecurBrainModel(tiny(), progress=False)
-    _, logits = by_hand(model.model, stimuli, "V1", until=0)
-    model.start_task("label")
-    labels = model.look_at(stimuli)
-    assert labels.dims == ("presentation", "choice")
-    assert labels.values[:, 0].tolist() == [str(k) for k in logits.argmax(1)]
-    assert "readout time 4 (80-200 ms)" in labels.attrs["readout"]
-    subset = stimuli.copy()
-    subset["image_label"] = ["3", "7", "3", "7", "3"]
-    subset.stimulus_paths, subset.identifier = stimuli.stimulus_paths, "subset"
-    model.start_task("probabilities", subset)
-    probabilities = model.look_at(stimuli)
-    expected = np.exp(logits[:, [3, 7]]) / np.exp(logits[:, [3, 7]]).sum(1, keepdims=True)
-    np.testing.assert_allclose(probabilities.values, expected, rtol=1e-5)
-    assert probabilities["choice"].values.tolist() == ["3", "7"]
-    model.start_task("probabilities", stimuli)
+    assert (model.features.state, model.features.step, model.features.reduction) == ("IT", 3, "mean")
+    model.start_task("probabilities", fitting_stimuli=stimuli)
+    probabilities = model.look_at(stimuli, number_of_trials=1)
+    features = features_by_hand(model.model, stimuli)
+    scaler = StandardScaler().fit(features)
+    targets = [["a", "b"].index(v) for v in stimuli["image_label"]]
+    with warnings.catch_warnings():  # sklearn 1.5 deprecates the multi_class Brain-Score sets
+        warnings.simplefilter("ignore", FutureWarning)
+        fit = LogisticRegression(multi_class="multinomial", solver="newton-cg", C=1e-3)
+        fit.fit(scaler.transform(features), targets)
+    assert probabilities.dims == ("presentation", "choice") and probabilities["choice"].values.tolist() == ["a", "b"]
+    expected = fit.predict_proba(scaler.transform(features))
+    np.testing.assert_allclose(probabilities.values, expected, rtol=1e-4, atol=1e-6)
+    model.start_task("label", stimuli)
     fitted = model.look_at(stimuli)
-    assert fitted["choice"].values.tolist() == ["a", "b"]
-    np.testing.assert_allclose(fitted.values.sum(1), 1)
+    assert fitted.values[0].tolist() == [["a", "b"][k] for k in probabilities.values.argmax(1)]
+    other = VisrecurBrainModel(tiny(), behavior_state="V4", behavior_step=2, progress=False)
+    other.start_task("probabilities", stimuli)
+    assert other.look_at(stimuli).sizes["choice"] == 2
+    assert other.features.describe() == "state V4 at step 2, reduction mean"
+
+
+def test_odd_one_out_is_the_stimulus_outside_the_most_similar_pair(brainscore, stimuli):
+    """Hebart2023's triplets: dot products of the same features; the odd one is the stimulus outside the
+    most similar pair, as Brain-Score's OddOneOut chooses it."""
+    from visrecur.brainscore import VisrecurBrainModel
+
+    model = VisrecurBrainModel(tiny(), progress=False)
+    model.start_task("odd_one_out")
+    order = [0, 1, 2, 3, 4, 0, 2, 4, 1]
+    triplets = stimuli.iloc[order].reset_index(drop=True)
+    triplets.stimulus_paths, triplets.identifier = stimuli.stimulus_paths, None
+    choices = model.look_at(triplets, 1)  # Hebart2023 passes number_of_trials positionally
+    features = features_by_hand(model.model, stimuli)
+    expected = []
+    for i, j, k in np.array(order).reshape(-1, 3):
+        similarity = [features[i] @ features[j], features[i] @ features[k], features[j] @ features[k]]
+        expected.append(f"id{[k, j, i][int(np.argmax(similarity))]}")
+    assert choices.dims == ("choice", "presentation") and choices.values[0].tolist() == expected
+    from visrecur.brainscore import TaskError
+
+    with pytest.raises(TaskError, match="are not whole triplets"):
+        model.look_at(triplets.iloc[:4])
+
+
+def test_passive_and_visual_degrees(brainscore, stimuli):
+    from visrecur.brainscore import VisrecurBrainModel
+
+    model = VisrecurBrainModel(tiny(), progress=False)
     model.start_task("passive")
     assert model.look_at(stimuli) is None  # passive with nothing recorded
     assert model.visual_degrees() == 8 and VisrecurBrainModel(tiny(), visual_degrees=10).visual_degrees() == 10

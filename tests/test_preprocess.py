@@ -25,6 +25,26 @@ def test_centre_crop_of_a_wide_image_keeps_its_middle():
         np.testing.assert_allclose(x[c].numpy(), value, rtol=1e-6)
 
 
+def test_stretch_shows_a_wide_image_whole():
+    """fit="stretch" (Brain-Score's default preprocessing: Resize((size, size))): a 4 x 12 red | green |
+    blue image becomes 4 x 4 with all three colours, red on the left, blue on the right; the dict says
+    so and reads back; the default crop writes what it always wrote."""
+    array = np.zeros((4, 12, 3), dtype=np.uint8)
+    array[:, :4, 0], array[:, 4:8, 1], array[:, 8:, 2] = 255, 255, 255
+    pre = Preprocess((4, 4), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), fit="stretch")
+    x = pre(Image.fromarray(array)).numpy()
+    assert x.shape == (3, 4, 4)
+    high, low = normalised((255, 255, 255), pre.mean, pre.std)[0], normalised((0, 0, 0), pre.mean, pre.std)[0]
+    np.testing.assert_allclose(x[0, :, 0], high, rtol=1e-6) and np.testing.assert_allclose(x[2, :, 0], low, rtol=1e-6)
+    np.testing.assert_allclose(x[2, :, 3], high, rtol=1e-6) and np.testing.assert_allclose(x[0, :, 3], low, rtol=1e-6)
+    assert (x[1, :, 1:3] > low).all()  # green in the middle columns
+    assert pre.to_dict()["fit"] == "stretch" and Preprocess.from_dict(pre.to_dict()) == pre
+    assert "fit" not in Preprocess((4, 4), (0.5,) * 3, (0.25,) * 3).to_dict()
+    assert "nothing is cut" in pre.describe()
+    with pytest.raises(InputError, match="preprocessing fit 'pad' must be one of crop, stretch"):
+        Preprocess((4, 4), (0.5,) * 3, (0.25,) * 3, fit="pad")
+
+
 def test_resize_then_non_square_crop():
     # 8 x 8 uniform grey (100) -> crop 2 x 4 with shorter side 2: scaled to cover 2 x 4 (4 x 4), cropped
     pre = Preprocess((2, 4), (0.1, 0.2, 0.3), (0.5, 0.5, 0.5), resize_size=2)

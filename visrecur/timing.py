@@ -125,21 +125,35 @@ class TimeMapping:
     def overlap_weights(self, neural_bins, steps: Sequence[int], state: str | None = None,
                         step_ms: float | None = None) -> np.ndarray:
         """(n_bins, n_steps) weights: the fraction of each neural bin [start, end) that each step's bin
-        covers, normalised to sum to 1 over steps for every bin the steps cover at all. A bin no step
-        overlaps gets a row of zeros (check ``weights.sum(1) > 0``)."""
-        neural = check_bins(neural_bins)
+        covers, normalised to sum to 1 over steps for every bin the steps cover at all. A zero-length bin
+        (start == end) is the instant ``start``: weight 1 on the step whose bin [start, end) holds it
+        (the later one on a boundary), by the same mapping. A bin no step overlaps gets a row of zeros
+        (check ``weights.sum(1) > 0``). Bins may overlap and come in any order: each row is its own."""
+        neural = check_bins(neural_bins, instants=True, ordered=False)
         model = self.bins(steps, state, step_ms)
         overlap = np.clip(np.minimum(neural[:, None, 1], model[None, :, 1])
                           - np.maximum(neural[:, None, 0], model[None, :, 0]), 0, None)
+        instant = neural[:, 0] == neural[:, 1]
+        holds = (model[None, :, 0] <= neural[:, None, 0]) & (neural[:, None, 0] < model[None, :, 1])
+        overlap[instant] = holds[instant].astype(float)
         totals = overlap.sum(axis=1, keepdims=True)
         return np.divide(overlap, totals, out=np.zeros_like(overlap), where=totals > 0)
+
+    def check_states(self, names, what: str = "this model") -> None:
+        """Refuse per-state onsets or step durations for states ``what`` does not have (one line)."""
+        names = list(names)
+        for option, table in (("state onset", self.state_onset_ms), ("state step duration", self.state_ms_per_step)):
+            unknown = [k for k in table if k not in names]
+            if unknown:
+                raise TimeMappingError(f"the time mapping gives a {option} for state {unknown[0]!r}, which {what} "
+                                       f"does not have (its states: {', '.join(names)}); name one of those")
 
     def describe(self) -> str:
         text = _describe_range(self.ms_per_step) + " ms per step"
         if self.onset_ms:
             text += f", step 0 at {self.onset_ms:g} ms"
         if self.state_onset_ms:
-            text += ", state delays " + ", ".join(f"{k} +{v:g} ms" for k, v in self.state_onset_ms.items())
+            text += ", state delays " + ", ".join(f"{k} {v:+g} ms" for k, v in self.state_onset_ms.items())
         if self.state_ms_per_step:
             text += ", state steps " + ", ".join(f"{k} {_describe_range(v)} ms"
                                                  for k, v in self.state_ms_per_step.items())
@@ -178,7 +192,8 @@ class TimeMapping:
             return given
         raise TimeMappingError(f"the time mapping given ({given.describe()}) conflicts with the {what}'s own "
                                f"({stated.describe()}): milliseconds come from the {what}; drop --ms-per-step "
-                               f"(and --onset-ms, --state-onset), or make the {what} again with them")
+                               f"(and --onset-ms, --state-onset, --state-ms-per-step), or make the {what} again "
+                               "with them")
 
 
 def _describe_range(values) -> str:
@@ -186,15 +201,19 @@ def _describe_range(values) -> str:
     return f"{low:g}" + ("" if low == high else f"-{high:g}")
 
 
-def check_bins(bins) -> np.ndarray:
-    """Validate neural time bins: (n, 2) [start, end) ms, start < end, sorted and not overlapping."""
+def check_bins(bins, instants: bool = False, ordered: bool = True) -> np.ndarray:
+    """Validate neural time bins: (n, 2) [start, end) ms with start < end (``instants``: start <= end, a
+    zero-length bin being an instant), and (``ordered``) sorted and not overlapping."""
     array = np.asarray(bins, dtype=float)
     if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
         raise TimeMappingError(f"time bins must be a list of (start_ms, end_ms) pairs, got shape {array.shape}")
-    if not np.all(np.isfinite(array)) or np.any(array[:, 0] >= array[:, 1]):
-        k = int(np.argmax(~np.isfinite(array).all(1) | (array[:, 0] >= array[:, 1])))
-        raise TimeMappingError(f"time bin {k} {tuple(array[k])} must have start < end (ms)")
-    if np.any(array[1:, 0] < array[:-1, 1]):
+    bad = ~np.isfinite(array).all(1) | ((array[:, 0] > array[:, 1]) if instants else (array[:, 0] >= array[:, 1]))
+    if bad.any():
+        k = int(np.argmax(bad))
+        rule = "start <= end (start == end: the instant start)" if instants else "start < end"
+        raise TimeMappingError(f"time bin {k} ({array[k, 0]:g}, {array[k, 1]:g}) must have {rule}, in ms; "
+                               "give (start_ms, end_ms)")
+    if ordered and np.any(array[1:, 0] < array[:-1, 1]):
         k = int(np.argmax(array[1:, 0] < array[:-1, 1])) + 1
         raise TimeMappingError(f"time bins {k - 1} {tuple(array[k - 1])} and {k} {tuple(array[k])} overlap or "
                                "are out of order; give sorted, non-overlapping bins")

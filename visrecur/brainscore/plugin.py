@@ -1,17 +1,21 @@
 """A Brain-Score model plugin folder for a visrecur model: ``__init__.py`` (registers the model in
 ``model_registry``), ``model.py`` (a ``VisrecurBrainModel`` with its time mapping written out),
-``requirements.txt`` (visrecur pinned to a git tag: it is not on PyPI), ``test.py`` and ``metadata.yaml``
-(Brain-Score's metadata schema 2.0). A checkpoint that is not shipped with visrecur is copied into the
-folder (inference-only). The folder is written beside its destination and renamed when complete.
+``requirements.txt`` (visrecur pinned to a git *commit*, which cannot move as a tag can; the tag, if
+given, in a comment: visrecur is not on PyPI), ``test.py`` and ``metadata.yaml`` (Brain-Score's metadata
+schema 2.0, the time mapping written into its interface text). A checkpoint that is not shipped with
+visrecur is copied into the folder (inference-only). Everything is checked before anything is written;
+the folder is written beside its destination and renamed when complete.
 
-Writing a plugin needs no Brain-Score; checking it does (tests/test_brainscore_plugin.py runs
-Brain-Score's generic model-plugin tests on a generated folder).
+Writing a plugin needs no Brain-Score; checking it does (``python -m visrecur.brainscore check DIR``:
+Brain-Score's generic model-plugin tests on the folder, offline).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import subprocess
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -24,6 +28,8 @@ from visrecur.timing import TimeMapping
 from .environment import DEFAULT_VISUAL_DEGREES
 
 WEIGHTS_FILE = "weights.pt"
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout visrecur runs from (a git work tree, or not)
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 BIBTEX = """@article{liao2016bridging,
   title={Bridging the Gaps Between Residual Learning, Recurrent Neural Networks and Visual Cortex},
@@ -34,11 +40,23 @@ BIBTEX = """@article{liao2016bridging,
 }"""
 
 
+def _git(*args) -> str | None:
+    """``git -C REPOSITORY args`` output, or None where there is no git or no repository."""
+    try:
+        run = subprocess.run(["git", "-C", str(REPOSITORY), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return run.stdout.strip() if run.returncode == 0 else None
+
+
 def repository_url() -> str | None:
-    """Where Brain-Score installs visrecur from: $VISRECUR_GIT_URL, else the installed package's
-    ``Repository`` project URL (none while pyproject.toml names none)."""
+    """Where Brain-Score installs visrecur from: $VISRECUR_GIT_URL, else this checkout's ``origin`` remote,
+    else the installed package's ``Repository`` project URL (pyproject.toml's [project.urls])."""
     if os.environ.get("VISRECUR_GIT_URL"):
         return os.environ["VISRECUR_GIT_URL"]
+    origin = _git("remote", "get-url", "origin")
+    if origin:
+        return origin
     try:
         from importlib.metadata import metadata
 
@@ -49,6 +67,35 @@ def repository_url() -> str | None:
     except Exception:  # not installed as a distribution (e.g. PYTHONPATH only)
         return None
     return None
+
+
+def resolve_commit(commit: str | None, tag: str | None) -> str:
+    """The full commit hash requirements.txt pins: ``commit`` (expanded from a short hash by this
+    checkout), else the commit ``tag`` names in this checkout, else this checkout's HEAD."""
+    if commit is not None:
+        text = str(commit).strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{7,40}", text):
+            raise InputError(f"--git-commit {commit!r} is not a commit hash; give the 40 hex digits of a pushed commit "
+                             "(git rev-parse HEAD)")
+        full = text if COMMIT.match(text) else _git("rev-parse", "--verify", "--quiet", f"{text}^{{commit}}")
+        if not full:
+            raise InputError(f"--git-commit {commit!r} is short and this checkout cannot expand it; give all 40 hex "
+                             "digits")
+        return full
+    if tag is not None:
+        full = _git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}")
+        if not full:
+            raise InputError(f"tag {tag!r} is not in this checkout, so its commit is unknown; give --git-commit HASH "
+                             "(the commit the tag names)")
+        return full
+    head = _git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    if not head:
+        raise InputError("give --git-commit HASH: visrecur does not run from a git checkout here, so the commit that "
+                         "requirements.txt pins is unknown")
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        warnings.warn(f"this checkout has uncommitted changes; the plugin installs commit {head[:12]} without them "
+                      "(commit and push them first, or give --git-commit)", UserWarning, stacklevel=3)
+    return head
 
 
 def default_identifier(model: str) -> str:
@@ -69,12 +116,18 @@ def check_destination(out: Path, overwrite: bool) -> None:
 
 
 def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git_tag: str | None = None,
-                 identifier: str | None = None, time_mapping: TimeMapping | None = None,
+                 git_commit: str | None = None, identifier: str | None = None,
+                 time_mapping: TimeMapping | None = None, time_preset: str | None = None,
                  region_states: Mapping[str, str] | None = None,
                  visual_degrees: float = DEFAULT_VISUAL_DEGREES, readout_time: int | None = None,
-                 overwrite: bool = False) -> Path:
-    """Write the plugin folder ``out`` for ``model`` (a shipped pretrained name or a checkpoint path)."""
-    from .regions import region_states as map_regions
+                 past_trained: str = "answer", image_fit: str = "stretch", behavior_state: str | None = None,
+                 behavior_step: int | None = None, overwrite: bool = False) -> Path:
+    """Write the plugin folder ``out`` for ``model`` (a shipped pretrained name or a checkpoint path).
+    The options are ``VisrecurBrainModel``'s; ``time_preset`` ("cornet-s") builds the time mapping from
+    Brain-Score's CORnet-S table (needs brainscore-vision). Refused, one line each and nothing written: a
+    model file that does not exist, per-state timing for states the model lacks, a bad commit."""
+    from .regions import behavior_features, region_states as map_regions
+    from .timebins import PAST_TRAINED
 
     out = Path(out)
     identifier = identifier or default_identifier(str(model))
@@ -82,34 +135,53 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
         raise InputError(f"identifier {identifier!r} may hold only letters, digits, '_', '.', '-' (it is written "
                          "into Python source)")
     check_destination(out, overwrite)
-    url = git_url or repository_url()
-    if not url:
-        raise InputError("give --git-url URL: the git repository Brain-Score installs visrecur from (visrecur is "
-                         "not on PyPI; requirements.txt pins visrecur @ git+URL@TAG), or set VISRECUR_GIT_URL")
-    tag = git_tag or f"v{__version__}"
     shipped = str(model) in PRETRAINED
     if not shipped and not (str(model).endswith(".pt") or Path(model).is_file()):
         raise InputError(f"model {model!r} is neither a shipped pretrained model ({', '.join(PRETRAINED)}) nor a "
                          "checkpoint file; a plugin needs trained weights")
     source = load_model(str(model))  # refuses a missing, empty or truncated checkpoint now
     spec = source.model.spec
-    mapping = time_mapping if time_mapping is not None else TimeMapping()
-    regions = map_regions([s.name for s in spec.graph.states], region_states)
+    states = [s.name for s in spec.graph.states]
+    regions = map_regions(states, region_states)
     if not regions:
-        raise InputError(f"no Brain-Score region maps to a state of this model (states "
-                         f"{[s.name for s in spec.graph.states]}); give --region REGION=STATE")
+        raise InputError(f"no Brain-Score region maps to a state of this model (states {states}); give "
+                         "--region REGION=STATE")
+    if time_preset is not None and time_mapping is not None:
+        raise InputError("give a time preset or a time mapping (--ms-per-step, --onset-ms, --state-onset, "
+                         "--state-ms-per-step), not both")
+    if time_preset is not None:
+        from .presets import preset_mapping
+
+        time_mapping = preset_mapping(time_preset, regions, {name: spec.graph.arrival_time(name) for name in states})
+    mapping = TimeMapping.resolve(time_mapping, source.time_mapping, "model")
+    mapping.check_states(states)
     readout = spec.readout_time if readout_time is None else int(readout_time)
     spec.check_readout_time(readout)
+    behavior = behavior_features(states, spec.graph.arrival_time, behavior_state, behavior_step, readout)
+    if past_trained not in PAST_TRAINED:
+        raise InputError(f"past_trained {past_trained!r} must be one of {', '.join(PAST_TRAINED)}")
+    if image_fit not in ("stretch", "crop"):
+        raise InputError(f"image_fit {image_fit!r} must be stretch or crop")
+    url = git_url or repository_url()
+    if not url:
+        raise InputError("give --git-url URL: the git repository Brain-Score installs visrecur from (visrecur is "
+                         "not on PyPI; requirements.txt pins visrecur @ git+URL@COMMIT), or set VISRECUR_GIT_URL")
+    commit = resolve_commit(git_commit, git_tag)
+    options = {"region_states": dict(regions), "visual_degrees": visual_degrees, "readout_time": readout,
+               "past_trained": past_trained, "image_fit": image_fit, "behavior_state": behavior[0],
+               "behavior_step": behavior[1]}
+    pin = f"visrecur @ git+{url}@{commit}\n"
+    if git_tag:
+        pin = f"# visrecur {__version__}, tag {git_tag} (the commit below: a tag can move, a commit cannot)\n" + pin
     with atomic_path(out, folder=True) as tmp:  # the whole folder appears at once, or not at all
         if not shipped:
             export_weights(model, tmp / WEIGHTS_FILE)
         files = {
             "__init__.py": _init_py(identifier),
-            "model.py": _model_py(identifier, str(model) if shipped else None, mapping, regions, visual_degrees,
-                                  readout),
-            "requirements.txt": f"visrecur @ git+{url}@{tag}\n",
+            "model.py": _model_py(identifier, str(model) if shipped else None, mapping, options),
+            "requirements.txt": pin,
             "test.py": _test_py(identifier, mapping, regions, visual_degrees),
-            "metadata.yaml": _metadata(identifier, source, mapping, visual_degrees, readout, url, tag),
+            "metadata.yaml": _metadata(identifier, source, mapping, options, url, commit),
         }
         for name, text in files.items():
             (tmp / name).write_text(text)
@@ -118,12 +190,18 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
 
 def _mapping_source(mapping: TimeMapping) -> str:
     return (f"TimeMapping(ms_per_step={tuple(mapping.ms_per_step)!r}, onset_ms={mapping.onset_ms!r}, "
-            f"state_onset_ms={dict(mapping.state_onset_ms)!r})")
+            f"state_onset_ms={dict(mapping.state_onset_ms)!r}, "
+            f"state_ms_per_step={ {k: tuple(v) for k, v in mapping.state_ms_per_step.items()}!r})")
 
 
 def _describe_bins(mapping: TimeMapping) -> str:
-    w, onset = mapping.step_ms, mapping.onset_ms
-    return f"step t covers [{onset:g} + {w:g} t, {onset:g} + {w:g} (t + 1)) ms after stimulus onset"
+    def one(state):
+        w, onset = mapping.state_step_ms(state), float(mapping.bins([0], state)[0, 0])
+        return f"[{onset:g} + {w:g} t, {onset:g} + {w:g} (t + 1)) ms"
+
+    text = f"step t covers {one(None)} after stimulus onset"
+    special = sorted(set(mapping.state_onset_ms) | set(mapping.state_ms_per_step))
+    return text + "".join(f"; {state}'s step t {one(state)}" for state in special)
 
 
 def _init_py(identifier: str) -> str:
@@ -131,28 +209,26 @@ def _init_py(identifier: str) -> str:
             f"model_registry['{identifier}'] = lambda: get_model('{identifier}')\n")
 
 
-def _model_py(identifier, shipped, mapping, regions, visual_degrees, readout) -> str:
+def _model_py(identifier, shipped, mapping, options) -> str:
     model = repr(shipped) if shipped else f"str(Path(__file__).parent / {WEIGHTS_FILE!r})"
     return f'''"""Brain-Score plugin: the visrecur model {identifier}, written by python -m visrecur.brainscore plugin
 (visrecur {__version__}). Time bins map to model steps through visrecur.timing: {_describe_bins(mapping)};
-a bin takes the steps it overlaps, weighted by the overlap; a state not yet reached counts as zero."""
+a bin takes the steps it overlaps, weighted by the overlap; a zero-length bin is the instant it names;
+time before a state responds holds zeros; bins past the last trained step are flagged (past_trained)."""
 from pathlib import Path
 
 from visrecur.brainscore import VisrecurBrainModel
 from visrecur.timing import TimeMapping
 
 MODEL = {model}
-REGION_STATES = {dict(regions)!r}
 TIME_MAPPING = {_mapping_source(mapping)}
-VISUAL_DEGREES = {visual_degrees!r}
-READOUT_TIME = {readout!r}  # labels and probabilities: the post-net at this step
+OPTIONS = {options!r}  # regions, visual degrees, readout time, late bins, image fit, behaviour's features
 BIBTEX = """{BIBTEX}"""
 
 
 def get_model(identifier):
     assert identifier == {identifier!r}
-    return VisrecurBrainModel(MODEL, identifier=identifier, region_states=REGION_STATES, time_mapping=TIME_MAPPING,
-                              visual_degrees=VISUAL_DEGREES, readout_time=READOUT_TIME)
+    return VisrecurBrainModel(MODEL, identifier=identifier, time_mapping=TIME_MAPPING, **OPTIONS)
 
 
 def get_bibtex(identifier):
@@ -179,7 +255,7 @@ def test_time_mapping_and_regions():
 '''
 
 
-def _metadata(identifier, source, mapping, visual_degrees, readout, url, tag) -> str:
+def _metadata(identifier, source, mapping, options, url, commit) -> str:
     import yaml
 
     spec = source.model.spec
@@ -198,18 +274,21 @@ def _metadata(identifier, source, mapping, visual_degrees, readout, url, tag) ->
             "trainable_layers": f"states {', '.join(s.name for s in spec.graph.states)} and a linear readout",
             "recurrent": True,
             "input_resolution": {"channels": 3, "height": h, "width": w},
-            "visual_degrees": float(visual_degrees),
+            "visual_degrees": float(options["visual_degrees"]),
             "visual_degrees_description": "a stated default; Brain-Score rescales stimuli to it",
             "supervision": {"type": "supervised", "description": "image classification"},
         },
         "training": {"objective": f"classification into {len(classes)} classes" if classes else None,
                      "preprocessing": source.preprocess.describe()},
         "io": {"modality": "image",
-               "interface": (f"time-binned recordings: {_describe_bins(mapping)} (visrecur.timing); "
-                             f"labels and probabilities from the post-net at readout time {readout}"),
+               "interface": (f"time-binned recordings: {_describe_bins(mapping)} (visrecur.timing; time mapping "
+                             f"{json.dumps(mapping.to_dict())}); labels from the post-net at readout time "
+                             f"{options['readout_time']}; probabilities, fitted labels and odd-one-out from state "
+                             f"{options['behavior_state']} at step {options['behavior_step']}, pooled; images "
+                             f"{'resized whole' if options['image_fit'] == 'stretch' else 'centre-cropped'}"),
                "output_format": "NeuroidAssembly presentation x neuroid x time_bin; BehavioralAssembly"},
-        "provenance": {"checkpoint": checkpoint, "source_url": f"{url}/tree/{tag}" if url.startswith("https://")
-                       else None},
+        "provenance": {"checkpoint": checkpoint, "source_url": f"{url.removesuffix('.git')}/tree/{commit}"
+                       if url.startswith("https://") else None},
         "legal": {"license": "MIT"},
         "people": {"creators": ["visrecur contributors"]},
     }}}

@@ -40,3 +40,21 @@ def state_for(region: str, mapping: Mapping[str, str], state_names) -> str:
                           f"{', '.join(f'{r}->{s}' for r, s in mapping.items()) or 'none'}); pass "
                           f"region_states={{{example}, ...}} with one of the model's states {list(state_names)}")
     return mapping[region]
+
+
+def behavior_features(names, arrival_time, state: str | None, step: int | None, readout_time: int,
+                      max_step: int | None = None) -> tuple[str, int]:
+    """The (state, step) behavioural readouts are fitted on, for a model with states ``names`` first
+    reached at ``arrival_time(state)``: default the last state at ``readout_time - 1`` (the step the
+    readout at ``readout_time`` reads); a state the model lacks, or a step where the state holds no
+    activity, is one line."""
+    names = list(names)
+    state = names[-1] if state is None else str(state)
+    if state not in names:
+        raise InputError(f"behavior state {state!r} is not a state of this model; its states are {names}")
+    step = readout_time - 1 if step is None else int(step)
+    arrival = arrival_time(state)
+    if step < arrival or (max_step is not None and step > max_step):
+        raise InputError(f"behavior step {step}: state {state} holds activity from step {arrival}"
+                         + (f" to step {max_step}" if max_step is not None else "") + "; give a step in that range")
+    return state, step

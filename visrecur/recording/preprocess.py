@@ -13,6 +13,10 @@ What ``Preprocess(image)`` does to a decoded RGB image (``images.to_rgb``) of he
 2. centre-crop to ``crop_h x crop_w`` (a non-square image loses its longer side's margins equally; an odd
    margin puts the extra pixel at the bottom/right);
 3. scale 0..255 to 0..1 and normalise per channel: ``(x - mean) / std``.
+
+``fit="stretch"`` replaces steps 1-2 by one bilinear, antialiased resize of the whole image to
+``crop_h x crop_w`` (a non-square image is squeezed, nothing is cut): the convention of Brain-Score's
+default model preprocessing (``transforms.Resize((size, size))``), which the Brain-Score adapter uses.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch
 
 from visrecur.errors import InputError
 
+FITS = ("crop", "stretch")  # how an image of another shape becomes the input size
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,6 +52,7 @@ class Preprocess:
     mean: tuple
     std: tuple
     resize_size: int | None = None  # shorter side before cropping; None: the crop's shorter side
+    fit: str = "crop"  # "crop": resize the shorter side, centre-crop; "stretch": resize the whole image
 
     def __post_init__(self):
         crop = tuple(int(v) for v in (self.crop_size if hasattr(self.crop_size, "__len__") else
@@ -58,6 +64,8 @@ class Preprocess:
             object.__setattr__(self, "resize_size", min(crop))
         if len(crop) != 2 or min(crop) < 1 or int(self.resize_size) < 1:
             raise InputError(f"preprocessing sizes must be positive: crop {crop}, resize {self.resize_size}")
+        if self.fit not in FITS:
+            raise InputError(f"preprocessing fit {self.fit!r} must be one of {', '.join(FITS)}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise InputError(f"preprocessing needs 3 means and 3 positive stds; got mean {self.mean}, "
                              f"std {self.std}")
@@ -70,6 +78,10 @@ class Preprocess:
         x = image if isinstance(image, torch.Tensor) else TF.pil_to_tensor(image)
         height, width = x.shape[-2:]
         crop_h, crop_w = self.crop_size
+        if self.fit == "stretch":
+            if [height, width] != [crop_h, crop_w]:
+                x = TF.resize(x, [crop_h, crop_w], interpolation=InterpolationMode.BILINEAR, antialias=True)
+            return normalize(x, self.mean, self.std)
         scale = max(self.resize_size / min(height, width), crop_h / height, crop_w / width)
         size = [max(crop_h, round(height * scale)), max(crop_w, round(width * scale))]
         if size != [height, width]:
@@ -83,6 +95,11 @@ class Preprocess:
 
     def describe(self) -> str:
         crop_h, crop_w = self.crop_size
+        if self.fit == "stretch":
+            return (f"resized as a whole (bilinear, antialiased) to {crop_h}x{crop_w} (height x width; a non-square "
+                    "image is squeezed, nothing is cut, as Brain-Score's default preprocessing does); scaled to 0..1; "
+                    f"normalised per channel with mean {tuple(round(m, 4) for m in self.mean)} and std "
+                    f"{tuple(round(s, 4) for s in self.std)}")
         return (f"scaled (bilinear, antialiased) so that the shorter side is {self.resize_size} px, or more "
                 f"where a {crop_h}x{crop_w} crop would not fit; centre-cropped to {crop_h}x{crop_w} "
                 "(height x width; a non-square image loses equal margins of its longer side); scaled to 0..1; "
@@ -90,15 +107,17 @@ class Preprocess:
                 f"{tuple(round(s, 4) for s in self.std)}")
 
     def to_dict(self) -> dict:
-        """Plain types only: loadable with torch.load(..., weights_only=True)."""
-        return {"crop_size": list(self.crop_size), "resize_size": int(self.resize_size),
-                "mean": list(self.mean), "std": list(self.std), "interpolation": "bilinear", "antialias": True}
+        """Plain types only: loadable with torch.load(..., weights_only=True). ``fit`` is written only when
+        it is not the default crop, so that what checkpoints and recordings hold stays as it was."""
+        values = {"crop_size": list(self.crop_size), "resize_size": int(self.resize_size),
+                  "mean": list(self.mean), "std": list(self.std), "interpolation": "bilinear", "antialias": True}
+        return values if self.fit == "crop" else {**values, "fit": self.fit}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Preprocess":
         try:
             return cls(tuple(values["crop_size"]), tuple(values["mean"]), tuple(values["std"]),
-                       values.get("resize_size"))
+                       values.get("resize_size"), values.get("fit", "crop"))
         except (KeyError, TypeError) as err:
             raise InputError(f"preprocessing {values!r} is incomplete ({err}); it needs crop_size, mean and "
                              "std") from None
