@@ -106,3 +106,14 @@ def test_no_measured_percentage_is_typed_in_a_template():
         text = re.sub(r"\{\{.*?\}\}", "", template.read_text(), flags=re.DOTALL)
         found = set(re.findall(r"\d+(?:\.\d+)?%", text)) - allowed
         assert not found, f"{template.name} types {sorted(found)}: render them from a result file"
+
+
+def test_the_readme_is_a_short_manual_without_measured_numbers():
+    """README <= 300 lines and no measured value in it: percentages, images/s, x-ratios live in the
+    generated pages."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    measured = re.findall(r"\d+(?:\.\d+)?%|\d[\d,]*(?:\.\d+)? ?(?:images/s|img/s)|\d+\.\d+x\b", readme)
+    assert not measured, f"README types measured numbers {measured}: put them in a generated page (python -m docs)"
+    for page in build.PAGES:
+        assert f"docs/{page}" in readme, f"README does not link the generated page docs/{page}"
