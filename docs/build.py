@@ -8,7 +8,8 @@ A template is Markdown with ``{{ name args }}`` placeholders; ``name`` is one of
 reading its file(s) under the root it is given, so a test can render from a modified copy. Result files:
 ``visrecur/weights/*.json`` (each shipped model's own measurement), ``docs/*_metrics.csv`` (their training
 runs), ``docs/readout_generalization_resnet_2state_t13.csv``, ``benchmarks/results/*.json`` (the GPU run),
-and ``docs/results/transcribed/`` (tables whose command's output was not kept: transcribed once from the
+``docs/results/*.csv`` (analyses written there by their commands), and
+``docs/results/transcribed/`` (tables whose command's output was not kept: transcribed once from the
 README of commit ff11b38, each with its command and date in its metadata; the pages say they are not
 regenerated). Parameter and MAC counts come from the zoo's specs (``visrecur.architecture.zoo_table.counts``).
 """
@@ -110,53 +111,67 @@ def training_value(root: Path, model: str, column: str) -> str:
 
 # ---- neural alignment --------------------------------------------------------------------------------
 
-def cell(row) -> str:
-    text = f"{row.score:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
-    return f"**{text}**" if row.best_of_target else text
-
-
-def alignment_table(root: Path, file: str) -> str:
-    path = f"{TRANSCRIBED}/{file}"
+def alignment(root: Path, name: str) -> tuple[pd.DataFrame, str]:
+    """``python -m analyses.neural_alignment --name NAME --out-dir docs/results``'s score table, with the
+    best cell of each target marked (highest score against the subject-mean RDM, as the command prints)."""
+    path = f"docs/results/{name}.csv"
     table = read_table(root / path)
+    table = table[table["reached"].astype(str) == "True"].copy()
+    best = table.groupby("target", sort=False)["score"].idxmax()
+    table["best_of_target"] = table.index.isin(best.to_numpy())
+    return table, path
+
+
+def interval(row) -> str:
+    return f"{row.score:.2f} [{row.score_ci_low:.2f}, {row.score_ci_high:.2f}]"
+
+
+def target_label(part: pd.DataFrame) -> str:
+    subjects = int(part["n_subjects"].iloc[0])
+    return f"`{part['target'].iloc[0]}`" + (f" ({subjects} subjects)" if subjects > 1 else " (one group RDM)")
+
+
+def alignment_table(root: Path, name: str) -> str:
+    table, path = alignment(root, name)
     times = sorted(table["time"].unique())
     rows = []
-    for target, part in table.groupby("target", sort=False):
+    for _, part in table.groupby("target", sort=False):
         for i, (state, cells) in enumerate(part.groupby("state", sort=False)):
-            by_time = {r.time: cell(r) for r in cells.itertuples()}
-            rows.append([target if i == 0 else "", state] + [by_time.get(t, "") for t in times])
-    return markdown(["target", "state"] + [f"t={t} ({ms(t)})" for t in times], rows) + "\n\n" + provenance(table, path)
+            by_time = {r.time: f"**{interval(r)}**" if r.best_of_target else interval(r) for r in cells.itertuples()}
+            rows.append([target_label(part) if i == 0 else "", state] + [by_time.get(t, "") for t in times])
+    return (markdown(["target", "state"] + [f"t={t} ({ms(t)})" for t in times], rows) + "\n\n"
+            + provenance(table, path))
 
 
-def alignment_summary(root: Path, file: str, top: str, first: str) -> str:
-    """The best cell of each target, and the top and first states at a few steps (a long run's summary)."""
-    path = f"{TRANSCRIBED}/{file}"
-    table = read_table(root / path)
-    shown = [(s, t) for s, t in table[~table["best_of_target"]][["state", "time"]].drop_duplicates().itertuples(index=False)]
-    shown.sort(key=lambda st: (st[0] != top, st[1]))
+def alignment_summary(root: Path, name: str, top: str, first: str, *steps: str) -> str:
+    """The best cell of each target, and the ``top`` and ``first`` states at a few steps (``top:1 top:5 ...``)."""
+    table, path = alignment(root, name)
+    shown = [(state, int(t)) for state, t in (s.split(":") for s in steps)]
+    shown = [({"top": top, "first": first}[state], t) for state, t in shown]
     rows = []
-    for target, part in table.groupby("target", sort=False):
+    for _, part in table.groupby("target", sort=False):
         best = part[part["best_of_target"]].iloc[0]
-        scores = {(r.state, r.time): f"{r.score:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in part.itertuples()}
-        rows.append([target, f"{best.state} at t={best.time} ({ms(best.time)})", scores[(best.state, best.time)]]
-                    + [scores.get(st, "") for st in shown])
+        cells = {(r.state, r.time): interval(r) for r in part.itertuples()}
+        rows.append([target_label(part), f"{best.state} at t={best.time} ({ms(best.time)})", interval(best)]
+                    + [cells.get(st, "") for st in shown])
     header = ["target", "best cell", "its score"] + [f"{s}, t={t} ({ms(t)})" for s, t in shown]
     return markdown(header, rows) + "\n\n" + provenance(table, path)
 
 
-def ceilings(root: Path, model: str) -> str:
-    path = f"{TRANSCRIBED}/neural_alignment_ceilings.csv"
-    table = read_table(root / path)
-    rows = [[r.target, f"{r.subject_mean:.3f} +- {r.subject_sem:.3f}", f"{r.ceiling_lower:.3f}-{r.ceiling_upper:.3f}"]
-            for r in table[table["model"] == model].itertuples()]
-    return markdown(["target", "per-subject score at the best cell (mean +- SEM)", "noise ceiling (lower-upper)"],
-                    rows) + "\n\n" + provenance(table, path)
+def ceilings(root: Path, name: str) -> str:
+    """Per-subject scores at each target's best cell against its noise ceiling (targets with subjects)."""
+    table, path = alignment(root, name)
+    rows = [[f"`{r.target}`", f"{r.state} at t={r.time}", f"{r.subject_mean:.3f} +- {r.subject_sem:.3f}",
+             f"{r.noise_ceiling_lower:.3f}-{r.noise_ceiling_upper:.3f}"]
+            for r in table[table["best_of_target"] & table["noise_ceiling_upper"].notna()].itertuples()]
+    return markdown(["target", "best cell", "per-subject score there (mean +- SEM)", "noise ceiling (lower-upper)"],
+                    rows) + f"\n\n*Source: `{path}`.*"
 
 
-def verdict(root: Path, model: str) -> str:
-    path = f"{TRANSCRIBED}/neural_alignment_verdicts.csv"
+def verdict(root: Path, name: str) -> str:
+    path = f"docs/results/{name}_contrast.csv"
     table = read_table(root / path)
-    row = table[table["model"] == model].iloc[0]
-    return f"Verdict (`{row['file']}`): *{row['verdict']}* " + provenance(table, path)
+    return " ".join(f"*{v}*" for v in table["verdict"]) + f" *Source: `{path}`.*"
 
 
 # ---- timing analyses ---------------------------------------------------------------------------------
@@ -306,7 +321,10 @@ def table1(root: Path) -> str:
     metrics = pd.read_csv(root / TRAINING_METRICS["frnn_3state_t10_cifar10"])
     rows.append(["visrecur, H100, shipped as `frnn_3state_t10_cifar10`", str(len(metrics)), "",
                  pct(metrics.iloc[-1]["val_err_t10"])])
+    speed = "; ".join(f"{key}: {run[key]['seconds_per_epoch']} s an epoch with validation, "
+                      f"{run[key]['metrics'][-1]['images_per_s']:,.0f} images/s in its last epoch" for key in ("t=5", "t=10"))
     return markdown(["", "epochs", "t = 5", "t = 10"], rows) + (
+        f"\n\nThe trainer itself in that run: {speed}."
         f"\n\n*Sources: `{GPU_RUN}` (its `table1` section's last epochs) and "
         f"`{TRAINING_METRICS['frnn_3state_t10_cifar10']}` (the 10-epoch run's last epoch).*")
 

@@ -117,3 +117,19 @@ def test_the_readme_is_a_short_manual_without_measured_numbers():
     assert not measured, f"README types measured numbers {measured}: put them in a generated page (python -m docs)"
     for page in build.PAGES:
         assert f"docs/{page}" in readme, f"README does not link the generated page docs/{page}"
+
+
+def test_alignment_tables_mark_the_best_cell_from_the_analysis_output(tmp_path):
+    """The neural-alignment page reads what python -m analyses.neural_alignment wrote; raising one cell's
+    score above the others makes it the target's best (bold) cell and moves the ceiling row to it."""
+    root = copy_inputs(tmp_path)
+    path = root / "docs" / "results" / "neural_alignment_default.csv"
+    table = read_table(path)
+    assert table.attrs["command"].startswith("python -m analyses.neural_alignment")
+    cell = (table["target"] == "cichy2014_fmri_EVC") & (table["state"] == "V2") & (table["time"] == 1)
+    page = build.render("neural_alignment_results.md", root)
+    assert "| `cichy2014_fmri_EVC` | V4 at t=4 |" in page
+    table.loc[cell, ["score", "score_ci_low", "score_ci_high"]] = [0.91, 0.81, 0.97]
+    table.to_csv(path, index=False)
+    changed = build.render("neural_alignment_results.md", root)
+    assert "**0.91 [0.81, 0.97]**" in changed and "| `cichy2014_fmri_EVC` | V2 at t=1 |" in changed
