@@ -35,13 +35,12 @@ def test_the_checked_in_pages_are_current():
 def test_check_exits_1_naming_a_stale_page(tmp_path, monkeypatch, capsys):
     root = copy_inputs(tmp_path)
     build.write(root)
-    assert build.stale(root) == []
     page = root / "docs" / "timing_results.md"
     page.write_text(page.read_text().replace("29.2%", "28.0%", 1))
-    assert build.stale(root) == ["timing_results.md"]
     monkeypatch.setattr(build, "REPO", root)
     assert main(["--check"]) == 1
-    assert "docs/timing_results.md is out of date" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["docs/timing_results.md is out of date: regenerate with python -m docs"]
 
 
 def test_a_changed_generalisation_error_changes_the_table_and_the_sentences(tmp_path):
