@@ -27,7 +27,7 @@ from visrecur.timing import DEFAULT_MAPPING
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PAGES = ("pretrained.md", "neural_alignment_results.md", "timing_results.md", "benchmarks.md", "zoo.md")
+PAGES = ("pretrained.md", "neural_alignment_results.md", "timing_results.md", "benchmarks.md", "zoo.md", "brainscore.md")
 
 
 def zoo_page(root: Path) -> str:
@@ -340,6 +340,55 @@ def table1(root: Path) -> str:
         f"`{TRAINING_METRICS['frnn_3state_t10_cifar10']}` (the 10-epoch run's last epoch).*")
 
 
+# ---- Brain-Score ------------------------------------------------------------------------------------
+
+BRAINSCORE_MODELS = ("frnn_4state_cifar10", "frnn_4state_adjacent_cifar10")
+# column -> (result table in docs/results, benchmark, with the raw score in brackets)
+BRAINSCORE_COLUMNS = {
+    "EVC at 2.9 deg": ("brainscore_offline.csv", "visrecur.Cichy2014fmri.EVC-2.9deg-rdm", True),
+    "EVC filling the field": ("brainscore_offline.csv", "visrecur.Cichy2014fmri.EVC-rdm", True),
+    "IT at 2.9 deg": ("brainscore_offline.csv", "visrecur.Cichy2014fmri.IT-2.9deg-rdm", True),
+    "IT filling the field": ("brainscore_offline.csv", "visrecur.Cichy2014fmri.IT-rdm", True),
+    "planted latency, step 0 at 0 ms": ("brainscore_offline.csv", "visrecur.PlantedLatency70ms.IT-rdm", False),
+    "at 70 ms": ("brainscore_planted_onset70.csv", "visrecur.PlantedLatency70ms.IT-rdm", False),
+    "IT at 2.9 deg, CORnet-S preset": ("brainscore_offline_cornet_s.csv", "visrecur.Cichy2014fmri.IT-2.9deg-rdm", True),
+}
+
+
+def brainscore_scores(root: Path) -> str:
+    """The offline scores table of docs/brainscore.md, from the tables ``python -m visrecur.brainscore score``
+    wrote into docs/results/."""
+    tables = {name: read_table(root / "docs" / "results" / name) for name, _, _ in BRAINSCORE_COLUMNS.values()}
+    rows = []
+    for model in BRAINSCORE_MODELS:
+        cells = []
+        for file, benchmark, with_raw in BRAINSCORE_COLUMNS.values():
+            table = tables[file]
+            row = table[(table["model"] == f"visrecur-{model}") & (table["benchmark"] == benchmark)].iloc[0]
+            cells.append(f"{row['score']:.3f}" + (f" ({row['raw']:.3f})" if with_raw else ""))
+        rows.append([f"`{model}`"] + cells)
+    offline = tables["brainscore_offline.csv"]
+    ceilings = {region: offline.loc[offline["benchmark"].str.contains(f"Cichy2014fmri.{region}-"), "ceiling"].unique()
+                for region in ("EVC", "IT")}
+    said = ", ".join(f"{region} " + " / ".join(f"{c:.3f}" for c in values) for region, values in ceilings.items())
+    return markdown(["model"] + list(BRAINSCORE_COLUMNS), rows) + f"\n\nCeilings: {said}."
+
+
+# hand-written pages with generated blocks: <!-- NAME: ... --> block <!-- end NAME -->, rewritten in place
+BLOCKS = {"brainscore.md": {"brainscore-scores": brainscore_scores}}
+
+
+def fill_blocks(page: str, root: Path) -> str:
+    source = Path(root) / "docs" / page
+    text = (source if source.is_file() else REPO / "docs" / page).read_text()
+    for name, renderer in BLOCKS[page].items():
+        pattern = re.compile(rf"(<!-- {re.escape(name)}:.*?-->\n)(.*?)(\n<!-- end {re.escape(name)} -->)", re.DOTALL)
+        if not pattern.search(text):
+            raise KeyError(f"docs/{page} lost its generated block <!-- {name}: ... --> ... <!-- end {name} -->")
+        text = pattern.sub(lambda m, renderer=renderer: m.group(1) + renderer(Path(root)) + m.group(3), text)
+    return text
+
+
 RENDERERS = {"pretrained_table": pretrained_table, "readout_time_table": readout_time_table,
              "training_value": training_value, "alignment_table": alignment_table,
              "alignment_summary": alignment_summary, "ceilings": ceilings, "verdict": verdict,
@@ -353,6 +402,8 @@ def render(page: str, root: Path = REPO) -> str:
     """The page ``page`` (a name in ``PAGES``) as its template and the result files under ``root`` make it."""
     if page in CODE_PAGES:
         return CODE_PAGES[page](Path(root))
+    if page in BLOCKS:
+        return fill_blocks(page, root)
     template = (TEMPLATES / page).read_text()
 
     def fill(match):
