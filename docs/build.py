@@ -253,6 +253,33 @@ def parameters_table(root: Path) -> str:
         "and [zoo.md](zoo.md) do).*")
 
 
+def tsbn_summary(root: Path, *names: str) -> str:
+    """``python -m analyses.tsbn_decay``'s summaries (``docs/results/NAME/tsbn_decay_summary.csv``) per model,
+    how the statistics were estimated, transition kind and statistic: the channels a decay fit was tried on
+    (enough steps, not constant), how many follow a decay (status ``fit``) and fit well, how many do not
+    level off within the steps seen, and the median tau and R^2 of the fitted ones."""
+    rows, sources = [], []
+    for name in names:
+        path = f"docs/results/{name}/tsbn_decay_summary.csv"
+        table = read_table(root / path)
+        command = table.attrs["command"]
+        copied = "" if f"--out-dir docs/results/{name}" in command else ", the summary copied here from that folder"
+        sources.append(f"`{path}` (`{command}`{copied})")
+        for r in table.itertuples():
+            tried = r.n_fit + r.n_jump + r.n_no_asymptote
+            if not tried:
+                continue
+            fitted = (f"{r.tau_steps_median:.1f} [{r.tau_steps_q25:.1f}, {r.tau_steps_q75:.1f}]", f"{r.r2_median:.2f}") \
+                if r.n_fit else ("", "")
+            rows.append([f"`{r.model}`", r.estimated_by, r.kind, r.statistic.removeprefix("running_"), str(tried),
+                         f"{r.n_fit}", f"{r.n_well_fit} ({100 * r.n_well_fit / tried:.0f}%)",
+                         f"{r.n_no_asymptote} ({100 * r.n_no_asymptote / tried:.0f}%)", *fitted])
+    return (markdown(["model", "statistics estimated by", "transition kind", "statistic", "channels tried",
+                      "decay fitted", "well fit (R^2 >= threshold, tau within the steps)", "no asymptote within the steps",
+                      "tau, steps: median [IQR]", "median R^2"], rows)
+            + "\n\n*Sources: " + "; ".join(sources) + ".*")
+
+
 def summary_table(root: Path, file: str) -> str:
     path = f"{TRANSCRIBED}/{file}"
     table = read_table(root / path)
@@ -393,7 +420,7 @@ RENDERERS = {"pretrained_table": pretrained_table, "readout_time_table": readout
              "training_value": training_value, "alignment_table": alignment_table,
              "alignment_summary": alignment_summary, "ceilings": ceilings, "verdict": verdict,
              "generalization_table": generalization_table, "generalization_error": generalization_error,
-             "parameters_table": parameters_table, "transcribed_error": transcribed_error, "summary_table": summary_table, "cpu_benchmarks": cpu_benchmarks,
+             "parameters_table": parameters_table, "transcribed_error": transcribed_error, "summary_table": summary_table, "tsbn_summary": tsbn_summary, "cpu_benchmarks": cpu_benchmarks,
              "gpu_throughput": gpu_throughput, "gpu_checks": gpu_checks, "table1": table1}
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)((?:\s+[^\s}]+)*)\s*\}\}")
 

@@ -132,3 +132,16 @@ def test_alignment_tables_mark_the_best_cell_from_the_analysis_output(tmp_path):
     table.to_csv(path, index=False)
     changed = build.render("neural_alignment_results.md", root)
     assert "**0.91 [0.81, 0.97]**" in changed and "| `cichy2014_fmri_EVC` | V2 at t=1 |" in changed
+
+
+def test_tsbn_decay_rows_come_from_the_analysis_summary(tmp_path):
+    root = copy_inputs(tmp_path)
+    path = root / "docs" / "results" / "tsbn_decay_resnet_2state_t13" / "tsbn_decay_summary.csv"
+    table = read_table(path)
+    row = (table["kind"] == "self") & (table["statistic"] == "running_mean")
+    fit, jump, flat = (int(table.loc[row, c].item()) for c in ("n_fit", "n_jump", "n_no_asymptote"))
+    line = lambda page: next(l for l in page.splitlines() if l.startswith("| `resnet_2state_t13_cifar10` | training | self | mean"))
+    assert f"| {fit + jump + flat} | {fit} |" in line(build.render("timing_results.md", root))
+    table.loc[row, "n_well_fit"] = fit + jump + flat  # every tried channel well fit: 100%
+    table.to_csv(path, index=False)
+    assert "(100%)" in line(build.render("timing_results.md", root))
