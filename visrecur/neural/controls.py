@@ -83,7 +83,7 @@ def category_labels(ids: Sequence[str], metadata=None, folder=None) -> dict[str,
         by_id = dict(zip(metadata["stimulus_id"].astype(str), metadata["category"].astype(str)))
         values = [by_id.get(i, "") for i in ids]
         if len(set(values)) > 1 and all(values):
-            return {"category": values}
+            return {"labels": values}
     return {}
 
 
@@ -167,6 +167,9 @@ def recording_stimuli(recording: xr.Dataset, stimuli=None):
 
     if stimuli is None:
         name = str(recording.attrs.get("stimulus_set", ""))
+        if not name:
+            raise ControlError("the recording does not name its stimulus set, so its images are not at hand; "
+                               "score the model with --model (and --stimuli)")
         try:
             stimuli = resolve(name)
         except VisrecurError as err:
