@@ -137,3 +137,20 @@ def test_summary_sentence_names_the_winner_and_whether_it_holds(planted):
     target, good, poor = planted
     text = summarise(compare_models(good, poor, target, n_boot=50), "good", "poor")
     assert "good scores higher, the difference holds" in text and "paired bootstrap over stimuli and subjects" in text
+
+
+def test_pearson_path_matches_an_independent_implementation(planted):
+    from scipy.stats import pearsonr
+
+    target, good, poor = planted
+    result = compare_models(good, poor, target, method="pearson", n_boot=20, seed=2, samples=True)
+    rng = np.random.default_rng(2)
+    expected = []
+    for _ in range(20):
+        drawn, chosen = rng.integers(0, N, N), rng.integers(0, 5, 5)
+        i, j = np.triu_indices(N, 1)
+        keep = drawn[i] != drawn[j]
+        r, c = drawn[i][keep], drawn[j][keep]
+        group = target.values[chosen].mean(0)
+        expected.append(pearsonr(good.values[r, c], group[r, c])[0] - pearsonr(poor.values[r, c], group[r, c])[0])
+    np.testing.assert_allclose(result.difference_samples.values, expected, atol=1e-12)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy.stats import rankdata
 
-from .bootstrap import percentile_ci, resampled_pairs
+from .bootstrap import WeightedRanks, percentile_ci, resampled_pairs
 from .errors import RDMError, ScoringError
 from .rdm import align, model_rdms, upper_triangle
 from .rsa import _check_method, compare, single_threaded_blas
@@ -62,8 +63,14 @@ def _rows(rdm: xr.DataArray, ids: list[str]) -> tuple[np.ndarray, list[str], dic
             {d: rdm[d].values for d in lead})
 
 
-def _scores(rows: np.ndarray, subjects: np.ndarray, weights: np.ndarray, method: str, measure: str) -> np.ndarray:
-    """Score of every row against the target, its subjects weighted by how often they were drawn."""
+def _scores(rows: np.ndarray, subjects: np.ndarray, weights: np.ndarray, method: str, measure: str,
+            ranked: bool = False) -> np.ndarray:
+    """Score of every row against the target, its subjects weighted by how often they were drawn.
+    ``ranked``: the model rows hold ranks already (Spearman = Pearson of ranks)."""
+    if ranked:
+        targets = (weights @ subjects)[None] / weights.sum() if measure == "score" else subjects
+        r = compare(rows, rankdata(targets, axis=-1), "pearson")
+        return r[:, 0] if measure == "score" else r @ (weights / weights.sum())
     if measure == "score":
         group = (weights @ subjects) / weights.sum()
         return compare(rows, group[None], method)[:, 0]
@@ -124,11 +131,25 @@ def compare_models(a, b, target: xr.DataArray, method: str = "spearman", resampl
     boot = np.full((n_boot, len(rows)), np.nan)
     rng = np.random.default_rng(seed)
     all_pairs = np.arange(rows.shape[1])
+    # Spearman: the model rows are sorted once and ranked within each resample from its draw counts
+    # (bootstrap.WeightedRanks), equal to ranking the resampled rows; rows holding NaN stay NaN
+    fast = method == "spearman"
+    finite = np.isfinite(rows).all(1)
+    ranker = WeightedRanks(rows[finite]) if fast and by_stimuli and finite.any() else None
+    fixed = rankdata(rows[finite], axis=-1) if fast and not by_stimuli else None
+    ranked = np.full(rows.shape, np.nan)
     with single_threaded_blas():
         for k in range(n_boot):
             pairs = resampled_pairs(n, rng)[1] if by_stimuli else all_pairs
             weights = np.bincount(rng.integers(0, s, s), minlength=s).astype(float) if by_subjects else np.ones(s)
-            boot[k] = _scores(rows[:, pairs], subjects[:, pairs], weights, method, measure)
+            if not fast:
+                boot[k] = _scores(rows[:, pairs], subjects[:, pairs], weights, method, measure)
+                continue
+            values = ranked[:, :len(pairs)] if by_stimuli else ranked
+            if finite.any():
+                values[finite] = ranker(np.bincount(pairs, minlength=rows.shape[1]).astype(float), pairs) \
+                    if by_stimuli else fixed
+            boot[k] = _scores(values, subjects[:, pairs], weights, method, measure, ranked=True)
 
     def labelled(values, lead, coords, split):
         part = values[..., :len(rows_a)] if split == "a" else values[..., len(rows_a):]
