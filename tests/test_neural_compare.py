@@ -154,3 +154,26 @@ def test_pearson_path_matches_an_independent_implementation(planted):
         group = target.values[chosen].mean(0)
         expected.append(pearsonr(good.values[r, c], group[r, c])[0] - pearsonr(poor.values[r, c], group[r, c])[0])
     np.testing.assert_allclose(result.difference_samples.values, expected, atol=1e-12)
+
+
+def test_subject_mean_measure_averages_the_drawn_subjects_scores(planted):
+    target, good, poor = planted
+    result = compare_models(good, poor, target, measure="subject_mean", n_boot=10, seed=5, samples=True)
+    rng = np.random.default_rng(5)
+    expected = []
+    for _ in range(10):
+        drawn, chosen = rng.integers(0, N, N), rng.integers(0, 5, 5)
+        i, j = np.triu_indices(N, 1)
+        keep = drawn[i] != drawn[j]
+        r, c = drawn[i][keep], drawn[j][keep]
+        expected.append(np.mean([spearmanr(good.values[r, c], target.values[k][r, c])[0]
+                                 - spearmanr(poor.values[r, c], target.values[k][r, c])[0] for k in chosen]))
+    np.testing.assert_allclose(result.difference_samples.values, expected, atol=1e-12)
+
+
+def test_recordings_on_different_stimuli_are_refused(planted):
+    target = planted[0]
+    a = synthetic.recording(n_stimuli=N, ids=IDS, seed=0)
+    b = synthetic.recording(n_stimuli=N, ids=IDS[:-1] + ["other"], seed=1)
+    with pytest.raises(RDMError, match=f"stimulus {N} is 's17' in a but 'other' in b"):
+        compare_models(a, b.isel(), target, n_boot=5)

@@ -156,3 +156,22 @@ def test_help_shows_every_default(capsys):
                     "(default: auto)", "(default: 5)", "(default: cichy2014)", "(default: 1000)",
                     "named by its file stem", "by its path under DIR"):
         assert default in text, default
+
+
+@pytest.mark.slow  # records a model
+def test_an_untrained_model_has_no_untrained_twin(tmp_path, capsys):
+    from visrecur.recording.stimuli import resolve
+
+    ids = resolve("builtin").ids
+    rng = np.random.default_rng(0)
+    rdms = rng.random((3, len(ids), len(ids)))
+    rdms = rdms + rdms.transpose(0, 2, 1)
+    rdms[:, np.arange(len(ids)), np.arange(len(ids))] = 0
+    np.savez(tmp_path / "mine.npz", rdms=rdms, stimulus_ids=np.array(ids))
+    out = tmp_path / "out"
+    rc = main(["--model", "frnn_2state_shared", "--stimuli", "builtin", "--targets", str(tmp_path / "mine.npz"),
+               "--controls", "untrained", "--bootstrap", "0", "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "error: model 'frnn_2state_shared' is untrained itself, so it has no untrained twin" in err
+    assert not out.exists()
