@@ -7,9 +7,11 @@ For every model: its score table with every control beside it (as python -m anal
 writes it) in neural_<model>.csv and neural_<model>_controls.csv. Then, each tested with compare_models
 (paired bootstrap, the same resamples for both sides; stimuli and subjects resampled where the target has
 several subjects, else stimuli):
-  neural_vs_untrained.csv   every (state, time) against the untrained twin (mean over its seeds), with a
-                            Benjamini-Hochberg correction over each model's state x time table per target;
-  neural_vs_controls.csv    each model's best cell against the pixel RDMs and the category RDMs;
+  neural_vs_untrained.csv   every (state, time) against the same cell of the untrained architecture (mean
+                            over its seeds), with a Benjamini-Hochberg correction over each model's state x
+                            time table per target;
+  neural_vs_controls.csv    each model's best cell against the pixel RDMs, the category RDMs and the best
+                            cell of the untrained feedforward twin;
   neural_model_pairs.csv    the best cells of every pair of models;
   neural_zscore.csv         best and first-state scores with and without --zscore (no intervals).
 Best cells are chosen on the same data they are tested on, which favours them; the tables say which cell.
@@ -72,15 +74,26 @@ def main(argv=None):
         control_table = control_rdms.score(controls, targets, n_boot=args.bootstrap, seed=args.seed)
         tables[f"neural_{name}"] = beside(tidy(ds), control_table).assign(model=name)
         tables[f"neural_{name}_controls"] = control_table.assign(model=name)
+        # each model's tables as soon as they are done
+        common.write({k: tables[k] for k in (f"neural_{name}", f"neural_{name}_controls")}, out,
+                     common.command_line("neural_comparisons", argv), f"92-image RSA of {name} with its controls")
         rdm = rdms[name] = model_rdms(recording)
         for target in targets:
             t = str(target.name)
             state, time = best[name, t] = peak(ds["score"].sel(target=t))
-            for kind in ("untrained", "feedforward"):
-                if kind in controls:
-                    result = compare_models(rdm, controls[kind], target, n_boot=args.bootstrap, seed=args.seed)
-                    vs_untrained.append(_rows(result, model=name, control=str(controls[kind].name), target=t))
+            if "untrained" in controls:
+                result = compare_models(rdm, controls["untrained"], target, n_boot=args.bootstrap, seed=args.seed)
+                vs_untrained.append(_rows(result, model=name, control="untrained", target=t))
             cell = rdm.sel(state=state, time=time)
+            if "feedforward" in controls:  # the twin's own best cell (over its seeds' mean), against ours
+                twin = controls["feedforward"]
+                twin_scores = tables[f"neural_{name}_controls"].query("control == 'feedforward_untrained' and "
+                                                                     "target == @t")
+                top = twin_scores.loc[twin_scores["score"].idxmax()]
+                result = compare_models(cell, twin.sel(state=top.state, time=int(top.time)), target,
+                                        n_boot=args.bootstrap, seed=args.seed)
+                vs_controls.append(_rows(result, model=name, best_state=state, best_time=time,
+                                         control=f"feedforward_untrained {top.state}@t={int(top.time)}", target=t))
             for kind in ("pixel", "category"):
                 for control in controls.get(kind, {"control": []})["control"].values:
                     result = compare_models(cell, controls[kind].sel(control=control), target,
@@ -106,10 +119,12 @@ def main(argv=None):
                                     n_boot=args.bootstrap, seed=args.seed)
             pairs.append(_rows(result, model_a=a, cell_a=f"{best[a, t][0]}@t={best[a, t][1]}", model_b=b,
                                cell_b=f"{best[b, t][0]}@t={best[b, t][1]}", target=t))
-    tables["neural_vs_untrained"] = pd.concat(vs_untrained, ignore_index=True)
-    tables["neural_vs_controls"] = pd.concat(vs_controls, ignore_index=True)
-    tables["neural_model_pairs"] = pd.concat(pairs, ignore_index=True)
+    for key, parts in (("neural_vs_untrained", vs_untrained), ("neural_vs_controls", vs_controls),
+                       ("neural_model_pairs", pairs)):
+        if parts:  # one model has no pairs
+            tables[key] = pd.concat(parts, ignore_index=True)
     tables["neural_zscore"] = pd.DataFrame(zscored)
+    tables = {k: v for k, v in tables.items() if not k.startswith(tuple(f"neural_{m}" for m in args.models))}
     written = common.write(tables, out, common.command_line("neural_comparisons", argv),
                            "92-image RSA of the shipped models with controls and paired comparisons (compare_models)")
     print("-> " + ", ".join(map(str, written)))
