@@ -232,6 +232,8 @@ def main(argv=None):
             tables["_controls"] = control_table
             table = beside(table, control_table)
         print(summary(ds, contrast))
+        if controls:
+            print(control_summary(control_table))
         for note in notes + ([no_contrast] if no_contrast else []):
             print(note)
         datasets[".nc"] = ds
@@ -298,6 +300,20 @@ def meg_analysis(recording: xr.Dataset, meg: xr.DataArray, args) -> tuple[xr.Dat
     fits = pd.DataFrame([fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci)
                       for s in reached])
     return ds, fits
+
+
+def control_summary(controls: pd.DataFrame) -> str:
+    """Per target, every control's score (untrained twins: their best (state, time), mean over seeds)."""
+    lines = []
+    for target, part in controls.groupby("target", sort=False):
+        words = []
+        for name, rows in part.groupby("control", sort=False):
+            best = rows.loc[rows["score"].idxmax()]
+            where = f" (best: {best.state} at t={best.time}, mean of {int(best.n_seeds)} seeds)" \
+                if "state" in rows and pd.notna(best.get("state")) else ""
+            words.append(f"{name} {best.score:.3f}{where}")
+        lines.append(f"controls against {target}: " + "; ".join(words))
+    return "\n".join(lines)
 
 
 def summary(ds: xr.Dataset, contrast: dict | None) -> str:
