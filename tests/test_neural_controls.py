@@ -175,3 +175,20 @@ def test_an_untrained_model_has_no_untrained_twin(tmp_path, capsys):
     assert rc == 2 and err.count("\n") == 1
     assert "error: model 'frnn_2state_shared' is untrained itself, so it has no untrained twin" in err
     assert not out.exists()
+
+
+def test_controls_sit_beside_every_model_score():
+    from analyses.neural_alignment import beside
+
+    table = pd.DataFrame({"target": ["a", "a", "b", "b"], "state": ["V1", "V1", "V1", "V1"], "time": [0, 1, 0, 1],
+                          "score": [0.1, 0.2, 0.3, 0.4]})
+    controls = pd.DataFrame({
+        "control": ["pixel_input", "pixel_input", "untrained", "untrained", "untrained", "untrained"],
+        "target": ["a", "b", "a", "a", "b", "b"], "state": [None, None, "V1", "V1", "V1", "V1"],
+        "time": pd.array([None, None, 0, 1, 0, 1], dtype="Int64"), "score": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        "score_sd": [None, None, 0.01, 0.02, 0.03, 0.04]})
+    out = beside(table, controls)
+    assert len(out) == 4
+    assert out.pixel_input_score.tolist() == [0.5, 0.5, 0.6, 0.6]
+    assert out.untrained_score_mean.tolist() == [0.7, 0.8, 0.9, 1.0]
+    assert out.untrained_score_sd.tolist() == [0.01, 0.02, 0.03, 0.04]
