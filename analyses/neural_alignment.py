@@ -1,5 +1,6 @@
-"""Neural alignment over time: RSA of every (state, time step) against brain RDMs, with noise ceilings,
-bootstrap intervals and the hierarchy contrast.
+"""Neural alignment over time: RSA of every (state, time step) against brain RDMs, beside controls.
+
+Noise ceilings, bootstrap intervals, the hierarchy contrast, and controls (pixel, untrained, category RDMs).
 
     python -m analyses.neural_alignment                      # the shipped default model on the 92 images
     python -m analyses.neural_alignment --recording rec.nc --targets cichy2014_fmri_IT my_rdms.npz
@@ -176,7 +177,9 @@ def parse_args(argv=None):
                    help="does target A's best (state, time) come earlier than B's? Two scored targets, e.g. file "
                         f"stems (default: {' '.join(DEFAULT_CONTRAST)} when both are scored)")
     p.add_argument("--controls", nargs="+", default=["auto"], choices=["auto", "none", *control_rdms.CONTROLS],
-                   help="controls scored beside the model: pixel (input and raw image RDMs), untrained (the same "
+                   metavar="CONTROL",
+                   help="controls scored beside the model: none, auto, or any of pixel (input and raw image RDMs), "
+                        "untrained (the same "
                         "architecture, untrained), feedforward (its unshared-weight twin, untrained), category "
                         "(label RDMs); auto: all the recording allows")
     p.add_argument("--control-seeds", type=int, default=len(control_rdms.UNTRAINED_SEEDS),
@@ -187,7 +190,7 @@ def parse_args(argv=None):
     p.add_argument("--meg-format", choices=["cichy2014", "algonauts2019"], default="cichy2014",
                    help="layout of the --meg file")
     p.add_argument("--meg-window", type=float, nargs=2, metavar=("START_MS", "END_MS"),
-                   help="neural time window to read (Cichy 2014 format)")
+                   help="neural time window to read (Cichy 2014 format; default: the whole file)")
     p.add_argument("--meg-bootstrap", type=int, default=200, help="stimulus resamples for the ms-per-step fit "
                    "(0: none)")
     common.add_output(p)
