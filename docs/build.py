@@ -1,7 +1,7 @@
 """The generated docs pages: every measured number they show is read from a result file, never typed.
 
-    python -m docs            # (re)write docs/pretrained.md, neural_alignment_results.md, timing_results.md,
-                              # benchmarks.md from their templates (docs/templates/) and the result files,
+    python -m docs            # (re)write docs/pretrained.md, neural_alignment_results.md, neural_comparisons.md,
+                              # timing_results.md, benchmarks.md from their templates (docs/templates/) and the result files,
                               # and docs/zoo.md from the zoo (visrecur.architecture.zoo_table)
     python -m docs --check    # exit 1, naming the pages, if a checked-in page differs from what it would be
 
@@ -27,7 +27,8 @@ from visrecur.timing import DEFAULT_MAPPING
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PAGES = ("pretrained.md", "neural_alignment_results.md", "timing_results.md", "benchmarks.md", "zoo.md", "brainscore.md")
+PAGES = ("pretrained.md", "neural_alignment_results.md", "timing_results.md", "benchmarks.md", "zoo.md", "brainscore.md",
+         "neural_comparisons.md")
 
 
 def zoo_page(root: Path) -> str:
@@ -367,6 +368,226 @@ def table1(root: Path) -> str:
         f"`{TRAINING_METRICS['frnn_3state_t10_cifar10']}` (the 10-epoch run's last epoch).*")
 
 
+# ---- neural comparisons (python -m analyses.neural_comparisons) ---------------------------------------
+
+COMPARISONS = "docs/results"
+TARGET_LABELS = {"cichy2014_fmri_EVC": "Cichy EVC", "cichy2014_fmri_IT": "Cichy IT",
+                 "kriegeskorte2008_monkey_IT": "monkey IT", "kriegeskorte2008_human_IT": "human IT"}
+SIGNIFICANT = 0.05
+
+
+def comparison(root: Path, name: str) -> pd.DataFrame:
+    return read_table(root / COMPARISONS / f"{name}.csv")
+
+
+def comparison_models(root: Path) -> list[str]:
+    """The models in the order the command was given them (``neural_vs_untrained.csv``'s rows)."""
+    return list(dict.fromkeys(comparison(root, "neural_vs_untrained")["model"]))
+
+
+def signed(value: float, digits: int = 2) -> str:
+    return f"{value:+.{digits}f}"
+
+
+def difference(row, digits: int = 2) -> str:
+    return (f"{signed(row.difference, digits)} [{signed(row.difference_ci_low, digits)}, "
+            f"{signed(row.difference_ci_high, digits)}]")
+
+
+def best_cells(root: Path, model: str) -> pd.DataFrame:
+    """Each target's best (state, time) of ``neural_<model>.csv``, with the controls written beside it."""
+    table = comparison(root, f"neural_{model}")
+    table = table[table["reached"].astype(str) == "True"]
+    return table.loc[table.groupby("target", sort=False)["score"].idxmax()]
+
+
+def n_resamples(root: Path) -> str:
+    return str(int(comparison(root, "neural_vs_untrained")["n_boot"].iloc[0]))
+
+
+def smallest_p(root: Path) -> str:
+    """A bootstrap p counts (resamples past 0 + 1) / (resamples + 1), two-sided: 2 / (n + 1) at least."""
+    n = int(n_resamples(root))
+    return f"2/{n + 1} = {2 / (n + 1):.3f}"
+
+
+def comparison_scores(root: Path) -> str:
+    rows = []
+    for model in comparison_models(root):
+        for r in best_cells(root, model).itertuples():
+            categories = {c.removeprefix("category_").removesuffix("_score"): getattr(r, c)
+                          for c in r._fields if c.startswith("category_")}
+            category = max(categories, key=categories.get)
+            rows.append([model, TARGET_LABELS[r.target], f"{r.state} t={r.time} ({ms(r.time)})", interval(r),
+                         f"{r.untrained_score_mean:.2f} ± {r.untrained_score_sd:.2f}", f"{r.pixel_input_score:.2f}",
+                         f"{category} {categories[category]:.2f}"])
+    return markdown(["model", "target", "best cell", "score [95% CI]",
+                     "untrained, same cell (mean ± sd, 5 seeds)", "pixel input", "best category RDM"], rows) + (
+        "\n\n*Sources: `docs/results/neural_<model>.csv` (every control beside every cell), written by `"
+        + comparison(root, "neural_vs_untrained").attrs["command"] + "`.*")
+
+
+def untrained_counts(part: pd.DataFrame) -> tuple[int, int]:
+    significant = part["p_fdr"] < SIGNIFICANT
+    return int((significant & (part["difference"] > 0)).sum()), int((significant & (part["difference"] < 0)).sum())
+
+
+def comparison_untrained(root: Path) -> str:
+    table = comparison(root, "neural_vs_untrained")
+    table = table[table["p_fdr"].notna()]  # a cell no state has reached yet has no score: not tested
+    rows = []
+    for (model, target), part in table.groupby(["model", "target"], sort=False):
+        higher, lower = untrained_counts(part)
+        first = part[(part["state"] == part["state"].iloc[0]) & (part["time"] == 0)].iloc[0]
+        rows.append([model, TARGET_LABELS[target], str(len(part)), str(higher), str(lower),
+                     f"{first.state}: {difference(first)}, {first.p_fdr:.3f}"])
+    return markdown(["model", "target", "cells tested", "trained higher (FDR < 0.05)", "untrained higher (FDR < 0.05)",
+                     "first state, t=0: trained - untrained [95% CI], p_FDR"], rows) + (
+        "\n\n*Source: `docs/results/neural_vs_untrained.csv`.*")
+
+
+def vs_untrained(root: Path, model: str, target: str, state: str, time: str) -> str:
+    """One cell's trained - untrained difference, for a sentence."""
+    table = comparison(root, "neural_vs_untrained")
+    row = table[(table["model"] == model) & (table["target"] == target) & (table["state"] == state)
+                & (table["time"] == int(time))].iloc[0]
+    return f"{difference(row)}, p_FDR = {row.p_fdr:.3f}"
+
+
+def untrained_seeds(root: Path, model: str, target: str, state: str, time: str) -> str:
+    """The untrained twin's score at one cell, mean ± sd over its seeds."""
+    table = comparison(root, f"neural_{model}_controls")
+    row = table[(table["control"] == "untrained") & (table["target"] == target) & (table["state"] == state)
+                & (table["time"] == int(time))].iloc[0]
+    return f"{signed(row.score)} ± {row.score_sd:.2f} over {int(row.n_seeds)} seeds"
+
+
+def control_score(root: Path, model: str, target: str, control: str) -> str:
+    table = comparison(root, f"neural_{model}_controls")
+    return signed(table[(table["control"] == control) & (table["target"] == target)]["score"].iloc[0])
+
+
+def untrained_count(root: Path, model: str, target: str, direction: str) -> str:
+    """How many cells of ``model`` are significantly (FDR) ``higher`` or ``lower`` than the untrained twin's."""
+    table = comparison(root, "neural_vs_untrained")
+    higher, lower = untrained_counts(table[(table["model"] == model) & (table["target"] == target)])
+    return str(higher if direction == "higher" else lower)
+
+
+def untrained_count_range(root: Path, target: str, direction: str) -> str:
+    """The fewest to the most such cells over the models, e.g. ``8 to 24``."""
+    counts = [int(untrained_count(root, model, target, direction)) for model in comparison_models(root)]
+    return str(min(counts)) if min(counts) == max(counts) else f"{min(counts)} to {max(counts)}"
+
+
+def control_name(control: str) -> str:
+    return control.removeprefix("category_").replace("feedforward_untrained ", "")
+
+
+def comparison_controls(root: Path) -> str:
+    table = comparison(root, "neural_vs_controls")
+    rows = []
+    for (model, target), part in table.groupby(["model", "target"], sort=False):
+        cell = lambda row: f"{difference(row)}, p={row.p_value:.3f}"
+        pixel = part[part["control"] == "pixel_input"].iloc[0]
+        categories = part[part["control"].str.startswith("category_")]
+        category = categories.loc[categories["score_b"].idxmax()]
+        twin = part[part["control"].str.startswith("feedforward_untrained")].iloc[0]
+        rows.append([model, TARGET_LABELS[target], f"{pixel.best_state} t={pixel.best_time}", cell(pixel),
+                     f"{control_name(category.control)}: {cell(category)}", f"{control_name(twin.control)}: {cell(twin)}"])
+    return markdown(["model", "target", "best cell", "vs pixel input", "vs best category RDM",
+                     "vs untrained feedforward twin (its best cell)"], rows) + (
+        "\n\n*Source: `docs/results/neural_vs_controls.csv`.*")
+
+
+def vs_control(root: Path, model: str, target: str, control: str) -> str:
+    """The best cell's difference from one control (a control name, or its start: ``feedforward_untrained``)."""
+    table = comparison(root, "neural_vs_controls")
+    row = table[(table["model"] == model) & (table["target"] == target)
+                & table["control"].str.startswith(control)].iloc[0]
+    return f"{difference(row)}, p = {row.p_value:.3f}"
+
+
+def control_exceptions(root: Path, control: str) -> str:
+    """Whether every best cell beats ``control`` on every target: the largest p of those that do, and each
+    (model, target) that does not (difference <= 0 or p >= 0.05) with its numbers."""
+    table = comparison(root, "neural_vs_controls")
+    table = table[table["control"] == control]
+    beaten = (table["difference"] > 0) & (table["p_value"] < SIGNIFICANT)
+    said = f"p <= {table.loc[beaten, 'p_value'].max():.3f}"
+    others = [f"{r.model} against {TARGET_LABELS[r.target]} ({difference(r)}, p = {r.p_value:.3f})"
+              for r in table[~beaten].itertuples()]
+    return said + ("; except " + "; ".join(others) if others else "; no exception")
+
+
+def category_margin(root: Path, control: str, *targets: str) -> str:
+    """By how much ``control`` beats the models' best cells on ``targets``: the range, the largest p, and how
+    many of the (model, target) comparisons it beats significantly."""
+    table = comparison(root, "neural_vs_controls")
+    table = table[(table["control"] == control) & table["target"].isin(targets)]
+    beats = ((table["difference"] < 0) & (table["p_value"] < SIGNIFICANT)).sum()
+    margin = -table["difference"]
+    return (f"by {margin.min():.2f} to {margin.max():.2f}, p <= {table['p_value'].max():.3f}; "
+            f"significantly in {beats} of {len(table)}")
+
+
+def category_max(root: Path, target: str) -> str:
+    """The best category RDM's score against ``target`` (the same for every model)."""
+    table = comparison(root, f"neural_{comparison_models(root)[0]}_controls")
+    rows = table[table["control"].str.startswith("category_") & (table["target"] == target)]
+    return f"{rows['score'].max():.2f}"
+
+
+def comparison_pairs(root: Path) -> str:
+    table = comparison(root, "neural_model_pairs")
+    rows = [[f"{r.model_a} ({r.cell_a})", f"{r.model_b} ({r.cell_b})", TARGET_LABELS[r.target], difference(r, 3),
+             f"{r.p_value:.3f}"] for r in table.itertuples()]
+    return markdown(["model a (best cell)", "model b (best cell)", "target", "a - b [95% CI]", "p"], rows) + (
+        "\n\n*Source: `docs/results/neural_model_pairs.csv`.*")
+
+
+def pair(root: Path, model_a: str, model_b: str, target: str) -> str:
+    table = comparison(root, "neural_model_pairs")
+    row = table[(table["model_a"] == model_a) & (table["model_b"] == model_b) & (table["target"] == target)].iloc[0]
+    return f"{difference(row, 3)}, p = {row.p_value:.3f}"
+
+
+def pairs_significant(root: Path) -> str:
+    """How many model pairs differ at p < 0.05 (uncorrected), of how many tested."""
+    table = comparison(root, "neural_model_pairs")
+    return f"{(table['p_value'] < SIGNIFICANT).sum()} of {len(table)}"
+
+
+def comparison_zscore(root: Path) -> str:
+    table = comparison(root, "neural_zscore")
+    rows = []
+    for (model, target), part in table.groupby(["model", "target"], sort=False):
+        no, yes = (part[part["zscore"] == z].iloc[0] for z in ("no", "yes"))
+        rows.append([model, TARGET_LABELS[target], f"{no.best_state} t={no.best_time} -> {yes.best_state} t={yes.best_time}",
+                     f"{no.best_score:.2f} -> {yes.best_score:.2f}",
+                     (f"{no.first_state}: {no.first_state_min_score:+.2f}..{no.first_state_max_score:+.2f} -> "
+                      f"{yes.first_state_min_score:+.2f}..{yes.first_state_max_score:+.2f}")])
+    return markdown(["model", "target", "best cell: without -> with `--zscore`", "best score",
+                     "first state, lowest..highest score over time"], rows) + (
+        "\n\n*Source: `docs/results/neural_zscore.csv`.*")
+
+
+def zscore_change(root: Path) -> str:
+    """The largest change of a best score that ``--zscore`` makes."""
+    table = comparison(root, "neural_zscore")
+    best = table.pivot_table(index=["model", "target"], columns="zscore", values="best_score")
+    return f"{(best['yes'] - best['no']).abs().max():.2f}"
+
+
+def zscore_first_positive(root: Path, target: str) -> str:
+    """How many models' first state scores positive at every step against ``target``, without and with z-scoring."""
+    table = comparison(root, "neural_zscore")
+    table = table[table["target"] == target]
+    positive = lambda z: int((table.loc[table["zscore"] == z, "first_state_min_score"] > 0).sum())
+    n = table["model"].nunique()
+    return f"{positive('no')} of {n} models without, {positive('yes')} of {n} with"
+
+
 # ---- Brain-Score ------------------------------------------------------------------------------------
 
 BRAINSCORE_MODELS = ("frnn_4state_cifar10", "frnn_4state_adjacent_cifar10")
@@ -421,7 +642,15 @@ RENDERERS = {"pretrained_table": pretrained_table, "readout_time_table": readout
              "alignment_summary": alignment_summary, "ceilings": ceilings, "verdict": verdict,
              "generalization_table": generalization_table, "generalization_error": generalization_error,
              "parameters_table": parameters_table, "transcribed_error": transcribed_error, "summary_table": summary_table, "tsbn_summary": tsbn_summary, "cpu_benchmarks": cpu_benchmarks,
-             "gpu_throughput": gpu_throughput, "gpu_checks": gpu_checks, "table1": table1}
+             "gpu_throughput": gpu_throughput, "gpu_checks": gpu_checks, "table1": table1,
+             "n_resamples": n_resamples, "smallest_p": smallest_p, "comparison_scores": comparison_scores,
+             "comparison_untrained": comparison_untrained, "vs_untrained": vs_untrained,
+             "untrained_seeds": untrained_seeds, "control_score": control_score, "untrained_count": untrained_count,
+             "untrained_count_range": untrained_count_range, "comparison_controls": comparison_controls,
+             "vs_control": vs_control, "control_exceptions": control_exceptions, "category_margin": category_margin,
+             "category_max": category_max, "comparison_pairs": comparison_pairs, "pair": pair,
+             "pairs_significant": pairs_significant, "comparison_zscore": comparison_zscore,
+             "zscore_change": zscore_change, "zscore_first_positive": zscore_first_positive}
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)((?:\s+[^\s}]+)*)\s*\}\}")
 
 

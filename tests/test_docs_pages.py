@@ -145,3 +145,55 @@ def test_tsbn_decay_rows_come_from_the_analysis_summary(tmp_path):
     table.loc[row, "n_well_fit"] = fit + jump + flat  # every tried channel well fit: 100%
     table.to_csv(path, index=False)
     assert "(100%)" in line(build.render("timing_results.md", root))
+
+
+def test_neural_comparisons_page_is_listed_and_rendered_from_the_comparison_tables():
+    """docs/neural_comparisons.md is one of the checked pages (so --check covers it) and cites each table."""
+    assert "neural_comparisons.md" in build.PAGES
+    page = build.render("neural_comparisons.md")
+    for name in ("neural_vs_untrained", "neural_vs_controls", "neural_model_pairs", "neural_zscore"):
+        assert f"`docs/results/{name}.csv`" in page
+
+
+def test_a_changed_comparison_value_changes_the_tables_and_the_sentences(tmp_path):
+    """One trained-vs-untrained cell and one model pair, changed in copies of the CSVs, change the table
+    rows and the sentences citing them; a cell made FDR-significant changes the counts of cells."""
+    root = copy_inputs(tmp_path)
+    path = root / "docs" / "results" / "neural_vs_untrained.csv"
+    table = pd.read_csv(path)
+    cell = ((table["model"] == "frnn_4state_cifar10") & (table["target"] == "cichy2014_fmri_EVC")
+            & (table["state"] == "V1") & (table["time"] == 0))
+    assert table.loc[cell, "difference"].item() == pytest.approx(-0.29, abs=0.005)  # the page shows it today
+    before = build.render("neural_comparisons.md", root)
+    assert before.count("-0.29 [-0.40, -0.08]") == 2  # the table row and the sentence
+    row = lambda page: next(l for l in page.splitlines() if l.startswith("| frnn_4state_cifar10 | Cichy EVC | 17 |"))
+    assert row(before).endswith("| 0 | 9 | V1: -0.29 [-0.40, -0.08], 0.013 |")
+    table.loc[cell, ["difference", "difference_ci_low", "difference_ci_high", "p_fdr"]] = [0.61, 0.52, 0.7, 0.004]
+    table.to_csv(path, index=False)
+    after = build.render("neural_comparisons.md", root)
+    assert after.count("+0.61 [+0.52, +0.70]") == 2 and "-0.29 [-0.40, -0.08]" not in after
+    # the cell was one of the 9 significantly below the twin; now it is the one above: both counts follow
+    assert row(after).endswith("| 1 | 8 | V1: +0.61 [+0.52, +0.70], 0.004 |")
+    assert "untrained twin number 0 to 1 per model" in after and "untrained twin number 0 per model" in before
+
+    pairs = root / "docs" / "results" / "neural_model_pairs.csv"
+    table = pd.read_csv(pairs)
+    assert (table["p_value"] < 0.05).sum() == 1
+    table.loc[0, ["difference", "difference_ci_low", "difference_ci_high", "p_value"]] = [0.2, 0.1, 0.3, 0.01]
+    table.to_csv(pairs, index=False)
+    page = build.render("neural_comparisons.md", root)
+    assert "| Cichy EVC | +0.200 [+0.100, +0.300] | 0.010 |" in page and "(2 of 24 pairs at p < 0.05" in page
+
+
+def test_the_zscore_numbers_come_from_the_zscore_table(tmp_path):
+    root = copy_inputs(tmp_path)
+    path = root / "docs" / "results" / "neural_zscore.csv"
+    table = pd.read_csv(path)
+    best = table.pivot_table(index=["model", "target"], columns="zscore", values="best_score")
+    largest = (best["yes"] - best["no"]).abs().max()  # the t10 FRNN against EVC, 0.237 -> 0.354
+    assert f"change by at most {largest:.2f}." in build.render("neural_comparisons.md", root)
+    row = (table["model"] == "frnn_3state_t10_cifar10") & (table["target"] == "cichy2014_fmri_EVC") & (table["zscore"] == "yes")
+    table.loc[row, "best_score"] = 0.9
+    table.to_csv(path, index=False)
+    page = build.render("neural_comparisons.md", root)
+    assert "change by at most 0.66." in page and "| 0.24 -> 0.90 |" in page
