@@ -191,7 +191,8 @@ def exclusive(output: str | Path, option: str = "--output") -> Iterator[Path]:
 
     An advisory lock (``flock``) on ``<output>.lock``, holding the holder's pid, host, start time and
     command. The kernel releases it when the holder ends, however it ends (a hard kill included), so a
-    left-over lock file never blocks a later run; the holder removes the file when it is done."""
+    left-over lock file never blocks a later run; the holder removes the file when it is done, and the
+    folders it made for it if they are still empty (a refused run leaves nothing behind)."""
     import fcntl
     import json
 
@@ -199,6 +200,7 @@ def exclusive(output: str | Path, option: str = "--output") -> Iterator[Path]:
 
     output = Path(output)
     path = lock_path(output)
+    made = [folder for folder in [path.parent, *path.parent.parents] if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
@@ -207,10 +209,12 @@ def exclusive(output: str | Path, option: str = "--output") -> Iterator[Path]:
         except BlockingIOError:
             holder = _describe_holder(fd)
             os.close(fd)
+            _remove_empty(made)
             raise InputError(f"{str(output)!r} is being written by another run ({holder}); wait for it to end "
                              f"or choose another {option}") from None
         except OSError as err:
             os.close(fd)
+            _remove_empty(made)
             raise InputError(f"cannot lock {str(path)!r} ({err.strerror}): this file system has no file locks; "
                              f"choose another {option} on a local disk") from None
         # the previous holder removes the file as it lets go: lock the file that is there now, not that one
@@ -231,6 +235,15 @@ def exclusive(output: str | Path, option: str = "--output") -> Iterator[Path]:
         except FileNotFoundError:
             pass
         os.close(fd)
+        _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # innermost first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the output is there), or made again by another run: kept
+            return
 
 
 # --- what --overwrite may replace ----------------------------------------------------------------------
