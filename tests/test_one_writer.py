@@ -96,12 +96,13 @@ def failing_stimuli(n, bad):
     return StimulusSet("failing", meta, image, "images, one bad", lambda i: images[i].tobytes())
 
 
-@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
-def test_a_failure_on_the_input_midway_removes_its_partial(tmp_path, suffix):
+@pytest.mark.parametrize("suffix, workers", [(".nc", 0), (".zarr", 0), pytest.param(".nc", 1, marks=pytest.mark.slow)])
+def test_a_failure_on_the_input_midway_removes_its_partial(tmp_path, suffix, workers):
     source = small_source()
     out = tmp_path / f"rec{suffix}"
-    with pytest.raises(InputError, match=r"5 channels.*the unfinished recording .*rec\..*partial.* was removed"):
-        record(source, failing_stimuli(6, bad=4), out, batch_size=2, progress=False, workers=0)
+    with pytest.raises(InputError, match=r"^stimulus 4 has 5 channels; give RGB images \(the unfinished recording "
+                                         r".*rec\..*partial.* was removed\)$"):
+        record(source, failing_stimuli(6, bad=4), out, batch_size=2, progress=False, workers=workers)
     assert list(tmp_path.iterdir()) == []
     # the corrected command runs as it is, with no --overwrite or --resume
     record(source, random_stimuli(6), out, batch_size=2, progress=False)

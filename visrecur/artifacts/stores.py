@@ -252,9 +252,11 @@ def check_writable(output: Path) -> None:
                          "another --output")
 
 
-def check_output(output: Path, partial: Path, existing: list[Path], overwrite: bool, resume: bool) -> None:
+def check_output(output: Path, partial: Path, existing: list[Path], overwrite: bool, resume: bool,
+                 create: bool = True) -> None:
     """Before a recording starts (under the output's lock, ``io.exclusive``): what is at the output and its
-    partials may be replaced only if visrecur made it (``io.check_replaceable``), and only as asked."""
+    partials may be replaced only if visrecur made it (``io.check_replaceable``), and only as asked.
+    ``create=False``: the same checks before any work, creating nothing (the output folder included)."""
     check_writable(output)
     check_replaceable(output, made_by_visrecur, "recording", overwrite)
     for path in existing:
@@ -265,6 +267,8 @@ def check_output(output: Path, partial: Path, existing: list[Path], overwrite: b
     if existing and not resume and not overwrite:
         raise InputError(f"an unfinished recording {str(existing[0])!r} exists; pass --resume to continue it or "
                          "--overwrite to start again")
+    if not create:
+        return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

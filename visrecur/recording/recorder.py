@@ -18,6 +18,7 @@ its files ``visrecur.artifacts.stores``, the model and its preprocessing ``visre
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -174,9 +175,12 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
             raise InputError(f"{name} {value!r} must be an integer of at least {least}"
                              + (" (0: load in the main process)" if least == 0 else ""))
     workers = default_workers(device) if workers is None else workers
-    if output is not None:  # refuse a bad output before any work or any file
+    if output is not None:  # refuse a bad output before any work or any file (again under its lock later)
         output = Path(output)
-        stores.check_writable(output)
+        existing = [p for p in stores.partial_paths(output) if p.exists()]
+        if os.environ.get("RANK", "0") == "0":  # under torchrun the first process checks, then makes the partial
+            stores.check_output(output, existing[0] if resume and existing else stores.partial_for(output, 1),
+                                existing, overwrite, resume, create=False)
     for images in (stimuli, pca_fit):  # a corrupt file is named now, not after half the batches
         if images is not None:
             images.check_files()
@@ -284,12 +288,20 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
         except VisrecurError as err:  # the input or the model's activity: the same command would fail again
             if rank == 0:
                 remove(partial)
-            raise type(err)(f"{err} (the unfinished recording {str(partial)!r} was removed)") from None
+            raise type(err)(f"{_one_line(err)} (the unfinished recording {str(partial)!r} was removed)") from None
         barrier(world)
         if rank == 0:
             stores.finalize(partial, output)
         barrier(world)
     return output
+
+
+def _one_line(err: Exception) -> str:
+    """The error's own message, also when a loader process raised it (torch then adds its traceback)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
 
 
 def _write_batches(source, stimuli, partial, template, states, times, readouts, reduction, batch_size, device,
