@@ -163,7 +163,8 @@ def _holder() -> dict:
 
     return {"pid": os.getpid(), "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])}
+            "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name,
+                                                         *getattr(sys, "orig_argv", sys.argv)[1:]])}
 
 
 def _describe_holder(fd: int) -> str:

@@ -179,8 +179,9 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
         output = Path(output)
         existing = [p for p in stores.partial_paths(output) if p.exists()]
         if os.environ.get("RANK", "0") == "0":  # under torchrun the first process checks, then makes the partial
-            stores.check_output(output, existing[0] if resume and existing else stores.partial_for(output, 1),
-                                existing, overwrite, resume, create=False)
+            with exclusive(output):  # a partial being written by another run is that run's, named as such
+                stores.check_output(output, existing[0] if resume and existing else stores.partial_for(output, 1),
+                                    existing, overwrite, resume, create=False)
     for images in (stimuli, pca_fit):  # a corrupt file is named now, not after half the batches
         if images is not None:
             images.check_files()
