@@ -60,7 +60,7 @@ def test_a_killed_holder_lets_go(tmp_path):
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(InputError, match=f"pid {holder.pid} on .*-c {out}"):
+        with pytest.raises(InputError, match=f"pid {holder.pid} on .*: python.* -c .*exclusive.* {out}\\); wait"):
             with exclusive(out):
                 pass
     finally:

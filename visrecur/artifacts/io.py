@@ -164,7 +164,7 @@ def _holder() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name,
-                                                         *getattr(sys, "orig_argv", sys.argv)[1:]])}
+                                                         *getattr(sys, "orig_argv", sys.argv)[1:]]).replace("\n", " ")}
 
 
 def _describe_holder(fd: int) -> str:
