@@ -202,9 +202,14 @@ def exclusive(output: str | Path, option: str = "--output") -> Iterator[Path]:
     output = Path(output)
     path = lock_path(output)
     made = [folder for folder in [path.parent, *path.parent.parents] if not folder.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as err:
+            _remove_empty(made)
+            raise InputError(f"cannot write {str(output)!r}: its lock file {str(path)!r} cannot be made "
+                             f"({err.strerror}); choose another {option} in a folder you can write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -259,7 +264,7 @@ def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: s
     if not (path.exists() or path.is_symlink()):
         return
     try:
-        ours = not path.is_symlink() and is_ours(path)
+        ours = is_ours(path)  # a link is judged by what it points to (replacing it removes only the link)
     except Exception:  # noqa: BLE001 (unreadable: not recognisably ours)
         ours = False
     if not ours:

@@ -178,6 +178,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     if output is not None:  # refuse a bad output before any work or any file (again under its lock later)
         output = Path(output)
         existing = [p for p in stores.partial_paths(output) if p.exists()]
+        stores.check_writable(output)
         if os.environ.get("RANK", "0") == "0":  # under torchrun the first process checks, then makes the partial
             with exclusive(output):  # a partial being written by another run is that run's, named as such
                 stores.check_output(output, existing[0] if resume and existing else stores.partial_for(output, 1),
@@ -283,9 +284,11 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
                     remove(path)
                 stores.store_for(partial).create(template, partial, min(batch_size, template.n))
         barrier(world)
+        # a resume with other options is refused here, keeping the partial for the right ones
+        done = stores.check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
         try:
-            _write_batches(source, stimuli, partial, template, states, times, readouts, reduction, batch_size,
-                           device, resume, progress, rank, world, stop_after_batches, monitor, workers)
+            _write_batches(source, stimuli, partial, states, times, readouts, reduction, batch_size, device, done,
+                           progress, rank, world, stop_after_batches, monitor, workers)
         except VisrecurError as err:  # the input or the model's activity: the same command would fail again
             if rank == 0:
                 remove(partial)
@@ -305,11 +308,10 @@ def _one_line(err: Exception) -> str:
     return text
 
 
-def _write_batches(source, stimuli, partial, template, states, times, readouts, reduction, batch_size, device,
-                   resume, progress, rank, world, stop_after_batches, monitor, workers):
+def _write_batches(source, stimuli, partial, states, times, readouts, reduction, batch_size, device, done,
+                   progress, rank, world, stop_after_batches, monitor, workers):
     from tqdm.auto import tqdm
 
-    done = stores.check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
     starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
     mine = starts[rank::world]
     # one writer thread: batch k is written while batch k + 1 is computed; at most one batch waits, so

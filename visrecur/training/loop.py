@@ -264,7 +264,8 @@ def _check_output(out: Path, ckpt_path: Path, metrics_path: Path, cfg: TrainConf
     if ckpt_path.exists() and not (cfg.resume or cfg.overwrite) and is_checkpoint(ckpt_path):
         raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
                             "to start again (the old checkpoint is replaced only after the first epoch)")
-    check_replaceable(ckpt_path, is_checkpoint, "checkpoint", True, "--out")
+    if not cfg.resume:  # a resume reads it first, and names what is wrong with it
+        check_replaceable(ckpt_path, is_checkpoint, "checkpoint", True, "--out")
     check_replaceable(metrics_path, is_metrics, "training metrics table", True, "--out")
 
 
