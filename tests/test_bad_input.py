@@ -1,7 +1,7 @@
 """Every bad input is refused in one line (``error: ...``, exit code 2, no traceback) or one exception
 with the fix in its message, and leaves nothing behind: the working folder lists the same files before
 and after. One row per case: the command (its in-process ``main(argv)``) or Python call, what it must
-say. The README's "What the commands refuse" table lists the same cases."""
+say. docs/refusals.md ("What the commands refuse") lists the same cases."""
 from __future__ import annotations
 
 import importlib
