@@ -82,6 +82,19 @@ def test_recording_while_another_run_writes_is_refused_and_touches_nothing(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.nc"]
 
 
+def test_a_second_training_on_the_same_out_is_refused(tmp_path):
+    from visrecur.training.config import TrainConfig
+    from visrecur.training.loop import train
+
+    out = tmp_path / "run"
+    with exclusive(out / "checkpoint.pt", "--out"):
+        with pytest.raises(InputError, match=f"'{out}/checkpoint.pt' is being written by another run \\(pid "
+                                             f"{os.getpid()} .*choose another --out$"):
+            train(TrainConfig(model="frnn_2state_shared", out=str(out), epochs=1))
+        assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt.lock"]
+    assert not out.exists()  # the folder made for the lock goes with it
+
+
 def failing_stimuli(n, bad):
     """``n`` random images, the ``bad``-th of which fails to decode with the error a bad image gives (its
     stored bytes, which identify the set, are read without decoding: the failure comes midway)."""
