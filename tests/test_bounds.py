@@ -6,16 +6,14 @@ import time
 import numpy as np
 import pytest
 import torch
+from test_record import random_stimuli, small_source
 
 import visrecur
 from visrecur import InputError, SpecError
 from visrecur.architecture import zoo
 from visrecur.architecture.modelspec import MAX_STEPS
-from visrecur.recording import record
-from visrecur.recording import recorder
+from visrecur.recording import record, recorder
 from visrecur.recording.recorder import check_resources, plan
-
-from test_record import random_stimuli, small_source
 
 
 def measured_bytes(model) -> int:

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_record import random_stimuli, small_source
 
 from visrecur import InputError, TimeStepError
 from visrecur.artifacts.io import exclusive, lock_path
 from visrecur.artifacts.recordings import SCHEMA, open_recording
 from visrecur.recording import record
 from visrecur.recording.stimuli import StimulusSet
-
-from test_record import random_stimuli, small_source
 
 REPO = Path(__file__).resolve().parents[1]
 

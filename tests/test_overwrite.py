@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from test_record import random_stimuli, small_source
 
 from visrecur import InputError
 from visrecur.artifacts import results
@@ -14,8 +15,6 @@ from visrecur.artifacts.io import check_replaceable
 from visrecur.artifacts.recordings import SCHEMA, open_recording
 from visrecur.artifacts.stores import made_by_visrecur
 from visrecur.recording import record
-
-from test_record import random_stimuli, small_source
 
 
 def snapshot(folder: Path) -> dict:
