@@ -46,6 +46,9 @@ def parse_args(argv=None):
                    help="state time steps (default 0..T-1, the steps a readout at T is computed from)")
     p.add_argument("--readout-time", type=int, help="readout time T; logits are recorded at every readout "
                                                        "time up to T (default: the model's)")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="raise the most model steps a recording may run (default: the model's, 1000 unless it "
+                        "says otherwise; docs/data_integrity.md)")
     p.add_argument("--reduction", default="none", help=" | ".join(
         f"{m}:{'K' if m == 'pool' else 'D'}" if c.takes_size else m for m, c in METHODS.items()))
     p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
@@ -58,7 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--format", choices=[suffix.lstrip(".") for suffix in STORES], default="nc",
                    help="the output's format when --output is not given")
     add_time_mapping(p, "model")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing recording (or unfinished one) at the output; anything else there is "
+                        "never replaced")
     p.add_argument("--resume", action="store_true", help="continue an interrupted recording")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -67,6 +72,8 @@ def parse_args(argv=None):
         p.error(f"--limit {args.limit} must be at least 1")
     if args.batch_size < 1:
         p.error(f"--batch-size {args.batch_size} must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        p.error(f"--max-steps {args.max_steps} must be at least 1")
     if args.workers is not None and args.workers < 0:
         p.error(f"--workers {args.workers} must be at least 0 (0: load in the main process)")
     return args
@@ -89,7 +96,7 @@ def main(argv=None) -> int:
                   readout_time=args.readout_time, reduction=reduction, batch_size=args.batch_size,
                   device=args.device, overwrite=args.overwrite, resume=args.resume,
                   ms_per_step=args.time_mapping, pca_fit=pca_fit, progress=not args.no_progress,
-                  workers=args.workers)
+                  workers=args.workers, max_steps=args.max_steps)
     if setup_distributed("cpu")[0] == 0:
         with open_recording(path) as ds:
             print(summary(path, ds))

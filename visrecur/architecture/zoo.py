@@ -15,7 +15,7 @@ from typing import Callable
 
 from visrecur.errors import SpecError
 from visrecur.architecture.graph import Graph, State, Transition
-from visrecur.architecture.modelspec import ModelSpec
+from visrecur.architecture.modelspec import ModelSpec, allowing_steps
 
 VENTRAL_STREAM_STATES = ("V1", "V2", "V4", "IT")
 
@@ -189,13 +189,14 @@ def spec(name: str, **overrides) -> ModelSpec:
     if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
         accepted = sorted(set(accepted) | set(inspect.signature(frnn_spec).parameters) -
                           {"names", "channels", "shared", "adjacent", "name", "kwargs"}) + ["channels"]
-    accepted = sorted(set(accepted) - {"kwargs"} | set(SPEC_FIELDS))
+    accepted = sorted(set(accepted) - {"kwargs"} | set(SPEC_FIELDS) | {"max_steps"})
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise SpecError(f"{name} does not take {unknown}; it accepts {accepted}")
     fields = {k: overrides.pop(k) for k in SPEC_FIELDS if k in overrides}
     try:
-        built = builder(**overrides)
+        with allowing_steps(overrides.pop("max_steps", None)):  # checked as the builder makes the spec
+            built = builder(**overrides)
     except TypeError as err:  # a value of the wrong type deep in a builder
         raise SpecError(f"{name}: an override has the wrong type ({err}); see visrecur.spec({name!r}) "
                         "for the defaults") from None
