@@ -16,6 +16,7 @@ from visrecur.distributed import parse_device, setup_distributed
 from visrecur.cli import ArgumentParser, add_time_mapping, given_time_mapping
 from visrecur.errors import InputError, report_errors
 from visrecur.recording import record
+from visrecur.recording.images import set_max_image_pixels
 from visrecur.recording.reductions import METHODS, Reduction
 from visrecur.recording.stimuli import resolve
 
@@ -49,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--reduction", default="none", help=" | ".join(
         f"{m}:{'K' if m == 'pool' else 'D'}" if c.takes_size else m for m, c in METHODS.items()))
     p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
+    p.add_argument("--max-image-pixels", type=int, metavar="N",
+                   help="refuse images of more pixels than N, a guard against decompression bombs (default: "
+                        "$VISRECUR_MAX_IMAGE_PIXELS, else PIL's 89478485)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random projection and the PCA")
     p.add_argument("--batch-size", type=int, default=64, help="stimuli per batch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -67,6 +71,8 @@ def parse_args(argv=None):
         p.error(f"--limit {args.limit} must be at least 1")
     if args.batch_size < 1:
         p.error(f"--batch-size {args.batch_size} must be at least 1")
+    if args.max_image_pixels is not None and args.max_image_pixels < 1:
+        p.error(f"--max-image-pixels {args.max_image_pixels} must be at least 1")
     if args.workers is not None and args.workers < 0:
         p.error(f"--workers {args.workers} must be at least 0 (0: load in the main process)")
     return args
@@ -78,6 +84,8 @@ def main(argv=None) -> int:
     parse_device(args.device)
     if args.readout_time is not None and args.readout_time < 1:
         raise InputError(f"--readout-time {args.readout_time}: readout times start at 1")
+    if args.max_image_pixels is not None:
+        set_max_image_pixels(args.max_image_pixels)
     reduction = Reduction.parse(args.reduction, args.seed)
     source = load_model(args.model)
     stimuli = resolve(args.stimuli, args.limit)
