@@ -180,6 +180,9 @@ SPEC_FIELDS = ("beyond_trained", "time_specific_bn")
 def spec(name: str, **overrides) -> ModelSpec:
     """The ModelSpec of a zoo model, with keyword overrides (e.g. readout_time=10, channels=...,
     beyond_trained="error")."""
+    if not isinstance(name, str):
+        raise SpecError(f"a zoo model name must be a str (see visrecur.list_models()), not "
+                        f"{type(name).__name__} {name!r:.40}")
     if name not in MODELS:
         close = difflib.get_close_matches(name, MODELS, n=3)
         hint = f"did you mean {close}?" if close else "see visrecur.list_models()"
@@ -196,7 +199,7 @@ def spec(name: str, **overrides) -> ModelSpec:
     fields = {k: overrides.pop(k) for k in SPEC_FIELDS if k in overrides}
     try:
         built = builder(**overrides)
-    except TypeError as err:  # a value of the wrong type deep in a builder
+    except (TypeError, ValueError) as err:  # a value of the wrong type deep in a builder
         raise SpecError(f"{name}: an override has the wrong type ({err}); see visrecur.spec({name!r}) "
                         "for the defaults") from None
     return dataclasses.replace(built, **fields) if fields else built

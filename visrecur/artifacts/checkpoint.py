@@ -250,6 +250,10 @@ def list_pretrained() -> list[str]:
 
 def checkpoint_path(path_or_name: str | Path | None) -> Path:
     """A checkpoint path, the name of a shipped pretrained model, or None (the default)."""
+    if path_or_name is not None:
+        from visrecur.checks import path_arg
+
+        path_arg(path_or_name, "a checkpoint", CheckpointError)
     name = DEFAULT_PRETRAINED if path_or_name is None else str(path_or_name)
     if name in PRETRAINED:
         weights = PRETRAINED[name]

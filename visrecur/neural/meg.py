@@ -166,6 +166,10 @@ def _condensed(model_rdm: xr.DataArray, meg: xr.DataArray) -> tuple[np.ndarray, 
 def meg_scores(model_rdm: xr.DataArray, meg: xr.DataArray, method: str = "spearman") -> xr.DataArray:
     """Score of every (state, step) against the subject- and session-mean MEG RDM at every neural time:
     dims ``state, time, time_ms`` (NaN where the state has not arrived)."""
+    from visrecur.checks import dataarray_arg
+
+    dataarray_arg(model_rdm, "model_rdm", ScoringError)
+    dataarray_arg(meg, "meg", ScoringError)
     m, group = _condensed(model_rdm, meg)
     values = compare(m, group, method).reshape(model_rdm.sizes["state"], model_rdm.sizes["time"], -1)
     return xr.DataArray(values, dims=("state", "time", "time_ms"),

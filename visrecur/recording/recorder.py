@@ -32,6 +32,7 @@ from visrecur.artifacts.models import ModelSource
 from visrecur.artifacts.recordings import template as make_template
 from visrecur.distributed import barrier, parse_device, setup_distributed
 from visrecur.errors import InputError, TimeStepError
+from visrecur.recording.arguments import check_record_arguments
 from visrecur.recording.preprocess import Preprocess
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import StimulusSet, batches as _batches, default_workers
@@ -146,6 +147,8 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     model's checkpoint states, else 20-50 ms. ``workers``: processes that decode and preprocess the next
     batches meanwhile (default: ``default_workers(device)``); the recording is the same with any number.
     Everything is checked before the first batch and before any file is made."""
+    check_record_arguments(output=output, states=states, times=times, readout_time=readout_time, reduction=reduction,
+                           pca_fit=pca_fit, preprocess=preprocess, overwrite=overwrite, resume=resume)
     source = ModelSource.wrap(source, preprocess)
     device = parse_device(device)
     if not isinstance(stimuli, StimulusSet):

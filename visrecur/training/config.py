@@ -113,6 +113,11 @@ class TrainConfig:
         for name in ("momentum", "weight_decay"):
             if not _number(getattr(self, name)) or not getattr(self, name) >= 0:
                 raise TrainingError(f"{_flag(name)} {getattr(self, name)!r} must be at least 0")
+        if not self.momentum < 1:
+            raise TrainingError(f"--momentum {self.momentum!r} must be below 1 (SGD with momentum >= 1 diverges); "
+                                "e.g. 0.9")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2 ** 32:
+            raise TrainingError(f"--seed {self.seed!r} must be a whole number from 0 to 2**32 - 1")
         for name in ("loss_readout_times", "eval_readout_times", "lr_steps"):
             values = tuple(getattr(self, name))
             if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
