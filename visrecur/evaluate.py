@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.limit < 1:
         p.error(f"--limit {args.limit} must be at least 1")
+    if args.json is not None and (not args.json.endswith(".json") or Path(args.json).is_dir()):
+        p.error(f"--json {args.json!r} must name a .json file, e.g. errors.json")
     model = load(args.checkpoint)
     errors = subset_errors(model, args.data_root, args.limit)
     result = {"test_images": args.limit, "subset": "class-balanced, seed 0 (visrecur.training.data.decode_folder)",

@@ -72,6 +72,8 @@ def parse_args(argv=None):
         p.error(f"--limit {args.limit} must be at least 1")
     if args.batch_size < 1:
         p.error(f"--batch-size {args.batch_size} must be at least 1")
+    if args.output is not None and not args.output.strip():
+        p.error("--output '' is empty; give a file name ending in .nc or .zarr, or leave --output out")
     if args.output is not None and args.format is not None and not args.output.endswith(f".{args.format}"):
         p.error(f"--format {args.format} disagrees with --output {args.output}; the output's suffix says its format: "
                 f"drop --format or name the output *.{args.format}")

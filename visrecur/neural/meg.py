@@ -214,6 +214,13 @@ def fit_step_latency(model_rdm: xr.DataArray, meg: xr.DataArray, state: str, met
                      paper_ms_per_step=DEFAULT_MS_PER_STEP) -> dict:
     """Fit ``peak_ms(step) = onset_ms + ms_per_step * step`` over the steps ``state`` was reached at, with
     percentile intervals from ``n_boot`` stimulus resamples; returns a flat dict with a sentence."""
+    from visrecur.checks import dataarray_arg, int_arg, seed_arg
+
+    int_arg(n_boot, "n_boot (--meg-bootstrap)", 0, ScoringError)
+    seed_arg(seed, "seed (--seed)", ScoringError)
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ScoringError(f"level (--ci) {level!r} must lie between 0 and 1, e.g. 0.95")
+    dataarray_arg(model_rdm, "model_rdm", ScoringError)
     if state not in model_rdm["state"].values:
         raise ScoringError(f"state {state!r} is not in the model RDMs; they have {list(model_rdm['state'].values)}")
     one = model_rdm.sel(state=[state])

@@ -20,14 +20,20 @@ def check_record_arguments(*, output, states, times, readout_time, reduction, pc
     if preprocess is not None and not isinstance(preprocess, Preprocess):
         raise InputError(f"preprocess must be a visrecur.Preprocess(input_size, mean, std), not "
                          f"{type(preprocess).__name__}")
-    if names_arg(states, "states") == []:
+    names = names_arg(states, "states")
+    if names == []:
         raise InputError("states=[] would record nothing; give the states to record, or None for all of them")
+    if names and len(set(names)) < len(names):
+        raise InputError(f"states {' '.join(names)}: {_first_repeat(names)!r} is given twice; name each state once")
     if times is not None:
         if isinstance(times, (str, bytes)) or not hasattr(times, "__iter__") or not all(
                 isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in times):
             raise TimeStepError(f"times must be a list of whole time steps, e.g. [0, 1, 2], not {times!r:.40}")
         if len(list(times)) == 0:
             raise TimeStepError("times=[] would record nothing; give the steps to record, or None for 0..T-1")
+        if len(set(times)) < len(list(times)):
+            raise TimeStepError(f"times {' '.join(map(str, times))}: step {_first_repeat(list(times))} is given twice; "
+                                "give each step once")
     if readout_time is not None and (isinstance(readout_time, bool) or not isinstance(readout_time, (int, np.integer))):
         raise TimeStepError(f"readout_time must be a whole number of steps, not {readout_time!r:.40}")
     if pca_fit is not None:
@@ -43,3 +49,8 @@ def check_record_arguments(*, output, states, times, readout_time, reduction, pc
         if value and output is None:
             raise InputError(f"{flag}=True applies to an output file, but no output was given; give output=PATH "
                              "or drop it")
+
+
+def _first_repeat(values):
+    seen = set()
+    return next(v for v in values if v in seen or seen.add(v))

@@ -159,6 +159,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     mapping = TimeMapping.resolve(given, source.time_mapping, "model")
     model = source.model.to(device).eval()
     states, times, readouts = plan(model, states, times, readout_time)
+    mapping.check_states([s.name for s in model.spec.graph.states])
     for name, value, least in (("batch size", batch_size, 1), ("workers", workers, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise InputError(f"{name} {value!r} must be an integer of at least {least}"
