@@ -469,6 +469,10 @@ CALLS += [
     ("build-channels-str", lambda f, r: __import__("visrecur").build("frnn_2state_shared", channels="ab"), SpecError,
      "wrong type"),
     ("load-int", lambda f, r: __import__("visrecur").load(5), CheckpointError, "must be a file path"),
+    ("load-zoo-name", lambda f, r: __import__("visrecur").load("frnn_2state_shared"), CheckpointError,
+     "is a zoo architecture, not trained weights"),
+    ("load-map-location", lambda f, r: __import__("visrecur").load(f / "full.pt", map_location="tpu9"),
+     CheckpointError, "is not a torch device"),
     # record (every call form: visrecur.record is the same function): wrong types and inert options
     ("record-preprocess-dict", lambda f, r: __import__("visrecur").record(
         _m("visrecur.architecture.zoo").build("frnn_2state_shared"), _resolve(str(f / "good.npy")),
