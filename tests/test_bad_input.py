@@ -468,6 +468,8 @@ CALLS += [
     ("spec-int", lambda f, r: __import__("visrecur").spec(5), SpecError, "must be a str"),
     ("build-channels-str", lambda f, r: __import__("visrecur").build("frnn_2state_shared", channels="ab"), SpecError,
      "wrong type"),
+    ("build-classes-0", lambda f, r: __import__("visrecur").build("frnn_2state_shared", num_classes=0), SpecError,
+     "num_classes=0 must be"),
     ("load-int", lambda f, r: __import__("visrecur").load(5), CheckpointError, "must be a file path"),
     ("load-zoo-name", lambda f, r: __import__("visrecur").load("frnn_2state_shared"), CheckpointError,
      "is a zoo architecture, not trained weights"),
