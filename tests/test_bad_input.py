@@ -494,7 +494,7 @@ CALLS += [
     ("latency-neg", lambda f, r: _mapping().latency(-1), VisrecurError, "before step 0"),
     ("latency-str", lambda f, r: _mapping().latency("a"), VisrecurError, "finite numbers >= 0"),
     ("latency-none", lambda f, r: _mapping().latency(None), VisrecurError, "finite numbers >= 0"),
-    ("latency-nan", lambda f, r: _mapping().latency(float("nan")), VisrecurError, "finite numbers >= 0"),
+    ("latency-inf", lambda f, r: _mapping().latency(float("inf")), VisrecurError, "finite numbers >= 0"),
     ("bins-neg", lambda f, r: _mapping().bins([-1]), VisrecurError, "before step 0"),
     ("steps-at-nan", lambda f, r: _mapping().steps_at(float("nan")), VisrecurError, "finite number"),
     ("mapping-onset-neg", lambda f, r: _mapping(onset_ms=-10), VisrecurError, ">= 0"),

@@ -210,12 +210,13 @@ class TimeMapping:
 
 
 def _steps(t) -> np.ndarray:
-    """Model steps as floats, or one error: numbers >= 0 (fractions allowed: a point between steps)."""
+    """Model steps as floats, or one error: numbers >= 0 (fractions allowed: a point between steps; NaN
+    allowed: "no step", e.g. a trial that never reached its criterion, gives NaN ms)."""
     try:
         array = np.asarray(t, dtype=float)
     except (TypeError, ValueError):
         array = None
-    if array is None or t is None or not np.isfinite(array).all():
+    if array is None or t is None or np.isinf(array).any():
         raise TimeMappingError(f"steps {t!r:.40} must be finite numbers >= 0 (model time steps)")
     if np.any(array < 0):
         raise TimeMappingError(f"step {array.min():g} is before step 0; steps are >= 0")
