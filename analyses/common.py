@@ -75,8 +75,8 @@ def csv_file(text: str) -> str:
     """--out: a .csv path whose folder can be written (checked before any work: argparse's one line)."""
     path = Path(text)
     if path.suffix.lower() != ".csv" or path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a .csv file name; result tables are CSV: give e.g. "
-                                         "results/NAME.csv")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a .csv file name; result tables are CSV: give a name "
+                                         "ending in .csv, e.g. results/NAME.csv")
     existing, writable = writable_ancestor(path.parent)
     if not writable:
         raise argparse.ArgumentTypeError(f"{text!r}: {str(existing)!r} refuses new files; give a folder you can "

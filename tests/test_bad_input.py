@@ -566,9 +566,8 @@ CALLS += [
      "xarray.DataArray"),
     ("meg-fit-seed", lambda f, r: _m("visrecur.neural.meg").fit_step_latency(None, None, "h1", seed=-1),
      InputError, "seed (--seed) -1"),
-    ("contrast-self", lambda f, r: _m(NEURAL).peak_contrast(
-        __import__("xarray").Dataset(), __import__("xarray").Dataset(), "IT", "IT"), InputError,
-     "two different targets"),
+    ("contrast-not-scores", lambda f, r: _m(NEURAL).peak_contrast(None, None, "IT", "EVC"), InputError,
+     "xarray.Dataset"),
 ]
 
 

@@ -32,8 +32,6 @@ def peak_contrast(scores: xr.Dataset, boot: xr.Dataset, a: str, b: str, level: f
 
     dataset_arg(scores, "scores", ScoringError)
     dataset_arg(boot, "boot", ScoringError)
-    if a == b:
-        raise ScoringError(f"a contrast needs two different targets; both are {a!r}")
     for name in (a, b):
         if name not in scores["target"].values:
             raise ScoringError(f"target {name!r} was not scored; scored: {list(scores['target'].values)}")
