@@ -161,10 +161,11 @@ def _read_numpy(path: Path) -> dict:
     import zipfile
 
     try:
-        if path.suffix == ".npy":
-            return {"rdm": np.load(path, allow_pickle=False)}
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        with open(path, "rb") as file:  # closed on every path, a corrupt file's too
+            if path.suffix == ".npy":
+                return {"rdm": np.load(file, allow_pickle=False)}
+            with np.load(file, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
     except ValueError as err:
         why = "it holds Python objects (pickled), which are not read" if "pickle" in str(err) else str(err)
         raise NeuralDataError(f"{path.name} cannot be read as an RDM: {why}; save numbers with numpy.save / "
