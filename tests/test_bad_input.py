@@ -611,3 +611,14 @@ def test_gitignore_covers_the_readme_outputs():
     ignored = (Path(__file__).parents[1] / ".gitignore").read_text().split()
     for pattern in ("rec.zarr", "/recordings/", "/results/", "/runs/", "*.nbconvert.ipynb"):
         assert pattern in ignored
+
+
+def test_data_on_device_on_the_cpu_says_it_does_nothing():
+    from visrecur.training.config import build_config
+    from visrecur.training.loop import data_device
+
+    with pytest.warns(UserWarning, match="no effect on the CPU"):
+        assert data_device(build_config(data_on_device=True), "cpu") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert data_device(build_config(), "cpu") is None
