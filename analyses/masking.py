@@ -116,6 +116,9 @@ def effective_schedule(schedule: Sequence, graph, readout_time: int) -> tuple:
 
 def make_masks(kind: str, images: torch.Tensor, labels: torch.Tensor, mean, std, seed: int = 0):
     """(normalised masks, one per stimulus; the image mask's labels, else None)."""
+    from visrecur.checks import seed_arg
+
+    seed_arg(seed, "--seed")
     check_masks([kind])
     if kind == "blank":
         return torch.zeros(images.shape, dtype=torch.float32), None
@@ -206,6 +209,8 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     common.check_counts(p, args, ("limit", "batch_size", "readout_time"))
+    if not 0 <= args.seed < 2 ** 32:
+        p.error(f"--seed {args.seed} must be a whole number from 0 to 2**32 - 1")
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
     out_dir = common.output_folder(args.out_dir)
     models = common.load_models(args.model)

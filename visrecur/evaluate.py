@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.limit < 1:
         p.error(f"--limit {args.limit} must be at least 1")
+    if args.json is not None and (not args.json.endswith(".json") or Path(args.json).is_dir()):
+        p.error(f"--json {args.json!r} must name a .json file, e.g. errors.json")
     if args.json:  # refused before any work: only a measurement of this command's is replaced
         check_replaceable(Path(args.json), is_measurement, "measurement (.json) of python -m visrecur.evaluate",
                           True, "--json")

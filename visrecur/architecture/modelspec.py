@@ -72,6 +72,10 @@ class ModelSpec:
         object.__setattr__(self, "input_size", _pair(self.input_size, "input_size"))
         _choice(self.prenet, PRENETS, "prenet")
         _choice(self.beyond_trained, BEYOND_TRAINED, "beyond_trained")
+        for name in ("num_classes", "in_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise SpecError(f"{name}={value!r} must be a whole number of at least 1")
         if self.time_steps is None:
             object.__setattr__(self, "time_steps", self.readout_time)
         if self.max_steps is None:

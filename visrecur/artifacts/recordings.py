@@ -181,8 +181,9 @@ def assemble(activity: dict, ids: Sequence[str], times: Sequence[int], *, arriva
 def open_recording(path: str | Path) -> xr.Dataset:
     """Open a recording lazily (dask arrays: nothing is loaded until used), checked against the schema."""
     from visrecur.artifacts.stores import store_for
+    from visrecur.checks import path_arg
 
-    path = Path(path)
+    path = path_arg(path, "a recording")
     if not path.exists():
         raise InputError(f"recording {str(path)!r} does not exist")
     if ".partial." in path.name:
@@ -241,13 +242,18 @@ def recorded_states(ds: xr.Dataset) -> list[str]:
 
 def latency(ds: xr.Dataset, state: str) -> tuple[np.ndarray, np.ndarray]:
     """(earliest, latest) ms of every recorded step of ``state``, from the recording's time mapping."""
+    if state not in recorded_states(ds):
+        raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
     return time_mapping(ds).latency(ds[TIME].values, state)
 
 
 def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
     """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature) and its own
     millisecond coordinates on ``time``."""
-    if state not in recorded_states(ds) or state not in ds:
+    from visrecur.checks import dataset_arg
+
+    dataset_arg(ds, "a recording")
+    if not isinstance(state, str) or state not in recorded_states(ds) or state not in ds:
         raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
     da = ds[state]
     da = da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
@@ -286,7 +292,10 @@ def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequ
     reduction removed the spatial or channel axes) and ``feature`` (-1 unless srp/pca). With one time
     step the time dim is dropped.
     """
-    states = list(states or recorded_states(ds))
+    from visrecur.checks import dataset_arg, names_arg
+
+    dataset_arg(ds, "a recording")
+    states = names_arg(states, "states") or recorded_states(ds)
     if not states:
         raise InputError("no states to export; give states=[...]")
     parts = []

@@ -138,6 +138,8 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
     from .timebins import PAST_TRAINED
 
     out = Path(out)
+    if isinstance(visual_degrees, bool) or not isinstance(visual_degrees, (int, float)) or not 0 < visual_degrees < 9000:
+        raise InputError(f"visual_degrees={visual_degrees!r} must be a positive number of degrees, e.g. 8")
     identifier = identifier or default_identifier(str(model))
     if not IDENTIFIER.match(identifier):
         raise InputError(f"identifier {identifier!r} may hold only letters, digits, '_', '.', '-' (it is written "

@@ -34,6 +34,7 @@ from visrecur.artifacts.models import ModelSource
 from visrecur.artifacts.recordings import template as make_template
 from visrecur.distributed import barrier, parse_device, setup_distributed
 from visrecur.errors import InputError, TimeStepError, VisrecurError
+from visrecur.recording.arguments import check_record_arguments
 from visrecur.recording.preprocess import Preprocess
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import StimulusSet, batches as _batches, default_workers
@@ -156,6 +157,8 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     Everything is checked before the first batch and before any file is made, the memory and disk the
     recording needs included; one writer per output (``visrecur.artifacts.io.exclusive``); a run that
     fails on its input midway removes its unfinished recording (docs/data_integrity.md)."""
+    check_record_arguments(output=output, states=states, times=times, readout_time=readout_time, reduction=reduction,
+                           pca_fit=pca_fit, preprocess=preprocess, overwrite=overwrite, resume=resume)
     source = ModelSource.wrap(source, preprocess)
     device = parse_device(device)
     if not isinstance(stimuli, StimulusSet):
@@ -170,6 +173,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
             raise InputError(f"max_steps {max_steps!r} must be a positive integer")
         model.allow_steps(int(max_steps))
     states, times, readouts = plan(model, states, times, readout_time)
+    mapping.check_states([s.name for s in model.spec.graph.states])
     for name, value, least in (("batch size", batch_size, 1), ("workers", workers, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise InputError(f"{name} {value!r} must be an integer of at least {least}"

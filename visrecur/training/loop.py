@@ -61,6 +61,11 @@ def data_device(cfg: TrainConfig, device: str) -> str | None:
                                 "--data-on-device")
         return None
     wanted = device.startswith("cuda") if cfg.data_on_device is None else cfg.data_on_device
+    if cfg.data_on_device and device == "cpu":
+        import warnings
+
+        warnings.warn("--data-on-device has no effect on the CPU: the decoded images are in CPU memory already",
+                      UserWarning, stacklevel=2)
     return device if wanted and device != "cpu" else None
 
 
