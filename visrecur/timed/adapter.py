@@ -101,6 +101,7 @@ class Adapted(TimedModel):
             if n == 0:
                 raise TimedModelError(f"module {self.target_names[area]!r} (area {area}) is never called in a "
                                       "forward pass; name a submodule the forward runs")
+        self._num_classes = int(readouts[0][1].shape[-1]) if readouts else None
         return counts, self._readout_steps(readouts), shapes
 
     def _forward(self, images, observer, *, check=True, shapes=None):

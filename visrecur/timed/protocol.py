@@ -75,6 +75,7 @@ class TimedModel(nn.Module):
         self.trained = False
         self.description: dict = {}
         self.shapes: dict | None = None
+        self._num_classes: int | None = None
 
     def describe_time(self, areas, steps, readout_steps=(), *, name=None, preprocess=None, time_mapping=None,
                       classes=(), trained=False, description: dict | None = None) -> None:
@@ -107,23 +108,35 @@ class TimedModel(nn.Module):
     def area_shape(self, area: str) -> tuple:
         """(channels, height, width) of the area's output at the preprocessing's input size ((n, 1, 1) for
         an area that outputs n features), from one probe pass on zeros, kept."""
-        if getattr(self, "shapes", None) is None or area not in self.shapes:
-            shapes = {}
-
-            def observe(name, _t, value):
-                shapes.setdefault(name, tuple(value.shape[1:]))
-
-            height, width = self.preprocess.crop_size
-            was_training = self.training
-            self.eval()
-            try:
-                with torch.no_grad():
-                    self.run(torch.zeros(1, 3, height, width), observe)
-            finally:
-                self.train(was_training)
-            self.shapes = shapes
-        shape = tuple(self.shapes[self.areas[self.areas.index(area)]])
+        self.area_steps(area)
+        if self.shapes is None:
+            self._probe_shapes()
+        shape = tuple(self.shapes[area])
         return shape + (1,) * (3 - len(shape)) if len(shape) < 3 else shape
+
+    @property
+    def num_classes(self) -> int | None:
+        """The readout's size (None: no readout)."""
+        if self.shapes is None:
+            self._probe_shapes()
+        return self._num_classes
+
+    def _probe_shapes(self) -> None:
+        shapes = {}
+
+        def observe(name, _t, value):
+            shapes.setdefault(name, tuple(value.shape[1:]))
+
+        height, width = self.preprocess.crop_size
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                logits = self.run(torch.zeros(1, 3, height, width), observe)
+        finally:
+            self.train(was_training)
+        self.shapes = shapes
+        self._num_classes = int(next(iter(logits.values())).shape[-1]) if logits else None
 
     def last_trained_step(self):
         """None: a timed model has no time-specific statistics whose last trained step could be passed."""
