@@ -331,3 +331,20 @@ def test_reference_seeds_are_reproducible_and_leave_global_state():
     wa, wb, wc = (m.module.V2.conv.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert np.isclose(float(wa.detach().std()), np.sqrt(2 / (128 * 9)), rtol=0.05)  # He fan-out
+
+
+@pytest.mark.slow  # builds every reference architecture at full size
+def test_docs_parameter_counts_are_the_built_models():
+    import re
+
+    from visrecur.timed.reference import list_reference
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "timed_models.md").read_text()
+    for name in list_reference():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        stated = int(re.findall(r"\| ([\d,]+) \|", row)[0].replace(",", ""))
+        assert sum(p.numel() for p in build(name).parameters()) == stated, name
+
+
+def test_top_level_names():
+    assert visrecur.adapt is adapt and visrecur.StepModel is StepModel
