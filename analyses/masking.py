@@ -208,7 +208,9 @@ def main(argv=None):
     common.check_counts(p, args, ("limit", "batch_size", "readout_time"))
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
     out_dir = common.output_folder(args.out_dir)
-    models = common.load_models(args.model)
+    models = common.load_models(args.model, analysis="masking",
+                                why="it shows a stimulus then a mask as frames at successive steps of an FRNN, "
+                                    "and this model takes one image per forward pass")
     plans = {}
     for name, model in models.items():
         T = args.readout_time or model.spec.readout_time
