@@ -146,3 +146,16 @@ def test_record_command_with_a_reference_model(tmp_path):
                          text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: step 4 is past")
     assert "Traceback" not in bad.stderr
+
+
+def test_load_model_resolves_reference_names_and_leaves_zoo_names_alone():
+    from visrecur.artifacts.models import load_model
+    from visrecur.nn.model import FRNN
+    from visrecur.timed import TimedModel
+    from visrecur.timed.reference import build
+
+    source = load_model("cornet_z", seed=3)
+    assert isinstance(source.model, TimedModel) and not source.trained and source.name == "cornet_z"
+    assert source.preprocess.crop_size == (224, 224) and source.time_mapping is None
+    assert torch.equal(source.model.module.V1.conv.weight, build("cornet_z", seed=3).module.V1.conv.weight)
+    assert isinstance(load_model(visrecur.list_models()[0]).model, FRNN)
