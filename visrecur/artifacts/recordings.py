@@ -358,9 +358,12 @@ def summary(path: Path, ds: xr.Dataset) -> str:
         lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}, "
                      f"step {step} at {float(low):.0f}-{float(high):.0f} ms")
     readouts = ds[READOUT].values
-    lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
-                 f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
-                 f"{ds.sizes[CLASS]} classes")
+    if len(readouts):  # a timed model may have no readout
+        lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
+                     f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
+                     f"{ds.sizes[CLASS]} classes")
+    else:
+        lines.append("  no readout")
     lines.append(f"  model: {ds.attrs['model']}, "
                  + (f"checkpoint sha256 {ds.attrs['checkpoint_sha256'][:12]}..." if ds.attrs.get("checkpoint")
                     else "untrained"))
