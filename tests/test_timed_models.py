@@ -129,11 +129,12 @@ def test_cornet_z_adapter_equals_hand_unroll_time_is_depth():
     assert model.steps == {"V1": (0,), "V2": (1,), "V4": (2,), "IT": (3,)} and list(out) == [3]
 
 
-def test_blnet_adapter_equals_hand_unroll_and_reads_out_every_step():
-    model, net, x = _double("blnet", widths=(8, 8, 16, 16, 16, 32, 32), num_classes=5)
-    expected, logits, previous = {}, {}, [None] * 7
+def _blnet_unroll(net, frames):
+    """BL-net by hand: layer k at step t from the pooled layer k - 1 at t (frame t for layer 1) and, from
+    t = 1, its own output at t - 1; a batch norm per layer and step; the readout at every step."""
+    expected, logits, previous = {}, {}, [None] * len(net.layers)
     with torch.no_grad():
-        for t in range(8):
+        for t, x in enumerate(frames):
             below = x
             for k, layer in enumerate(net.layers):
                 inp = below if k == 0 else F.max_pool2d(below, 2)
@@ -143,6 +144,12 @@ def test_blnet_adapter_equals_hand_unroll_and_reads_out_every_step():
                     drive = drive + F.conv2d(previous[k], layer.lateral.weight, padding=pad)
                 below = previous[k] = expected[(f"layer{k + 1}", t)] = F.relu(_bn(drive, layer.norms[t]))
             logits[t] = F.linear(below.mean((2, 3)), net.readout[2].weight, net.readout[2].bias)
+    return expected, logits
+
+
+def test_blnet_adapter_equals_hand_unroll_and_reads_out_every_step():
+    model, net, x = _double("blnet", widths=(8, 8, 16, 16, 16, 32, 32), num_classes=5)
+    expected, logits = _blnet_unroll(net, [x] * 8)
     seen, out = _recorded(model, x)
     _compare(seen, expected)
     assert model.readout_steps == tuple(range(8)) and ("layer7", 8) not in seen
@@ -160,6 +167,27 @@ def test_blnet_step_function_gives_the_adapters_values():
 
 
 @pytest.mark.slow  # CORnet-S / ResNet-18 at full width: a few seconds on a shared CPU
+def test_blnet_takes_a_frame_per_step_stimulus_then_mask():
+    from visrecur.timed.reference.blnet import frame_model
+
+    model, net, x = _double("blnet", widths=(8, 8, 8, 8, 8, 8, 8), num_classes=3)
+    framed = frame_model(model)
+    mask = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(5))
+    for k in (1, 7):  # the stimulus for the first k steps (first step only; all but the last), then the mask
+        frames = [x] * k + [mask] * (8 - k)
+        expected, logits = _blnet_unroll(net, frames)
+        seen, out = _recorded(framed, torch.stack(frames, 1))
+        _compare(seen, expected)
+        assert all(float((out[t] - logits[t]).abs().max()) == 0.0 for t in range(8))
+    same, _ = _recorded(framed, x)  # one image: the same input at every step, as the adapted module
+    _compare(same, _recorded(model, x)[0])
+    with pytest.raises(InputError, match="runs 8 steps and takes a frame for each; got 7 frames"):
+        framed.run(torch.stack([x] * 7, 1))
+    with pytest.raises(InputError, match="takes one image per pass .* not a frame per step") as err:
+        model.run(torch.stack([x] * 8, 1))
+    assert "\n" not in str(err.value)
+
+
 def test_resnet18_time_is_depth_equals_torchvision_stages():
     model, net, x = _double("resnet18_time", num_classes=7)
     with torch.no_grad():

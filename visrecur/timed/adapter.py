@@ -153,6 +153,9 @@ class Adapted(TimedModel):
         return steps
 
     def run(self, images, observer=None):
+        if isinstance(images, (list, tuple)) or (isinstance(images, torch.Tensor) and images.ndim == 5):
+            raise InputError(f"{self.name} takes one image per pass (an adapted module), not a frame per step; "
+                             "give a (batch, C, H, W) batch, or wrap a step function in visrecur.StepModel(frames=True)")
         _, readouts, _ = self._forward(images, observer)
         return {t: value for t, value in readouts}
 
