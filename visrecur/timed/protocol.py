@@ -82,6 +82,9 @@ class TimedModel(nn.Module):
                       classes=(), trained=False, description: dict | None = None) -> None:
         self.areas, self.steps, self.readout_steps = check_steps(areas, steps, readout_steps)
         self.name = name or self.name
+        if preprocess is None:
+            raise InputError(f"the preprocessing of {self.name} is unknown: pass preprocess=visrecur.Preprocess("
+                             "input_size, mean, std), what the model expects")
         self.preprocess, self.time_mapping = preprocess, time_mapping
         self.classes, self.trained = tuple(classes), bool(trained)
         self.description = dict(description or {})
@@ -153,7 +156,7 @@ class TimedModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, images, *, observer: Observer | None = None):
-        """The logits at the last readout step (the module's own output where it has no readout)."""
+        """The logits at the last readout step (refused for a model without readout)."""
         logits = self.run(images, observer)
         if not logits:
             raise TimedModelError(f"{self.name} has no readout; record its areas with visrecur.record")
