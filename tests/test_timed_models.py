@@ -386,3 +386,20 @@ def test_docs_parameter_counts_are_the_built_models():
 
 def test_top_level_names():
     assert visrecur.adapt is adapt and visrecur.StepModel is StepModel
+
+
+def test_step_model_states_its_schedule_and_preprocessing():
+    conv = nn.Conv2d(3, 2, 1)
+
+    def step(images, state, t):  # A at step 0, B at steps 1 and 2 from A
+        return {"A": conv(images)} if t == 0 else {"B": state["A"] * t}
+
+    with pytest.raises(InputError, match="preprocessing of uneven is unknown"):
+        StepModel(step, areas=["A", "B"], steps={"A": [0], "B": [1, 2]}, modules=conv, name="uneven")
+    with pytest.raises(TimedModelError, match="the steps of area 'B', \\[2, 1\\], must be increasing"):
+        StepModel(step, areas=["A", "B"], steps={"A": [0], "B": [2, 1]}, modules=conv, preprocess=PRE)
+    model = StepModel(step, areas=["A", "B"], steps={"A": [0], "B": [1, 2]}, modules=conv, preprocess=PRE)
+    seen, logits = _recorded(model, torch.ones(1, 3, 8, 8))
+    assert sorted(seen) == [("A", 0), ("B", 1), ("B", 2)] and logits == {}
+    assert torch.equal(seen[("B", 2)], 2 * seen[("A", 0)]) and model.area_shape("B") == (2, 8, 8)
+    assert model.num_classes is None and model.arrival_time("B") == 1
