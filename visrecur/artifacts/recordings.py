@@ -1,6 +1,8 @@
 """The recording: its schema (dims, coordinates, attrs, named here once), the template every writer lays
 out (the netCDF and zarr stores and the in-memory path), and its readers (open and validate, the time
-mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary).
+mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary). Over 350
+lines because the schema, its two templates (FRNNs and timed models) and the readers that must agree
+with them are kept in one module.
 
 Layout. Dims ``stimulus``, ``time`` (integer model step), ``state`` (the recorded states in model order),
 ``readout_time`` and ``class``; one variable per state with dims ``stimulus, time`` then the state's own
