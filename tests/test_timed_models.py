@@ -403,3 +403,23 @@ def test_step_model_states_its_schedule_and_preprocessing():
     assert sorted(seen) == [("A", 0), ("B", 1), ("B", 2)] and logits == {}
     assert torch.equal(seen[("B", 2)], 2 * seen[("A", 0)]) and model.area_shape("B") == (2, 8, 8)
     assert model.num_classes is None and model.arrival_time("B") == 1
+
+
+@pytest.mark.slow  # imports Brain-Score and builds CORnet-S (the brainscore-vision environment only)
+def test_cornet_s_steps_equal_brainscores_own_temporal_hooks(tmp_path, monkeypatch):
+    """Brain-Score's CORnet wrapper (TemporalPytorchWrapper: one forward hook per '<area>.output', its
+    k-th call stored as '<area>.output-t<k>') sees exactly the adapter's (area, step) activations."""
+    for name in ("BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME", "MT_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("BS_INSTALL_DEPENDENCIES", "no")
+    helpers = pytest.importorskip("brainscore_vision.models.cornet_s.helpers.helpers")
+    model = build("cornet_s", input_size=SIZE)
+    wrapper = helpers.TemporalPytorchWrapper(identifier="visrecur-cornet-s-test", model=model.module,
+                                             preprocessing=None)
+    x = np.random.default_rng(0).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+    _, _, layers = _brainscore_cornet_s()
+    theirs = wrapper.get_activations(x, layers[:-1])  # every area's output at every step (not the decoder)
+    ours, _ = _recorded(model, torch.from_numpy(x))
+    assert sorted(theirs) == sorted(f"{a}.output-t{t}" for a, t in ours)
+    for (area, t), value in ours.items():
+        assert float(np.abs(theirs[f"{area}.output-t{t}"] - value.numpy()).max()) == 0.0, (area, t)
