@@ -155,10 +155,29 @@ def write(tables: Mapping[str, pd.DataFrame], folder, command: str, description:
 
 
 # --- models and images --------------------------------------------------------------------------------
-def load_models(names: Sequence[str]) -> dict:
-    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing."""
+def refuse_timed(name: str, analysis: str, why: str) -> None:
+    """One line when ``name`` is a timed reference model (CORnet, BL-net, ...) that ``analysis`` cannot take."""
+    from visrecur.timed.reference import REFERENCE
+
+    if str(name) in REFERENCE:
+        raise InputError(f"analyses.{analysis} does not apply to {name}: {why}")
+
+
+def load_models(names: Sequence[str], *, timed: bool = False, analysis: str = "this analysis",
+                why: str = "it needs an FRNN") -> dict:
+    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing. With
+    ``timed``, reference timed models by name too (``visrecur.timed``, untrained); without, they are
+    refused in one line saying ``why``."""
+    from visrecur.artifacts.models import load_model
+    from visrecur.timed.reference import REFERENCE
+
     models = {}
     for name in names:
+        if str(name) in REFERENCE:
+            if not timed:
+                refuse_timed(name, analysis, why)
+            models[name] = load_model(name).model
+            continue
         model = load(name)
         if model.preprocess is None:
             raise CheckpointError(f"checkpoint {name!r} does not say its preprocessing (no 'preprocess' or "
@@ -183,7 +202,8 @@ def test_batches(model, images, labels, batch_size: int = 500):
 def check_input_size(model, images: torch.Tensor, name: str | None = None) -> None:
     size = tuple(images.shape[-2:])
     if size != tuple(model.preprocess.crop_size):
-        raise InputError(f"the test images are {size[0]}x{size[1]} but model {name or model.spec.name!r} takes "
+        name = name or getattr(getattr(model, "spec", None), "name", None) or model.name
+        raise InputError(f"the test images are {size[0]}x{size[1]} but model {name!r} takes "
                          f"{model.preprocess.crop_size[0]}x{model.preprocess.crop_size[1]}; give a --data-root "
                          "whose images have the model's input size (e.g. CIFAR-10 for the shipped models)")
 

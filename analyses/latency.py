@@ -38,6 +38,7 @@ import torch
 from analyses import common
 from visrecur.artifacts.results import CALIBRATION, NO_CALIBRATION, TSBN_POLICY
 from visrecur.errors import InputError, report_errors
+from visrecur.timed.protocol import is_timed
 from visrecur.timing import DEFAULT_MAPPING, TimeMapping
 from visrecur.training import data
 
@@ -73,6 +74,17 @@ def check_consecutive(times: Sequence[int]) -> list[int]:
     return times
 
 
+def check_timed_readouts(model, times: Sequence[int]) -> None:
+    """A timed model gives reaction times only where it reads out at several steps (BL-net: every step)."""
+    missing = [t for t in times if t not in model.readout_steps]
+    if missing:
+        raise InputError(f"{model.name} reads out at steps {list(model.readout_steps) or 'none'}, not at "
+                         f"{' '.join(map(str, missing))}; give --readout-times among those")
+    if len(model.readout_steps) < 2:
+        raise InputError(f"{model.name} reads out at one step only ({list(model.readout_steps)}): reaction times "
+                         "need readouts at several steps (e.g. blnet)")
+
+
 # --- per image, per readout time ------------------------------------------------------------------
 @torch.no_grad()
 def readout_probabilities(model, batches, readout_times: Sequence[int], progress: bool = False):
@@ -82,9 +94,13 @@ def readout_probabilities(model, batches, readout_times: Sequence[int], progress
     model.eval()
     times = list(readout_times)
     probs, labels = [], []
+    timed = is_timed(model)
+    if timed:
+        check_timed_readouts(model, times)
     for images, batch_labels in tqdm(data.epoch_batches(batches, 0), total=len(batches), desc="readouts",
                                      disable=not progress, leave=False):
-        logits = model(images, readout_time=times)
+        # a timed model (CORnet, BL-net, ...) reads out at its own steps, all in one pass
+        logits = model.run(images) if timed else model(images, readout_time=times)
         probs.append(torch.stack([logits[t].double().softmax(-1) for t in times], dim=1))
         labels.append(batch_labels)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
@@ -230,12 +246,19 @@ def main(argv=None):
     common.check_readout_time_options(p, args.readout_times)
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])
     out_dir = common.output_folder(args.out_dir)
-    models = common.load_models(args.model)
+    models = common.load_models(args.model, timed=True)
     plans = {}
     for name, model in models.items():
-        times = check_consecutive(args.readout_times or range(model.spec.graph.earliest_readout,
-                                                              2 * model.spec.time_steps + 1))
-        common.check_readout_times(model, times, name, recalibrating=bool(args.recalibrate))
+        if is_timed(model):
+            if args.recalibrate:
+                raise InputError(f"--recalibrate does not apply to {name}: it has no time-specific batch norm "
+                                 "statistics to re-estimate (only FRNNs do)")
+            times = check_consecutive(args.readout_times or model.readout_steps)
+            check_timed_readouts(model, times)
+        else:
+            times = check_consecutive(args.readout_times or range(model.spec.graph.earliest_readout,
+                                                                  2 * model.spec.time_steps + 1))
+            common.check_readout_times(model, times, name, recalibrating=bool(args.recalibrate))
         plans[name] = (times, common.time_mapping(args, p, model.time_mapping))
 
     images, labels, classes = common.load_test_split(args.data_root, args.limit)
@@ -243,6 +266,14 @@ def main(argv=None):
     for name, model in models.items():
         batches = common.test_batches(model, images, labels, args.batch_size)
         times, mapping = plans[name]
+        if is_timed(model):
+            result = latency_tables(model, batches, times, thresholds, args.criterion, mapping, classes,
+                                    progress=not args.no_progress, state=model.areas[-1])
+            for key, table in result.items():
+                table.insert(0, "model", name)
+                table[TSBN_POLICY], table[CALIBRATION] = "none (no TSBN)", NO_CALIBRATION
+                tables.setdefault(key, []).append(table)
+            continue
         trained = model.last_trained_readout()  # before recalibration marks later steps trained
         policy, calibration = "trained", NO_CALIBRATION
         if args.recalibrate and max(times) > trained:

@@ -179,6 +179,11 @@ COMMANDS = [
     ("record-missing-npy", "record", ["--stimuli", "missing.npy"], "does not exist", None),
     ("record-missing-txt", "record", ["--stimuli", "missing.txt"], "does not exist", None),
     ("record-missing-file", "record", ["--stimuli", "a.png", "b.png"], "does not exist", None),
+    # record: a reference timed model (visrecur.timed), asked for steps or readouts it does not have
+    ("record-timed-past-steps", "record", ["--model", "cornet_z", "--stimuli", "good.npy", "--times", "4"],
+     "step 4 is past the last step of every recorded area", None),
+    ("record-timed-readout", "record", ["--model", "cornet_z", "--stimuli", "good.npy", "--readout-time", "2"],
+     "reads out at steps [3], not at 2", None),
     ("record-unknown-word", "record", ["--stimuli", "imagenet"], "not understood", None),
     ("record-not-an-image", "record", ["--stimuli", "notimage.png", "--output", "o.nc"], "cannot read image", None),
     ("record-corrupt-image", "record", ["--stimuli", "corrupt", "--batch-size", "1", "--output", "o.nc"],

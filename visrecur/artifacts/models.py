@@ -81,6 +81,11 @@ class ModelSource:
             raise InputError("this model's preprocessing is unknown: pass preprocess=visrecur.Preprocess("
                              "input_size, mean, std) (what it was trained with), or load it with "
                              "visrecur.load(path), whose model carries it")
+        from visrecur.timed.protocol import is_timed
+
+        if is_timed(model):  # a visrecur.timed model (CORnet, BL-net, an adapted module) says it itself
+            return cls(model, model.name, preprocess=preprocess, trained=model.trained, classes=model.classes,
+                       time_mapping=model.time_mapping)
         spec = getattr(model, "spec", None)
         is_trained = getattr(model, "is_trained", None)
         # trained: it came from a checkpoint, or data have shaped its TSBN statistics
@@ -92,7 +97,9 @@ class ModelSource:
 def load_model(name_or_path: str | Path | None = None, seed: int = 0,
                preprocess: Preprocess | None = None) -> ModelSource:
     """A shipped pretrained name, a checkpoint path, a zoo name (untrained, its weights drawn from ``seed``
-    without touching torch's global random state), or None: the pretrained default."""
+    without touching torch's global random state), a reference timed architecture's name
+    (``visrecur.timed.reference``: cornet_z, cornet_rt, cornet_s, blnet, resnet18_time; untrained, a
+    ``TimedModel``), or None: the pretrained default."""
     from visrecur.architecture import zoo
 
     name = display_name(name_or_path)
@@ -103,6 +110,12 @@ def load_model(name_or_path: str | Path | None = None, seed: int = 0,
         model = checkpoint.build(f"checkpoint {str(path)!r}")
         return ModelSource(model, name, str(path), sha256(path), True, preprocess, tuple(checkpoint.classes),
                            time_mapping=model.time_mapping)
+    from visrecur.timed import reference
+
+    if text in reference.REFERENCE:  # a reference architecture (CORnet, BL-net, ResNet-18): a timed model
+        model = reference.build(text, seed)
+        return ModelSource(model, name, preprocess=preprocess, time_mapping=model.time_mapping,
+                           preprocess_note="the architecture's usual input; untrained weights")
     with torch.random.fork_rng(devices=[]):  # the same untrained weights on every run and every rank
         torch.manual_seed(seed)
         model = zoo.build(text).eval()

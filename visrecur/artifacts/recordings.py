@@ -1,6 +1,8 @@
 """The recording: its schema (dims, coordinates, attrs, named here once), the template every writer lays
 out (the netCDF and zarr stores and the in-memory path), and its readers (open and validate, the time
-mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary).
+mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary). Over 350
+lines because the schema, its two templates (FRNNs and timed models) and the readers that must agree
+with them are kept in one module.
 
 Layout. Dims ``stimulus``, ``time`` (integer model step), ``state`` (the recorded states in model order),
 ``readout_time`` and ``class``; one variable per state with dims ``stimulus, time`` then the state's own
@@ -10,6 +12,13 @@ readout_time, class``; ``recorded`` (stimulus). Milliseconds: ``latency_min_ms``
 over ``state, time`` (a state may have its own onset and step duration) and ``readout_latency_min_ms``,
 ``readout_latency_max_ms`` over ``readout_time``, all from the ``TimeMapping`` stored whole in the
 ``time_mapping`` attr (JSON), which ``time_mapping(ds)`` reads back.
+
+Timed models (``visrecur.timed``: CORnet, BL-net, adapted modules) are recorded in this same layout.
+Their areas may run different steps (CORnet-S: V1 step 0, V2 0..1, V4 0..3, IT 0..1): every area
+keeps its own step numbers on the one ``time`` dim, NaN where it does not run, and ``state_runs``
+(state, time; 1 or 0) marks the steps it runs; each area's ms come from its own onset and step width in the
+``TimeMapping``. A readout at step T reads the last area at its step T. ``model_kind`` is set
+(``adapted`` or ``timed``), ``model_spec`` holds the model's ``to_dict()``.
 """
 from __future__ import annotations
 
@@ -63,11 +72,6 @@ def template(source, stimuli, states, times, readouts, reduction, mapping: TimeM
     """The layout of a recording of ``stimuli`` through ``source`` (a ModelSource): ``states`` at steps
     ``times``, logits at ``readouts``, each state's activity reduced by ``reduction``, milliseconds from
     ``mapping``."""
-    import torch
-
-    from visrecur import __version__
-    from visrecur.recording.stimuli import describe_preprocessing
-
     model = source.model
     spec = model.spec
     n, nt, nr = len(stimuli), len(times), len(readouts)
@@ -92,21 +96,9 @@ def template(source, stimuli, states, times, readouts, reduction, mapping: TimeM
               READOUT: (READOUT, np.array(readouts, dtype=np.int64), {"units": "model step"}),
               CLASS: (CLASS, np.array(source.classes or [str(k) for k in range(spec.num_classes)], dtype=object))}
     coords.update(ms_coords(mapping, states, times, readouts, spec.graph.last.name))
-    for column in stimuli.metadata.columns:
-        if column == "stimulus_id":
-            continue
-        values = stimuli.metadata[column].to_numpy()
-        coords[f"stimulus_{column}"] = (STIMULUS, values.astype(str).astype(object)
-                                        if values.dtype == object or values.dtype.kind == "U" else values)
+    coords.update(stimulus_coords(stimuli))
     attrs = {
-        "schema": SCHEMA,
-        "title": f"visrecur recording of {source.name} on {stimuli.name}",
-        "model": source.name,
-        "model_spec": json.dumps(spec.to_dict()),
-        "trained": "yes" if source.trained else "NO",
-        "warning": "" if source.trained else UNTRAINED_WARNING,
-        "checkpoint": source.checkpoint,
-        "checkpoint_sha256": source.checkpoint_sha256,
+        **provenance_attrs(source, stimuli, json.dumps(spec.to_dict())),
         "readout_time": int(max(readouts)),
         "model_time_steps": int(spec.time_steps),
         # which TSBN statistics each step used, and which steps lie past the trained ones
@@ -115,6 +107,103 @@ def template(source, stimuli, states, times, readouts, reduction, mapping: TimeM
         "steps_past_trained": " ".join(str(t) for t in times if last_trained is not None and t > last_trained),
         "readout_times_past_trained": " ".join(str(t) for t in readouts
                                                if trained_readouts and t > max(trained_readouts)),
+        **_run_attrs(source, stimuli, states, reduction, mapping, extra_attrs),
+    }
+    coords = {name: value if len(value) == 3 else (*value, {}) for name, value in coords.items()}
+    return Template(coords, attrs, layout, n)
+
+
+def timed_template(source, stimuli, states, times, readouts, reduction, mapping: TimeMapping,
+                   extra_attrs: dict) -> Template:
+    """The layout of a recording through a timed model (``visrecur.timed``: CORnet, BL-net, an adapted
+    module): the same variables, dims and ms coordinates as an FRNN's. Areas that run different steps
+    share the one ``time`` dim: area a's step t is at ``time = t``, NaN at every step a does not run
+    (before its first step and after its last), and ``state_runs`` (state, time; 1 or 0) says
+    which steps each area runs; the ms coordinates of a step an area does not run are NaN. A readout
+    at step t reads the last area at its step t (its ms are that step's)."""
+    model = source.model
+    n, nt, nr = len(stimuli), len(times), len(readouts)
+    layout = {}
+    # 0/1, not bool: netCDF has no boolean type
+    runs = np.array([[t in model.area_steps(name) for t in times] for name in states], dtype=np.int8)
+    for name in states:
+        channels, height, width = model.area_shape(name)
+        dims = reduction.dims(name, channels, height, width)
+        steps = model.area_steps(name)
+        layout[name] = ((STIMULUS, TIME) + tuple(d for d, _ in dims), (n, nt) + tuple(size for _, size in dims),
+                        {"arrival_time": steps[0], "steps": " ".join(str(t) for t in steps), "channels": channels,
+                         "height_at_reference_input": height, "width_at_reference_input": width,
+                         "description": f"activity of area {name}; it runs at steps {_ranges(steps)}, NaN at "
+                                        "every other step"})
+    if nr:
+        for var in ("logits", "probabilities"):
+            layout[var] = ((STIMULUS, READOUT, CLASS), (n, nr, model.num_classes),
+                           {"description": f"readout {var} at step T, read from the last area at its step T"})
+    classes = source.classes or [str(k) for k in range(model.num_classes or 0)]
+    coords = {STIMULUS: (STIMULUS, np.array(stimuli.ids, dtype=object)),
+              TIME: (TIME, np.array(times, dtype=np.int64), {"units": "model step"}),
+              STATE: (STATE, np.array(states, dtype=object)),
+              READOUT: (READOUT, np.array(readouts, dtype=np.int64), {"units": "model step"}),
+              CLASS: (CLASS, np.array(classes, dtype=object)),
+              "state_runs": ((STATE, TIME), runs, {"description": "1 where the area runs at the step, else 0"})}
+    for name, (dims, values, attrs) in ms_coords(mapping, states, times, readouts, model.areas[-1]).items():
+        coords[name] = (dims, np.where(runs == 1, values, np.nan) if dims == (STATE, TIME) else values, attrs)
+    coords.update(stimulus_coords(stimuli))
+    attrs = {
+        **provenance_attrs(source, stimuli, json.dumps(model.to_dict())),
+        "model_kind": model.kind,
+        "readout_time": int(max(readouts)) if nr else -1,
+        "model_time_steps": len(model.time_steps),
+        "tsbn_statistics": "none: not an FRNN, no time-specific batch norm",
+        "last_trained_step": -1,
+        "steps_past_trained": "",
+        "readout_times_past_trained": "",
+        **_run_attrs(source, stimuli, states, reduction, mapping, extra_attrs),
+    }
+    coords = {name: value if len(value) == 3 else (*value, {}) for name, value in coords.items()}
+    return Template(coords, attrs, layout, n)
+
+
+def _ranges(steps: Sequence[int]) -> str:
+    steps = list(steps)
+    contiguous = steps == list(range(steps[0], steps[-1] + 1))
+    return (f"{steps[0]}" if len(steps) == 1 else f"{steps[0]}..{steps[-1]}") if contiguous else \
+        " ".join(str(t) for t in steps)
+
+
+def stimulus_coords(stimuli) -> dict:
+    """The stimulus set's metadata columns as ``stimulus_<column>`` coordinates."""
+    coords = {}
+    for column in stimuli.metadata.columns:
+        if column == "stimulus_id":
+            continue
+        values = stimuli.metadata[column].to_numpy()
+        coords[f"stimulus_{column}"] = (STIMULUS, values.astype(str).astype(object)
+                                        if values.dtype == object or values.dtype.kind == "U" else values)
+    return coords
+
+
+def provenance_attrs(source, stimuli, model_spec: str) -> dict:
+    """Which model made the recording, and whether it was trained."""
+    return {
+        "schema": SCHEMA,
+        "title": f"visrecur recording of {source.name} on {stimuli.name}",
+        "model": source.name,
+        "model_spec": model_spec,
+        "trained": "yes" if source.trained else "NO",
+        "warning": "" if source.trained else UNTRAINED_WARNING,
+        "checkpoint": source.checkpoint,
+        "checkpoint_sha256": source.checkpoint_sha256,
+    }
+
+
+def _run_attrs(source, stimuli, states, reduction, mapping: TimeMapping, extra_attrs: dict) -> dict:
+    import torch
+
+    from visrecur import __version__
+    from visrecur.recording.stimuli import describe_preprocessing
+
+    return {
         "time_mapping": json.dumps(mapping.to_dict()),
         "time_mapping_description": mapping.describe(),
         "stimulus_set": stimuli.name,
@@ -131,8 +220,6 @@ def template(source, stimuli, states, times, readouts, reduction, mapping: TimeM
         "torch_version": str(torch.__version__),
         **extra_attrs,
     }
-    coords = {name: value if len(value) == 3 else (*value, {}) for name, value in coords.items()}
-    return Template(coords, attrs, layout, n)
 
 
 def ms_coords(mapping: TimeMapping, states: Sequence[str], times: Sequence[int], readouts: Sequence[int],
@@ -258,6 +345,9 @@ def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
     da = ds[state]
     da = da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
     low, high = latency(ds, state)
+    if "state_runs" in ds.coords:  # a timed model's area: no ms at the steps it does not run
+        runs = ds["state_runs"].sel(state=state).values == 1
+        low, high = np.where(runs, low, np.nan), np.where(runs, high, np.nan)
     return da.assign_coords({LATENCY[0]: (TIME, low), LATENCY[1]: (TIME, high)})
 
 
@@ -269,13 +359,19 @@ def summary(path: Path, ds: xr.Dataset) -> str:
              f"steps {int(ds[TIME].min())}..{last} ({mapping.describe()})",
              f"  -> {path}  ({size / 1e6:.1f} MB)"]
     for name in recorded_states(ds):
-        low, high = mapping.latency(last, name)
+        # a timed model's area runs only its own steps (its 'steps' attr): report its last one
+        own = [int(t) for t in str(ds[name].attrs.get("steps", "")).split() if int(t) <= last]
+        step = own[-1] if own else last
+        low, high = mapping.latency(step, name)
         lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}, "
-                     f"step {last} at {float(low):.0f}-{float(high):.0f} ms")
+                     f"step {step} at {float(low):.0f}-{float(high):.0f} ms")
     readouts = ds[READOUT].values
-    lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
-                 f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
-                 f"{ds.sizes[CLASS]} classes")
+    if len(readouts):  # a timed model may have no readout
+        lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
+                     f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
+                     f"{ds.sizes[CLASS]} classes")
+    else:
+        lines.append("  no readout")
     lines.append(f"  model: {ds.attrs['model']}, "
                  + (f"checkpoint sha256 {ds.attrs['checkpoint_sha256'][:12]}..." if ds.attrs.get("checkpoint")
                     else "untrained"))

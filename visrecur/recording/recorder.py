@@ -31,13 +31,14 @@ import torch
 from visrecur.artifacts import stores
 from visrecur.artifacts.io import exclusive, remove
 from visrecur.artifacts.models import ModelSource
-from visrecur.artifacts.recordings import template as make_template
+from visrecur.artifacts.recordings import template as make_template, timed_template
 from visrecur.distributed import barrier, parse_device, setup_distributed
 from visrecur.errors import InputError, TimeStepError, VisrecurError
 from visrecur.recording.arguments import check_record_arguments
 from visrecur.recording.preprocess import Preprocess
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import StimulusSet, batches as _batches, default_workers
+from visrecur.timed.protocol import is_timed
 from visrecur.timing import TimeMapping
 
 __all__ = ["record", "plan"]
@@ -82,6 +83,8 @@ class ActivityMonitor:
 def _batch_arrays(source, images, states, times, readouts, reduction, monitor=None):
     """{variable: numpy array (batch, time, ...)} for a batch of preprocessed ``images``."""
     model = source.model
+    if is_timed(model):
+        return _timed_batch_arrays(model, images, states, times, readouts, reduction, monitor)
     index = {t: k for k, t in enumerate(times)}
     wanted = set(states)
     captured: dict[tuple[str, int], np.ndarray] = {}
@@ -111,12 +114,64 @@ def _batch_arrays(source, images, states, times, readouts, reduction, monitor=No
     return out
 
 
+def _timed_batch_arrays(model, images, states, times, readouts, reduction, monitor=None):
+    """A timed model's batch: every area at each of its steps among ``times`` (NaN at the others)."""
+    index = {t: k for k, t in enumerate(times)}
+    b = images.shape[0]
+    arrays = {}
+    for name in states:
+        shape = tuple(size for _, size in reduction.dims(name, *model.area_shape(name)))
+        arrays[name] = np.full((b, len(times)) + shape, np.nan, dtype=np.float32)
+    wanted = set(states)
+
+    def observer(name, t, value):
+        if value.ndim == 2:  # an area that outputs features: (batch, n) -> (batch, n, 1, 1)
+            value = value[:, :, None, None]
+        if monitor is not None:
+            monitor(name, t, value)
+        if name in wanted and t in index:
+            arrays[name][:, index[t]] = reduction(name, value)
+
+    with torch.no_grad():
+        logits = model.run(images, observer)
+    if readouts:
+        stacked = torch.stack([logits[t].float() for t in readouts], 1)  # batch x readout step x class
+        arrays["logits"] = stacked.cpu().numpy()
+        arrays["probabilities"] = torch.softmax(stacked, 2).cpu().numpy()
+    return arrays
+
+
 def _images(stimuli, indices, source, device):
     return torch.stack([source.preprocess(stimuli.image(i)) for i in indices]).to(device)
 
 
+def timed_plan(model, states, times, readout_time):
+    """(areas, steps, readout steps) of a recording through a timed model, checked against it: by
+    default every area at every step any area runs, and every readout."""
+    states = list(states) if states else list(model.areas)
+    for s in states:
+        model.area_steps(s)
+    times = sorted(set(times)) if times is not None else list(model.time_steps)
+    if not times or min(times) < 0:
+        raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
+    last = max(model.area_steps(s)[-1] for s in states)
+    if max(times) > last:
+        runs = ", ".join(f"{s} {model.area_steps(s)[0]}..{model.area_steps(s)[-1]}" for s in states)
+        raise TimeStepError(f"step {max(times)} is past the last step of every recorded area of {model.name} "
+                            f"({runs}); give steps up to {last}")
+    readouts = list(model.readout_steps)
+    if readout_time is not None:
+        if readout_time not in readouts:
+            raise TimeStepError(f"{model.name} reads out at steps {readouts or 'none'}, not at {readout_time}; "
+                                + ("give one of those" if readouts else "drop --readout-time"))
+        readouts = [t for t in readouts if t <= readout_time]
+    return states, times, readouts
+
+
 def plan(model, states, times, readout_time):
     """(states, state time steps, readout times) of a recording, checked against the model."""
+    if is_timed(model):
+        return timed_plan(model, states, times, readout_time)
     spec = model.spec
     names = [s.name for s in spec.graph.states]
     states = list(states) if states else names
@@ -192,7 +247,8 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
             images.check_files()
     if reduction.needs_fit():
         _fit(source, pca_fit or stimuli, states, times, readouts, reduction, batch_size, device, workers)
-    sizes = {name: (s.channels, *s.size) for name in states for s in [model.spec.graph.state(name)]}
+    sizes = {name: model.area_shape(name) for name in states} if is_timed(model) else \
+        {name: (s.channels, *s.size) for name in states for s in [model.spec.graph.state(name)]}
     notes = reduction.notes(sizes)
     for note in notes:
         warnings.warn(f"reduction {reduction.spec}: {note}", UserWarning, stacklevel=2)
@@ -202,7 +258,8 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
              "pca_fit_set_sha256": (pca_fit or stimuli).content_hash() if reduction.needs_fit() else "",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
              "reduction_notes": "; ".join(notes)}
-    template = make_template(source, stimuli, states, times, readouts, reduction, mapping, extra)
+    layout = timed_template if is_timed(model) else make_template
+    template = layout(source, stimuli, states, times, readouts, reduction, mapping, extra)
     check_resources(template, batch_size, output)
     monitor = ActivityMonitor(model.last_trained_step())
     if output is None:
