@@ -226,9 +226,11 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     if max_steps is not None:
         if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
             raise InputError(f"max_steps {max_steps!r} must be a positive integer")
+        if is_timed(model):
+            raise InputError("max_steps applies to FRNNs; a timed model runs the steps it states: drop max_steps")
         model.allow_steps(int(max_steps))
     states, times, readouts = plan(model, states, times, readout_time)
-    mapping.check_states([s.name for s in model.spec.graph.states])
+    mapping.check_states(list(model.state_names) if is_timed(model) else [s.name for s in model.spec.graph.states])
     for name, value, least in (("batch size", batch_size, 1), ("workers", workers, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise InputError(f"{name} {value!r} must be an integer of at least {least}"
