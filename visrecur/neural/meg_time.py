@@ -31,7 +31,7 @@ from .errors import NeuralDataError, ScoringError
 from .rdm import align, upper_triangle
 from .rsa import compare, single_threaded_blas
 
-WIDTHS_MS = (5.0, 10.0, 20.0, 40.0)
+WIDTHS_MS = (5.0, 7.0, 10.0, 14.0, 20.0, 28.0, 40.0)  # sqrt(2) apart
 
 
 def _condensed_blocks(values: np.ndarray) -> np.ndarray:
@@ -85,13 +85,15 @@ def scores_from_blocks(model_rdm: xr.DataArray, times: Sequence[float], subjects
     order and squareform's pair order) that together cover ``times`` in order."""
     ids = [str(i) for i in model_rdm["stimulus"].values]
     n = len(ids)
-    m = upper_triangle(model_rdm.transpose("state", "time", "stimulus", "stimulus_b").values).reshape(-1, n * (n - 1) // 2)
+    m = upper_triangle(model_rdm.transpose("state", "time", "stimulus", "stimulus_b").values)
+    m = m.reshape(-1, n * (n - 1) // 2)
     out = np.full((len(subjects), len(m), len(times)), np.nan)
     done = 0
     with single_threaded_blas():
         for vectors in blocks:
             s, t = vectors.shape[:2]
-            out[:, :, done:done + t] = compare(m, vectors.reshape(s * t, -1), method).reshape(len(m), s, t).transpose(1, 0, 2)
+            r = compare(m, vectors.reshape(s * t, -1), method)
+            out[:, :, done:done + t] = r.reshape(len(m), s, t).transpose(1, 0, 2)
             done += t
     if done != len(times):
         raise NeuralDataError(f"the MEG blocks held {done} time points, not the {len(times)} stated")
@@ -131,7 +133,7 @@ def _objective(mean: np.ndarray, c: np.ndarray, steps: np.ndarray, ms: np.ndarra
     return out
 
 
-def _best(mean, c, steps, ms, onsets, slopes, widths, coarse: int = 4) -> tuple[float, float, float, float]:
+def _best(mean, c, steps, ms, onsets, slopes, widths, coarse: int = 8) -> tuple[float, float, float, float]:
     """The best (slope, onset, width, objective): on a grid ``coarse`` times sparser first, then at full
     resolution around the coarse optimum (the objective is smooth on the scale of the narrowest width)."""
     j = _objective(mean, c, steps, ms, onsets[::coarse], slopes[::coarse], widths)
@@ -141,13 +143,14 @@ def _best(mean, c, steps, ms, onsets, slopes, widths, coarse: int = 4) -> tuple[
     b, o = b * coarse, o * coarse
     near_s = slopes[max(b - coarse, 0):b + coarse + 1]
     near_o = onsets[max(o - coarse, 0):o + coarse + 1]
-    j = _objective(mean, c, steps, ms, near_o, near_s, widths)
+    near_w = np.geomspace(widths[a] / np.sqrt(2), widths[a] * np.sqrt(2), 9)  # the width as finely as the warp
+    j = _objective(mean, c, steps, ms, near_o, near_s, near_w)
     a, b, o = np.unravel_index(np.nanargmax(j), j.shape)
-    return float(near_s[b]), float(near_o[o]), float(widths[a]), float(j[a, b, o])
+    return float(near_s[b]), float(near_o[o]), float(near_w[a]), float(j[a, b, o])
 
 
 def fit_time_warp(scores: xr.DataArray, state: str, n_boot: int = 200, seed: int = 0, level: float = 0.95,
-                  ms_per_step_range: Sequence[float] = (2.0, 100.0), ms_per_step_resolution: float = 0.5,
+                  ms_per_step_range: Sequence[float] = (2.0, 100.0), ms_per_step_resolution: float = 0.25,
                   onset_resolution_ms: float | None = None, widths_ms: Sequence[float] = WIDTHS_MS,
                   paper_ms_per_step=DEFAULT_MS_PER_STEP) -> dict:
     """Fit ``t_ms = onset_ms + ms_per_step * step`` for ``state`` from ``subject_scores`` output, using every
@@ -171,10 +174,12 @@ def fit_time_warp(scores: xr.DataArray, state: str, n_boot: int = 200, seed: int
                            "file's 1 ms steps); Algonauts-style windows are too few")
     state_index = list(scores["state"].values).index(state)
     k = np.flatnonzero(reached)
-    c = np.asarray(json.loads(scores.attrs["step_similarity"]), dtype=float)[state_index, :, state_index, :][np.ix_(k, k)]
+    c = np.asarray(json.loads(scores.attrs["step_similarity"]), dtype=float)[state_index, :, state_index, :]
+    c = c[np.ix_(k, k)]
     dt = float(ms[1] - ms[0])
     slopes = np.arange(ms_per_step_range[0], ms_per_step_range[1] + 1e-9, ms_per_step_resolution)
-    onsets = np.arange(ms[0] - slopes.max() * steps.max(), ms[-1] + 1e-9, onset_resolution_ms or dt)
+    onset_step = onset_resolution_ms or dt / 2
+    onsets = np.arange(ms[0] - slopes.max() * steps.max(), ms[-1] + 1e-9, onset_step)
     values = np.nan_to_num(values)  # a constant RDM's NaN scores carry nothing
     slope, onset, width, objective = _best(values.mean(0), c, steps, ms, onsets, slopes, widths_ms)
     rng = np.random.default_rng(seed)
@@ -185,6 +190,9 @@ def fit_time_warp(scores: xr.DataArray, state: str, n_boot: int = 200, seed: int
     tail = (1 - level) / 2 * 100
     if n_boot:
         (slope_low, onset_low), (slope_high, onset_high) = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+        # every estimate is a grid point: the interval reaches half a grid step further on each side
+        slope_low, slope_high = slope_low - ms_per_step_resolution / 2, slope_high + ms_per_step_resolution / 2
+        onset_low, onset_high = onset_low - onset_step / 2, onset_high + onset_step / 2
     else:
         slope_low = slope_high = onset_low = onset_high = np.nan
     low, high = paper_ms_per_step
@@ -193,7 +201,7 @@ def fit_time_warp(scores: xr.DataArray, state: str, n_boot: int = 200, seed: int
     at_edge = slope in (slopes[0], slopes[-1])
     sentence = (f"{state}: neural time = {onset:.0f} ms + {slope:.1f} ms x step, fitted on whole time courses "
                 f"({100 * level:.0f}% CI over {n_boot} subject resamples: {slope_low:.1f} to {slope_high:.1f} ms per "
-                f"step, onset {onset_low:.0f} to {onset_high:.0f} ms; pattern width {width:g} ms); the interval lies "
+                f"step, onset {onset_low:.0f} to {onset_high:.0f} ms; pattern width {width:.1f} ms); the interval lies "
                 f"{relation} the paper's {low:g}-{high:g} ms per step"
                 + ("; the best slope is at the edge of the searched range, widen ms_per_step_range" if at_edge else ""))
     return {"state": state, "ms_per_step": slope, "ms_per_step_ci_low": float(slope_low),

@@ -166,7 +166,8 @@ def planted_meg_vectors(step_rdms: np.ndarray, times_ms: np.ndarray, onset_ms: f
 
 
 def write_planted_cichy2014_meg(path, step_rdms: np.ndarray, times_ms: np.ndarray, onset_ms: float,
-                                ms_per_step: float, key: str = "MEG_decoding_RDMs", dtype=np.float64, **planted) -> None:
+                                ms_per_step: float, key: str = "MEG_decoding_RDMs", dtype=np.float64,
+                                **planted) -> None:
     """``planted_meg_vectors`` written block by block in the released file's layout (MATLAB v7.3, N x N x
     time x session x subject as h5py reads it), so that a file of the real size never sits in memory."""
     import h5py
