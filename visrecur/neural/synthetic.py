@@ -188,3 +188,46 @@ def write_planted_cichy2014_meg(path, step_rdms: np.ndarray, times_ms: np.ndarra
             data[:, :, done:done + t] = square
             done += t
     _matlab73_header(path)
+
+
+def write_planted_things(recording_path, meg_path, n_images: int, n_sensors: int = 272,
+                         times_ms: np.ndarray | None = None, state: str = "IT", steps: Sequence[int] = (0, 1, 2),
+                         latencies_ms: Sequence[float] = (100.0, 150.0, 200.0), width_ms: float = 25.0,
+                         channels: int = 32, size: int = 4, rank: int = 20, signal: float = 0.4, seed: int = 0,
+                         chunk: int = 256) -> dict:
+    """A THINGS-MEG-shaped planted pair, written chunk by chunk (never whole in memory): a zarr recording
+    of one state whose step ``steps[k]`` has low-rank features (``rank`` latent factors per image and step,
+    mixed into channels x size x size units), and a zarr store ``meg`` (image x sensor x time, float32;
+    THINGS-MEG: 272 sensors, 281 times from -100 to 1300 ms) in which step k's latent factors drive the
+    sensors through a fixed random map, with a Gaussian time course peaking at ``latencies_ms[k]``, plus
+    unit noise. Returns the planted latencies by step."""
+    import zarr
+
+    from visrecur.artifacts.recordings import assemble
+
+    times_ms = np.linspace(-100.0, 1300.0, 281) if times_ms is None else np.asarray(times_ms, float)
+    rng = np.random.default_rng(seed)
+    ids = [f"things_{k:05d}" for k in range(n_images)]
+    latent = rng.standard_normal((len(steps), n_images, rank)).astype(np.float32)
+    units = channels * size * size
+    mixing = rng.standard_normal((len(steps), rank, units)).astype(np.float32) / np.sqrt(rank)
+    activity = np.empty((n_images, len(steps), units), np.float32)
+    for k in range(len(steps)):
+        activity[:, k] = latent[k] @ mixing[k] + 0.1 * rng.standard_normal((n_images, units), dtype=np.float32)
+    ds = assemble({state: activity.reshape(n_images, len(steps), channels, size, size)}, ids, list(steps),
+                  arrival={state: int(steps[0])})
+    ds.to_zarr(recording_path, mode="w")
+    maps = rng.standard_normal((len(steps), rank, n_sensors)).astype(np.float32) * signal / np.sqrt(rank)
+    courses = np.exp(-0.5 * ((times_ms[None] - np.asarray(latencies_ms, float)[:, None]) / width_ms) ** 2)
+    group = zarr.open_group(str(meg_path), mode="w")
+    meg = group.create_array("meg", shape=(n_images, n_sensors, len(times_ms)), chunks=(chunk, n_sensors, len(times_ms)),
+                             dtype="float32", compressors=None, fill_value=np.nan)
+    group.create_array("time_ms", data=times_ms)
+    group.create_array("stimulus", data=np.array(ids))
+    for start in range(0, n_images, chunk):
+        rows = slice(start, min(start + chunk, n_images))
+        y = rng.standard_normal((rows.stop - start, n_sensors, len(times_ms)), dtype=np.float32)
+        for k in range(len(steps)):
+            y += (latent[k, rows] @ maps[k])[:, :, None] * courses[k].astype(np.float32)[None, None]
+        meg[rows] = y
+    return dict(zip((int(s) for s in steps), latencies_ms))
