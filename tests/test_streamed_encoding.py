@@ -62,8 +62,8 @@ def test_same_result_on_a_distributed_cluster(stores):
     distributed = pytest.importorskip("distributed")
     rec_path, meg_path, _ = stores
     local = streamed_encoding(rec_path, meg_path, n_components=5, chunk=32)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
         remote = streamed_encoding(rec_path, meg_path, n_components=5, chunk=32, client=client)
     np.testing.assert_allclose(remote.r.values, local.r.values, rtol=1e-10, atol=1e-12)
 

@@ -137,10 +137,9 @@ def _pass_train(job: _Job, pcas, start: int, stop: int) -> dict:
         for p, (state, step) in enumerate(job.pairs):
             x = _features(rec, state, step, rows)
             for k in range(job.n_folds):  # PCA k's scores of the images outside fold k (its training set)
-                train = fold != k
-                z = _scores(x[train], pcas[p][k])
-                for name, value in ((f"zz{p}_{k}", z.T @ z), (f"zy{p}_{k}", z.T @ y[train]),
-                                    (f"z{p}_{k}", z.sum(0))):
+                z = _scores(x, pcas[p][k])
+                z[fold == k] = 0  # fold k's own images count nothing (cheaper than copying the others' MEG)
+                for name, value in ((f"zz{p}_{k}", z.T @ z), (f"zy{p}_{k}", z.T @ y), (f"z{p}_{k}", z.sum(0))):
                     out[name] = out.get(name, 0) + value
     return out
 
@@ -245,9 +244,9 @@ def streamed_encoding(recording_path: str | Path, meg_path: str | Path, states: 
     rec_ids = _strings(recording["stimulus"].values)
     if n != len(rec_ids) or (ids is not None and not np.array_equal(ids, rec_ids)):
         first = next((k for k in range(min(n, len(rec_ids))) if ids is not None and ids[k] != rec_ids[k]), None)
-        raise NeuralDataError(f"the MEG has {n} images and the recording {len(rec_ids)}"
-                              + (f"; image {first} is {ids[first]!r} there, {rec_ids[first]!r} here" if first is not None
-                                 else "") + "; record the MEG's images in its order")
+        where = f"; image {first} is {ids[first]!r} there, {rec_ids[first]!r} here" if first is not None else ""
+        raise NeuralDataError(f"the MEG has {n} images and the recording {len(rec_ids)}{where}; record the MEG's "
+                              "images in its order")
     states = list(states) if states else recorded_states(recording)
     all_times = [int(t) for t in recording["time"].values]
     times = all_times if times is None else [int(t) for t in times]

@@ -220,8 +220,9 @@ def write_planted_things(recording_path, meg_path, n_images: int, n_sensors: int
     maps = rng.standard_normal((len(steps), rank, n_sensors)).astype(np.float32) * signal / np.sqrt(rank)
     courses = np.exp(-0.5 * ((times_ms[None] - np.asarray(latencies_ms, float)[:, None]) / width_ms) ** 2)
     group = zarr.open_group(str(meg_path), mode="w")
-    meg = group.create_array("meg", shape=(n_images, n_sensors, len(times_ms)), chunks=(chunk, n_sensors, len(times_ms)),
-                             dtype="float32", compressors=None, fill_value=np.nan)
+    shape = (n_images, n_sensors, len(times_ms))
+    meg = group.create_array("meg", shape=shape, chunks=(chunk,) + shape[1:], dtype="float32", compressors=None,
+                             fill_value=np.nan)
     group.create_array("time_ms", data=times_ms)
     group.create_array("stimulus", data=np.array(ids))
     for start in range(0, n_images, chunk):
