@@ -8,9 +8,11 @@ Loaders give ``xarray.DataArray`` with dims ``subject, session, time_ms, stimulu
 * Algonauts 2019 MEG RDMs: ``MEG_RDMs_early`` (70-90 ms) and ``MEG_RDMs_late`` (140-160 ms), each
   15 subjects x 92 x 92, or 15 x 2 sessions x 92 x 92.
 
-The analysis scores every (state, step) against the subject-mean RDM at every neural time, takes the
-neural time at which each step's score peaks, and fits ``peak_ms = onset_ms + ms_per_step * step``
-(bootstrap over stimuli for intervals), to set against the paper's 20-50 ms per step.
+``fit_step_latency`` scores every (state, step) against the subject-mean RDM at every neural time, takes
+the neural time at which each step's score peaks, and fits ``peak_ms = onset_ms + ms_per_step * step``
+(bootstrap over stimuli for intervals). At a realistic signal neighbouring steps of a recurrent model peak
+together and this fit fails (docs/neural_time.md); ``visrecur.neural.meg_time`` fits the warp from the whole
+time course instead, streaming the file, with intervals from resampling subjects.
 """
 from __future__ import annotations
 
