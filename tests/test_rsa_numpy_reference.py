@@ -74,3 +74,12 @@ def test_bootstrap_equals_numpy(numpy_rsa, data):
     np.testing.assert_allclose(ours.subject_mean.values.reshape(4, 3, -1), subject_mean, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(np.stack([ours.noise_ceiling_lower, ours.noise_ceiling_upper], -1), ceilings,
                                rtol=1e-10, atol=1e-13)
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    from visrecur.neural.rsa import average_ranks
+    x = np.random.default_rng(0).random((6, 500))
+    for values in (x, np.round(x, 1), np.zeros((2, 7)), np.array([[3.0, 1.0, 3.0, 2.0, 1.0]])):
+        np.testing.assert_array_equal(average_ranks(values), rankdata(values, axis=-1))

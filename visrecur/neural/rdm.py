@@ -146,7 +146,7 @@ def _correlation_distance(x: np.ndarray) -> np.ndarray:
     one matrix product (BLAS) instead of a loop over pairs; a constant row gives NaN, as there."""
     x = x - x.mean(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        x /= np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
     d = 1 - x @ x.T
     np.fill_diagonal(d, 0)
     return (d + d.T) / 2  # exactly symmetric
