@@ -76,7 +76,7 @@ def align(rdm: xr.DataArray, ids: Sequence[str], what: str = "target") -> xr.Dat
 
 
 def _features(values: np.ndarray, zscore: bool) -> np.ndarray:
-    x = values.reshape(values.shape[0], -1).astype(np.float64)
+    x = values.reshape(values.shape[0], -1).astype(np.float64)  # always a new array (callers change it in place)
     if zscore:  # each unit across stimuli, so no unit dominates by its scale; constant units carry nothing
         sd = x.std(0)
         x = (x[:, sd > 0] - x[:, sd > 0].mean(0)) / sd[sd > 0]
@@ -112,12 +112,18 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
 
     with single_threaded_blas():  # small products: threads cost more than they give (benchmarks/bench_rsa.py)
         for a, state in enumerate(states):
-            da = state_array(recording, state).sel(time=times)
+            if state not in recorded_states(recording):
+                state_array(recording, state)  # refuses it, in its words
+            da = recording[state].transpose("stimulus", "time", ...)
+            where = [all_times.index(t) for t in times]
             # a state of moderate size is read once (a lazy recording then reads each chunk once), a big one a
-            # step at a time
-            block = np.asarray(da.values) if da.nbytes <= 256e6 else None
+            # step at a time; plain positions, not labels: xarray's selection cost more than the products
+            block = None
+            if da.nbytes <= 256e6:
+                block = np.asarray(da.values)
+                block = block if where == list(range(block.shape[1])) else block[:, where]  # no copy of all
             for b, t in enumerate(times):
-                x = _features(block[:, b] if block is not None else np.asarray(da.isel(time=b).values), zscore)
+                x = _features(block[:, b] if block is not None else np.asarray(da.isel(time=where[b]).values), zscore)
                 if np.isnan(x).any():
                     skipped.append(f"{state}@t={t}")
                     continue
@@ -144,7 +150,7 @@ def _pdist(x: np.ndarray, metric: str) -> np.ndarray:
 def _correlation_distance(x: np.ndarray) -> np.ndarray:
     """1 - Pearson r between rows, as ``pdist(x, "correlation")`` in square form (equal to ~1e-15), but as
     one matrix product (BLAS) instead of a loop over pairs; a constant row gives NaN, as there."""
-    x = x - x.mean(1, keepdims=True)
+    x -= x.mean(1, keepdims=True)  # in place: _features made x for this call
     with np.errstate(invalid="ignore", divide="ignore"):
         x /= np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
     d = 1 - x @ x.T
