@@ -1,23 +1,28 @@
-"""RSA speed, side by side in one run: visrecur.neural against a plain-numpy loop doing the same work.
+"""RSA speed, side by side in one run: visrecur.neural against a plain vectorised numpy/scipy implementation
+of the same computation (benchmarks/numpy_rsa.py; the baseline a user who knows numpy would write).
 
-    python benchmarks/bench_rsa.py [--recording rec.nc] [--repeats 5] [--boot 1000] [--loop-boot 10]
+    nice -n 10 python benchmarks/bench_rsa.py [--recording rec.nc] [--repeats 5] [--boot 1000]
 
-(a) every state and step of the default model (4 states x 5 steps, no reduction, 92 images) against all
-    92-image targets (subject-mean score, per-subject scores, noise ceilings where >= 3 subjects),
-    including the model RDMs: target < 2 s. Medians of --repeats interleaved runs.
-(b) --boot bootstrap resamples of that whole table (noise ceilings recomputed in each): target < 30 s.
-    The loop baseline runs --loop-boot resamples and is scaled per resample (at about a second a
-    resample, 1,000 would take a quarter of an hour).
-The loop computes RDMs with np.corrcoef per (state, step) and correlates one pair of vectors at a time
-(average ranks by np.unique, np.corrcoef); both paths' results are checked equal before timing.
-Without the shared data the targets are random RDMs with the real subject counts (15, 15, 1, 1, 4).
+(a) the full 92-image table: every state and step of the shipped model (4 states x 5 steps, no reduction)
+    against all 92-image targets (subject-mean score, per-subject scores, noise ceilings where >= 3
+    subjects), model RDMs included; in memory (recording loaded) and from disk (the recording file read
+    as part of the timed work). Medians of --repeats interleaved runs.
+(b) --boot bootstrap resamples of stimuli over that table (noise ceilings recomputed in each), visrecur's
+    bootstrap_scores against the numpy bootstrap that re-ranks every resampled vector.
+Both paths' results are checked equal before timing (table: all scores and ceilings; bootstrap: the first
+resamples, with the same random draws). Without the shared data the targets are random RDMs with the real
+subject counts (15, 15, 1, 1, 4). Results: benchmarks/results/bench_rsa.csv (+ metadata).
 """
 import os
 import platform
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+import numpy_rsa
 from common import interleaved
 
 
@@ -50,67 +55,24 @@ def targets():
 
 
 def visrecur_table(ds, tgts):
-    from visrecur.neural import model_rdms, rsa_scores
+    from visrecur.neural import model_rdms
+    from visrecur.neural.rsa import rsa_tables
     rdm = model_rdms(ds)
-    return rdm, [rsa_scores(rdm, t) for t in tgts]
+    return rdm, rsa_tables(rdm, tgts)
 
 
-# --- the plain-numpy loop ---------------------------------------------------------------------------------
-def _rank(v):
-    order = np.argsort(v, kind="mergesort")
-    ranks = np.empty(len(v))
-    ranks[order] = np.arange(1, len(v) + 1)
-    _, inverse = np.unique(v, return_inverse=True)
-    return (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]  # ties share their mean rank
+def visrecur_from_disk(path, tgts):
+    from visrecur.artifacts.recordings import open_recording
+    return visrecur_table(open_recording(path), tgts)
 
 
-def _spearman(a, b):
-    return np.corrcoef(_rank(a), _rank(b))[0, 1]
-
-
-def loop_rdms(ds, states):
-    n = ds.sizes["stimulus"]
-    i, j = np.triu_indices(n, 1)
-    out = {}
-    for s in states:
-        for t in ds.time.values:
-            x = ds[s].sel(time=t).values.reshape(n, -1).astype(np.float64)
-            if not np.isnan(x).any():
-                out[(s, int(t))] = (1 - np.corrcoef(x))[i, j]
-    return out
-
-
-def loop_scores(vectors, subject_sets):
-    result = []
-    for subjects in subject_sets:
-        mean = subjects.mean(0)
-        table = {key: (_spearman(v, mean), np.mean([_spearman(v, s) for s in subjects])) for key, v in vectors.items()}
-        ceiling = None
-        if len(subjects) >= 3:
-            ceiling = (np.mean([_spearman(s, (subjects.sum(0) - s) / (len(subjects) - 1)) for s in subjects]),
-                       np.mean([_spearman(s, mean) for s in subjects]))
-        result.append((table, ceiling))
-    return result
-
-
-def loop_table(ds, states, tgts):
-    n = ds.sizes["stimulus"]
-    i, j = np.triu_indices(n, 1)
-    vectors = loop_rdms(ds, states)
-    subject_sets = [t.values[:, i, j] for t in tgts]
-    return loop_scores(vectors, subject_sets)
-
-
-def loop_bootstrap(ds, states, tgts, n_boot, seed=0):
-    from visrecur.neural.bootstrap import resampled_pairs
-    n = ds.sizes["stimulus"]
-    i, j = np.triu_indices(n, 1)
-    vectors = loop_rdms(ds, states)
-    subject_sets = [t.values[:, i, j] for t in tgts]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_boot):
-        _, pairs = resampled_pairs(n, rng)
-        loop_scores({k: v[pairs] for k, v in vectors.items()}, [s[:, pairs] for s in subject_sets])
+def check_equal(ours, theirs, tgts):
+    for scores, t in zip(ours, tgts):
+        score, subject_mean, lower, upper = theirs[str(t.name)]
+        np.testing.assert_allclose(scores.score.values, score, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(scores.subject_mean.values, subject_mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose([scores.noise_ceiling_lower, scores.noise_ceiling_upper], [lower, upper],
+                                   rtol=1e-9, atol=1e-12)
 
 
 def main():
@@ -120,47 +82,71 @@ def main():
     p.add_argument("--recording", help="a 92-image recording (default: record the shipped model now, untimed)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--boot", type=int, default=1000)
-    p.add_argument("--loop-boot", type=int, default=10)
+    p.add_argument("--out", default="benchmarks/results/bench_rsa.csv")
     args = p.parse_args()
-    from visrecur.neural import bootstrap_scores
+    import pandas as pd
+
     from visrecur.artifacts.recordings import recorded_states
+    from visrecur.artifacts.results import write_table
+    from visrecur.neural import bootstrap_scores, upper_triangle
+    from visrecur.neural.rsa import single_threaded_blas
 
     ds = recording(args.recording)
     tgts, kind = targets()
     states = recorded_states(ds)
-    # the same numbers first
-    rdm, ours = visrecur_table(ds, tgts)
-    theirs = loop_table(ds, states, tgts)
-    for scores, (table, ceiling) in zip(ours, theirs):
-        for (s, t), (score, subject_mean) in table.items():
-            assert np.isclose(scores.score.sel(state=s, time=t), score)
-            assert np.isclose(scores.subject_mean.sel(state=s, time=t), subject_mean)
-        if ceiling:
-            assert np.allclose([scores.noise_ceiling_lower, scores.noise_ceiling_upper], ceiling)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}; {kind}; {len(states)} states x {ds.sizes['time']} steps, "
-          f"{ds.sizes['stimulus']} stimuli; outputs checked equal")
-    from visrecur.neural.bootstrap import single_threaded_blas
+    arrays = {s: ds[s].values for s in states}
+    target_arrays = {str(t.name): t.values for t in tgts}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.recording or str(Path(tmp) / "rec.nc")
+        if not args.recording:
+            ds.to_netcdf(path)
+        # the same numbers first
+        rdm, ours = visrecur_table(ds, tgts)
+        check_equal(ours, numpy_rsa.table(arrays, target_arrays), tgts)
+        check_equal(visrecur_from_disk(path, tgts)[1], numpy_rsa.table(numpy_rsa.read_arrays(path, states),
+                                                                       target_arrays), tgts)
+        m = upper_triangle(rdm.values).reshape(-1, 92 * 91 // 2)
+        few = bootstrap_scores(rdm, tgts, n_boot=5, seed=0)
+        score, subject_mean, ceilings = numpy_rsa.bootstrap(m, target_arrays, 5, seed=0)
+        np.testing.assert_allclose(few.score.values.reshape(5, len(tgts), -1), score, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(few.subject_mean.values.reshape(5, len(tgts), -1), subject_mean, rtol=1e-9,
+                                   atol=1e-12)
+        np.testing.assert_allclose(np.stack([few.noise_ceiling_lower, few.noise_ceiling_upper], -1), ceilings,
+                                   rtol=1e-9, atol=1e-12)
+        machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load average "
+                   f"{os.getloadavg()[0]:.1f}; {kind}; {len(states)} states x {ds.sizes['time']} steps, "
+                   f"{ds.sizes['stimulus']} stimuli; outputs checked equal")
+        print(machine)
 
-    def loop():  # the same BLAS threading as visrecur's path (one thread: small matrices)
-        with single_threaded_blas():
-            return loop_table(ds, states, tgts)
+        def numpy_memory():  # the same BLAS threading as visrecur's (one thread: small matrices)
+            with single_threaded_blas():
+                return numpy_rsa.table(arrays, target_arrays)
 
-    t = interleaved({"visrecur": lambda: visrecur_table(ds, tgts), "loop": loop},
-                    repeats=args.repeats, warmup=1)
-    print(f"(a) whole table with noise ceilings: visrecur {t['visrecur']:.3f} s, loop {t['loop']:.3f} s, "
-          f"loop / visrecur {t['loop'] / t['visrecur']:.1f}x (target < 2 s)")
+        def numpy_disk():
+            with single_threaded_blas():
+                return numpy_rsa.table(numpy_rsa.read_arrays(path, states), target_arrays)
+
+        t = interleaved({"visrecur_memory": lambda: visrecur_table(ds, tgts), "numpy_memory": numpy_memory,
+                         "visrecur_disk": lambda: visrecur_from_disk(path, tgts), "numpy_disk": numpy_disk},
+                        repeats=args.repeats, warmup=1)
+    rows = [{"work": f"full table, {where}", "visrecur_s": t[f"visrecur_{where}"], "numpy_s": t[f"numpy_{where}"]}
+            for where in ("memory", "disk")]
     start = time.perf_counter()
     bootstrap_scores(rdm, tgts, n_boot=args.boot, seed=0)
     ours_boot = time.perf_counter() - start
     start = time.perf_counter()
     with single_threaded_blas():
-        loop_bootstrap(ds, states, tgts, args.loop_boot)
-    loop_per = (time.perf_counter() - start) / args.loop_boot
-    print(f"(b) {args.boot} bootstrap resamples of the table: visrecur {ours_boot:.1f} s "
-          f"({1000 * ours_boot / args.boot:.1f} ms each), loop {1000 * loop_per:.0f} ms each "
-          f"(~{loop_per * args.boot:.0f} s for {args.boot}), loop / visrecur {loop_per * args.boot / ours_boot:.1f}x "
-          "(target < 30 s)")
+        numpy_rsa.bootstrap(m, target_arrays, args.boot, seed=0)
+    numpy_boot = time.perf_counter() - start
+    rows.append({"work": f"{args.boot} bootstrap resamples of the table", "visrecur_s": ours_boot,
+                 "numpy_s": numpy_boot})
+    table = pd.DataFrame(rows)
+    table["visrecur_over_numpy"] = table.visrecur_s / table.numpy_s
+    for r in table.itertuples():
+        print(f"{r.work}: visrecur {r.visrecur_s:.3f} s, numpy {r.numpy_s:.3f} s, visrecur / numpy "
+              f"{r.visrecur_over_numpy:.2f}x (target <= 1.0x)")
+    write_table(table, args.out, description=machine, command="python " + " ".join(sys.argv),
+                units={"visrecur_s": "s", "numpy_s": "s"})
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ Loaders give ``xarray.DataArray`` with dims ``subject, session, time_ms, stimulu
 * Algonauts 2019 MEG RDMs: ``MEG_RDMs_early`` (70-90 ms) and ``MEG_RDMs_late`` (140-160 ms), each
   15 subjects x 92 x 92, or 15 x 2 sessions x 92 x 92.
 
-The analysis scores every (state, step) against the subject-mean RDM at every neural time, takes the
-neural time at which each step's score peaks, and fits ``peak_ms = onset_ms + ms_per_step * step``
-(bootstrap over stimuli for intervals), to set against the paper's 20-50 ms per step.
+``fit_step_latency`` scores every (state, step) against the subject-mean RDM at every neural time, takes
+the neural time at which each step's score peaks, and fits ``peak_ms = onset_ms + ms_per_step * step``
+(bootstrap over stimuli for intervals). At a realistic signal neighbouring steps of a recurrent model peak
+together and this fit fails (docs/neural_time.md); ``visrecur.neural.meg_time`` fits the warp from the whole
+time course instead, streaming the file, with intervals from resampling subjects.
 """
 from __future__ import annotations
 
@@ -65,12 +67,35 @@ def _window_slice(times: np.ndarray, window: Sequence[float] | None, name: str) 
     return slice(int(inside[0]), int(inside[-1]) + 1)
 
 
-def load_cichy2014_meg(path: str | Path, key: str | None = None, time_window_ms: Sequence[float] | None = None,
-                       first_ms: float = -100.0, step_ms: float = 1.0, stimuli: Sequence[str] | None = None,
-                       average_sessions: bool = True) -> xr.DataArray:
-    """Cichy 2014 MEG decoding RDMs, reading only ``time_window_ms`` (inclusive) from disk. The time axis is
-    ``first_ms + step_ms * k`` (-100..1200 ms in the released file). Sessions are averaged by default (one
-    session dim of length 1 remains)."""
+def stimulus_ids(n: int, stimuli: Sequence[str] | None, name: str) -> list[str]:
+    ids = list(stimuli) if stimuli is not None else IDS_92 if n == 92 else None
+    if ids is None:
+        raise NeuralDataError(f"{name}: {n} images, not the 92-image set; give stimuli=[...] in matrix order")
+    if len(ids) != n:
+        raise NeuralDataError(f"{name}: {n} images but {len(ids)} stimulus ids; give one id per image, in matrix order")
+    return [str(i) for i in ids]
+
+
+def check_time_axis(n_time: int, first_ms: float, step_ms: float, last_ms: float | None, name: str) -> np.ndarray:
+    """The file's time axis, ``first_ms + step_ms * k``; refuse a file whose length does not match the stated
+    range (a wrong range would shift every latency fitted from it)."""
+    times = first_ms + step_ms * np.arange(n_time)
+    if last_ms is not None:
+        expected = int(round((last_ms - first_ms) / step_ms)) + 1
+        if expected != n_time:
+            raise NeuralDataError(
+                f"{name}: its time axis has {n_time} points, but {first_ms:g}..{last_ms:g} ms in {step_ms:g} ms "
+                f"steps needs {expected}; state the file's real range (first_ms/last_ms/step_ms, --meg-times)")
+    return times
+
+
+def cichy2014_blocks(path: str | Path, key: str | None = None, time_window_ms: Sequence[float] | None = None,
+                     first_ms: float = -100.0, step_ms: float = 1.0, last_ms: float | None = None,
+                     average_sessions: bool = True, block: int = 32):
+    """Open the Cichy 2014 MEG file and return ``(n_images, n_sessions, n_subjects, times, blocks)``:
+    ``blocks`` yields ``(times, values)`` for ``block`` time points at a time, values float64 of shape
+    subject x session x time x image x image (sessions averaged to one by default), so that a caller holds
+    one block of all subjects at a time, never the file."""
     import h5py
 
     path = Path(path)
@@ -81,31 +106,49 @@ def load_cichy2014_meg(path: str | Path, key: str | None = None, time_window_ms:
     except OSError:
         raise NeuralDataError(f"{path.name} is not a MATLAB v7.3 (HDF5) file; the Cichy 2014 MEG RDMs are "
                               "stored as one") from None
-    with f:
-        arrays = {k: v for k, v in f.items() if isinstance(v, h5py.Dataset) and v.ndim == 5}
-        if key is None and len(arrays) != 1:
-            raise NeuralDataError(f"{path.name}: expected one 5-D array (image x image x time x session x "
-                                  f"subject), found {sorted(arrays) or 'none'}; give key=")
-        data = arrays[key] if key else next(iter(arrays.values()))
-        if data.ndim != 5 or data.shape[0] != data.shape[1]:
-            raise NeuralDataError(f"{path.name}: shape {data.shape} is not image x image x time x session x "
-                                  "subject (as h5py reads MATLAB's subject x session x time x image x image)")
-        n, _, n_time, n_sessions, n_subjects = data.shape
-        times = first_ms + step_ms * np.arange(n_time)
+    arrays = {k: v for k, v in f.items() if isinstance(v, h5py.Dataset) and v.ndim == 5}
+    if key is None and len(arrays) != 1:
+        f.close()
+        raise NeuralDataError(f"{path.name}: expected one 5-D array (image x image x time x session x "
+                              f"subject), found {sorted(arrays) or 'none'}; give key=")
+    data = arrays[key] if key else next(iter(arrays.values()))
+    if data.ndim != 5 or data.shape[0] != data.shape[1]:
+        f.close()
+        raise NeuralDataError(f"{path.name}: shape {data.shape} is not image x image x time x session x "
+                              "subject (as h5py reads MATLAB's subject x session x time x image x image)")
+    n, _, n_time, n_sessions, n_subjects = data.shape
+    try:
+        times = check_time_axis(n_time, first_ms, step_ms, last_ms, path.name)
         window = _window_slice(times, time_window_ms, path.name)
-        # read a block of time points at a time, so memory stays at one block of all subjects
-        blocks = []
-        for start in range(window.start, window.stop, 64):
-            block = np.asarray(data[:, :, start:min(start + 64, window.stop)], dtype=np.float64)
-            block = block.transpose(4, 3, 2, 0, 1)  # subject, session, time, image, image
-            blocks.append(block.mean(1, keepdims=True) if average_sessions else block)
-    values = _mirror_half_filled(np.concatenate(blocks, axis=2))
-    ids = list(stimuli) if stimuli is not None else IDS_92 if n == 92 else None
-    if ids is None:
-        raise NeuralDataError(f"{path.name}: {n} images, not the 92-image set; give stimuli=[...] in matrix order")
+    except Exception:
+        f.close()
+        raise
+
+    def blocks():
+        with f:
+            for start in range(window.start, window.stop, block):
+                stop = min(start + block, window.stop)
+                values = np.asarray(data[:, :, start:stop], dtype=np.float64).transpose(4, 3, 2, 0, 1)
+                yield times[start:stop], (values.mean(1, keepdims=True) if average_sessions else values)
+
+    return n, n_sessions, n_subjects, times[window], blocks()
+
+
+def load_cichy2014_meg(path: str | Path, key: str | None = None, time_window_ms: Sequence[float] | None = None,
+                       first_ms: float = -100.0, step_ms: float = 1.0, stimuli: Sequence[str] | None = None,
+                       average_sessions: bool = True, last_ms: float | None = None) -> xr.DataArray:
+    """Cichy 2014 MEG decoding RDMs, reading only ``time_window_ms`` (inclusive) from disk. The time axis is
+    ``first_ms + step_ms * k`` (-100..1200 ms in the released file; give ``last_ms`` to have the file's
+    length checked against it). Sessions are averaged by default (one session dim of length 1 remains).
+    This holds the whole window in memory; ``visrecur.neural.meg_time.subject_scores`` streams instead."""
+    path = Path(path)
+    n, n_sessions, n_subjects, window_times, blocks = cichy2014_blocks(
+        path, key, time_window_ms, first_ms, step_ms, last_ms, average_sessions, block=64)
+    ids = stimulus_ids(n, stimuli, path.name)
+    values = _mirror_half_filled(np.concatenate([values for _, values in blocks], axis=2))
     sessions = ["mean"] if average_sessions else [f"session{k + 1}" for k in range(n_sessions)]
     rdm = as_rdm(values, ids, {"subject": [f"S{k + 1:02d}" for k in range(n_subjects)], "session": sessions,
-                               "time_ms": times[window]}, "cichy2014_meg",
+                               "time_ms": window_times}, "cichy2014_meg",
                  {"paper": CICHY2014, "file": path.name, "source": CICHY_MEG_SOURCE, "modality": "MEG",
                   "dissimilarity": "pairwise decoding accuracy (%)", "species": "human",
                   "sessions": "averaged" if average_sessions else "separate"})

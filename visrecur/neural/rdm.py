@@ -97,6 +97,8 @@ def align(rdm: xr.DataArray, ids: Sequence[str], what: str = "target") -> xr.Dat
     """``rdm`` reordered to ``ids``; refuse (naming the first mismatch) when the stimuli differ."""
     ids = [str(i) for i in ids]
     have = [str(i) for i in rdm["stimulus"].values]
+    if have == ids and [str(i) for i in rdm["stimulus_b"].values] == ids:
+        return rdm  # already in this order: no copy
     missing = [i for i in ids if i not in set(have)]
     extra = [i for i in have if i not in set(ids)]
     if missing or extra or len(have) != len(ids):
@@ -109,7 +111,7 @@ def align(rdm: xr.DataArray, ids: Sequence[str], what: str = "target") -> xr.Dat
 
 
 def _features(values: np.ndarray, zscore: bool) -> np.ndarray:
-    x = values.reshape(values.shape[0], -1).astype(np.float64)
+    x = values.reshape(values.shape[0], -1).astype(np.float64)  # always a new array (callers change it in place)
     if zscore:  # each unit across stimuli, so no unit dominates by its scale; constant units carry nothing
         sd = x.std(0)
         x = (x[:, sd > 0] - x[:, sd > 0].mean(0)) / sd[sd > 0]
@@ -148,16 +150,26 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
     n = recording.sizes["stimulus"]
     out = np.full((len(states), len(times), n, n), np.nan)
     skipped = []
-    for a, state in enumerate(states):
-        da = state_array(recording, state).sel(time=times)
-        for b, t in enumerate(times):
-            x = _features(np.asarray(da.isel(time=b).values), zscore)
-            if np.isnan(x).any():
-                skipped.append(f"{state}@t={t}")
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = pdist(x, metric)
-            out[a, b] = _square(d, n)
+    from .rsa import single_threaded_blas
+
+    with single_threaded_blas():  # small products: threads cost more than they give (benchmarks/bench_rsa.py)
+        for a, state in enumerate(states):
+            if state not in recorded_states(recording):
+                state_array(recording, state)  # refuses it, in its words
+            da = recording[state].transpose("stimulus", "time", ...)
+            where = [all_times.index(t) for t in times]
+            # a state of moderate size is read once (a lazy recording then reads each chunk once), a big one a
+            # step at a time; plain positions, not labels: xarray's selection cost more than the products
+            block = None
+            if da.nbytes <= 256e6:
+                block = np.asarray(da.values)
+                block = block if where == list(range(block.shape[1])) else block[:, where]  # no copy of all
+            for b, t in enumerate(times):
+                x = _features(block[:, b] if block is not None else np.asarray(da.isel(time=where[b]).values), zscore)
+                if np.isnan(x).any():
+                    skipped.append(f"{state}@t={t}")
+                    continue
+                out[a, b] = _correlation_distance(x) if metric == "correlation" else _square(_pdist(x, metric), n)
     rdm = xr.DataArray(out, dims=("state", "time", "stimulus", "stimulus_b"),
                        coords={"state": states, "time": times, "stimulus": recording["stimulus"].values.astype(str),
                                "stimulus_b": recording["stimulus"].values.astype(str)}, name="model_rdm")
@@ -170,6 +182,22 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
                  "description": f"{metric} distance between stimuli's activity patterns"
                                 + (" after z-scoring each unit across stimuli" if zscore else "")}
     return rdm
+
+
+def _pdist(x: np.ndarray, metric: str) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pdist(x, metric)
+
+
+def _correlation_distance(x: np.ndarray) -> np.ndarray:
+    """1 - Pearson r between rows, as ``pdist(x, "correlation")`` in square form (equal to ~1e-15), but as
+    one matrix product (BLAS) instead of a loop over pairs; a constant row gives NaN, as there."""
+    x -= x.mean(1, keepdims=True)  # in place: _features made x for this call
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x /= np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    d = 1 - x @ x.T
+    np.fill_diagonal(d, 0)
+    return (d + d.T) / 2  # exactly symmetric
 
 
 def _square(condensed: np.ndarray, n: int) -> np.ndarray:
