@@ -191,8 +191,9 @@ def parse_args(argv=None):
                    help="layout of the --meg file")
     p.add_argument("--meg-window", type=float, nargs=2, metavar=("START_MS", "END_MS"),
                    help="neural time window to read (Cichy 2014 format; default: the whole file)")
-    p.add_argument("--meg-bootstrap", type=int, default=200, help="stimulus resamples for the ms-per-step fit "
-                   "(0: none)")
+    p.add_argument("--meg-bootstrap", type=int, default=200,
+                   help="resamples for the ms-per-step fit's intervals: of subjects for the Cichy 2014 warp fit over "
+                        "whole time courses, of stimuli for the Algonauts peak fit (0: none)")
     common.add_output(p)
     p.add_argument("--name", default="neural_alignment", help="file name stem of the results")
     args = p.parse_args(argv)
@@ -300,9 +301,15 @@ def meg_analysis(recording: xr.Dataset, meg: xr.DataArray, args) -> tuple[xr.Dat
     ds.attrs = {"method": args.method, "skipped": rdm.attrs["skipped"] or "none", "meg_file": str(meg.attrs.get("file")),
                 **{f"meg_{k}": str(v) for k, v in meg.attrs.items()}}
     reached = [s for s in rdm["state"].values if (~np.isnan(rdm.sel(state=s)[:, 0, 1])).sum() >= 2]
-    fits = pd.DataFrame([fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci)
-                      for s in reached])
-    return ds, fits
+    if args.meg_format == "cichy2014":  # 1 ms grid and subjects: the warp fit over whole time courses
+        from visrecur.neural.meg_time import fit_time_warp, subject_scores
+
+        per_subject = subject_scores(rdm, meg, args.method)
+        fits = [fit_time_warp(per_subject, str(s), args.meg_bootstrap, args.seed, args.ci) for s in reached]
+    else:  # a few time windows, no subjects: each step's peak window, stimuli resampled
+        fits = [fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci)
+                for s in reached]
+    return ds, pd.DataFrame(fits)
 
 
 def control_summary(controls: pd.DataFrame) -> str:
