@@ -1,7 +1,7 @@
 """The generated docs pages: every measured number they show is read from a result file, never typed.
 
     python -m docs            # (re)write docs/pretrained.md, neural_alignment_results.md, neural_comparisons.md,
-                              # timing_results.md, benchmarks.md from their templates (docs/templates/) and the result files,
+                              # timing_results.md, benchmarks.md, neural_time.md from their templates (docs/templates/) and the result files,
                               # and docs/zoo.md from the zoo (visrecur.architecture.zoo_table)
     python -m docs --check    # exit 1, naming the pages, if a checked-in page differs from what it would be
 
@@ -9,7 +9,7 @@ A template is Markdown with ``{{ name args }}`` placeholders; ``name`` is one of
 reading its file(s) under the root it is given, so a test can render from a modified copy. Result files:
 ``visrecur/weights/*.json`` (each shipped model's own measurement), ``docs/*_metrics.csv`` (their training
 runs), ``docs/readout_generalization_resnet_2state_t13.csv``, ``benchmarks/results/*.json`` (the GPU run),
-``docs/results/*.csv`` (analyses written there by their commands), and
+``benchmarks/results/*.csv`` (the benchmarks/ scripts' measurements), ``docs/results/*.csv`` (analyses written there by their commands), and
 ``docs/results/transcribed/`` (tables whose command's output was not kept: transcribed once from the
 README of commit ff11b38, each with its command and date in its metadata; the pages say they are not
 regenerated). Parameter and MAC counts come from the zoo's specs (``visrecur.architecture.zoo_table.counts``).
@@ -28,7 +28,7 @@ from visrecur.timing import DEFAULT_MAPPING
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGES = ("pretrained.md", "neural_alignment_results.md", "timing_results.md", "benchmarks.md", "zoo.md", "brainscore.md",
-         "neural_comparisons.md")
+         "neural_comparisons.md", "neural_time.md")
 
 
 def zoo_page(root: Path) -> str:
@@ -588,6 +588,159 @@ def zscore_first_positive(root: Path, target: str) -> str:
     return f"{positive('no')} of {n} models without, {positive('yes')} of {n} with"
 
 
+# ---- neural time (docs/neural_time.md: benchmarks/ scripts' results) ----------------------------------
+
+MEG_VALIDATION = "benchmarks/results/meg_time_validation.csv"
+MEG_STREAM = "benchmarks/results/meg_stream.csv"
+BENCH_RSA = "benchmarks/results/bench_rsa.csv"
+THINGS = "benchmarks/results/things_encoding.csv"
+RSA_WORK = {"full table, memory": "full table, recording in memory",
+            "full table, disk": "full table, recording read from disk (.nc)",
+            "1000 bootstrap resamples of the table": "1,000 bootstrap resamples of the table"}
+
+
+def source(root: Path, path: str, machine: bool = False) -> str:
+    """The file a block's numbers come from, the command that wrote it and (``machine``) the machine and load
+    its metadata states."""
+    table = read_table(root / path)
+    machine = table.attrs.get("description", "") if machine else ""
+    return f"*Source: `{path}`, written by `{table.attrs['command']}`" + (f"; {machine}" if machine else "") + ".*"
+
+
+def meg_validation(root: Path) -> pd.DataFrame:
+    table = read_table(root / MEG_VALIDATION)
+    # the per-step peak fit (fit_step_latency's method) is judged like the warp fit: its ms per step's error
+    table["peak_fit_error_ms"] = table["peak_fit_ms_per_step"] - table["planted_ms_per_step"]
+    return table
+
+
+def of(hits: pd.Series) -> str:
+    return f"{int(hits.sum())}/{len(hits)}"
+
+
+def meg_validation_table(root: Path, slope_ms: str, onset_ms: str) -> str:
+    """The validation's criteria, counted over its runs: ms per step within ``slope_ms``, onset within
+    ``onset_ms``, interval coverage and width, and the per-step peak fit within ``slope_ms``."""
+    t = meg_validation(root)
+    slope, onset = t["slope_error_ms"].abs(), t["onset_error_ms"].abs()
+    rows = [[f"ms per step within {slope_ms} ms", f"{of(slope <= float(slope_ms))} (largest error {slope.max():.2f} ms)"],
+            [f"onset within {onset_ms} ms", f"{of(onset <= float(onset_ms))} (largest error {onset.max():.2f} ms)"],
+            ["95% interval covers the planted ms per step / onset", f"{of(t['slope_covered'])} / {of(t['onset_covered'])}"],
+            ["ms-per-step interval width", (f"at most {t['slope_ci_width_ms'].max():.2f} ms "
+                                            f"(median {t['slope_ci_width_ms'].median():.2f} ms); required < 15 ms")],
+            [f"per-step peak fit (`fit_step_latency`'s method), within {slope_ms} ms",
+             of(t["peak_fit_error_ms"].abs() <= float(slope_ms))]]
+    return markdown(["criterion", "result"], rows) + "\n\n" + source(root, MEG_VALIDATION)
+
+
+def meg_peak_fit_count(root: Path, slope_ms: str) -> str:
+    """In how many validation runs the per-step peak fit is within ``slope_ms`` of the planted ms per step."""
+    t = meg_validation(root)
+    hits = t["peak_fit_error_ms"].abs() <= float(slope_ms)
+    return f"{int(hits.sum())} of {len(hits)}"
+
+
+def meg_signal(root: Path, *apart: str) -> str:
+    """The range of the subject-mean RDM's Spearman with the planted step at its peak, over all runs, or
+    over the runs whose ms per step is not among ``apart``."""
+    t = meg_validation(root)
+    t = t[~t["planted_ms_per_step"].isin([int(a) for a in apart])]
+    return f"{t['group_score_peak'].min():.2f}-{t['group_score_peak'].max():.2f}"
+
+
+def meg_grid(root: Path, column: str) -> str:
+    """The planted values of ``column`` in the validation grid, e.g. ``15, 27, 40, 50``."""
+    return ", ".join(str(v) for v in sorted(meg_validation(root)[column].unique()))
+
+
+def meg_runs(root: Path, column: str) -> str:
+    """How many distinct values ``column`` takes in the validation grid (e.g. noise seeds)."""
+    return str(meg_validation(root)[column].nunique())
+
+
+def meg_stream_value(root: Path, column: str, digits: str = "0") -> str:
+    """One value of the full-size streaming run (the same on every row), e.g. its peak memory."""
+    return f"{read_table(root / MEG_STREAM)[column].iloc[0]:,.{int(digits)}f}"
+
+
+def meg_stream_fit(root: Path, state: str) -> str:
+    """The warp the full-size run recovered for ``state``, with its intervals."""
+    t = read_table(root / MEG_STREAM)
+    r = t[t["state"] == state].iloc[0]
+    return (f"{r.ms_per_step:.2f} [{r.ms_per_step_ci_low:.2f}, {r.ms_per_step_ci_high:.2f}] ms per step, onset "
+            f"{r.onset_ms:.1f} [{r.onset_ms_ci_low:.1f}, {r.onset_ms_ci_high:.1f}] ms")
+
+
+def rsa_table(root: Path) -> str:
+    t = read_table(root / BENCH_RSA)
+    rows = [[RSA_WORK.get(r.work, r.work), f"{r.visrecur_s:.3f} s" if r.visrecur_s < 10 else f"{r.visrecur_s:.1f} s",
+             f"{r.numpy_s:.3f} s" if r.numpy_s < 10 else f"{r.numpy_s:.1f} s", f"{r.visrecur_over_numpy:.2f}x"]
+            for r in t.itertuples()]
+    return markdown(["work", "visrecur", "numpy", "visrecur / numpy"], rows) + "\n\n" + source(root, BENCH_RSA, True)
+
+
+def rsa_speedup(root: Path, work: str) -> str:
+    """How many times faster than numpy visrecur is at ``work`` (a row of bench_rsa.csv, spaces as ``_``)."""
+    t = read_table(root / BENCH_RSA)
+    return f"{1 / t.loc[t['work'] == work.replace('_', ' '), 'visrecur_over_numpy'].item():.1f}x"
+
+
+def things(root: Path) -> pd.DataFrame:
+    return read_table(root / THINGS).sort_values("images")
+
+
+def things_table(root: Path) -> str:
+    t = things(root)
+    planted = ", ".join(t["planted_ms"].iloc[0].split())
+    rows = [[f"{r.images:,}", f"{r.meg_gb:.2f} GB", f"{r.wall_s:,.0f} s", f"{r.peak_rss_mb:,.0f} MB",
+             ", ".join(r.recovered_ms.split()) + " ms", ", ".join(r.peak_median_r.split())] for r in t.itertuples()]
+    header = ["images", "MEG store", "wall time", "peak memory", f"step latencies found (planted {planted} ms)",
+              "best median r per step"]
+    return markdown(header, rows) + "\n\n" + source(root, THINGS)
+
+
+def things_value(root: Path, column: str) -> str:
+    """A value shared by every size (sensors, times, cells), or the planted latencies as ``100, 150 and 200``."""
+    values = things(root)[column].iloc[0]
+    if isinstance(values, str):
+        *head, last = values.split()
+        return f"{', '.join(head)} and {last}"
+    return f"{values:,}"
+
+
+def things_peak_gb(root: Path) -> str:
+    return f"{things(root)['peak_rss_mb'].max() / 1000:.1f} GB"
+
+
+def things_growth(root: Path) -> str:
+    """How wall time grew from the smallest size to each larger one, against the growth in images."""
+    t = things(root)
+    first = t.iloc[0]
+    return " and ".join(f"{r.wall_s / first.wall_s:.2f}x for {r.images / first.images:.1f}x the images"
+                        for r in t.iloc[1:].itertuples())
+
+
+def things_write_s(root: Path) -> str:
+    *head, last = (f"{s:,.0f}" for s in things(root)["write_s"])
+    return f"{', '.join(head)} and {last} s"
+
+
+def things_mb(root: Path, *factors: str) -> str:
+    """float64 bytes of ``factors`` x the benchmark's cells, in MB (e.g. folds x components x cells)."""
+    n = int(things(root)["cells"].iloc[0])
+    for f in factors:
+        n *= int(f)
+    return f"{n * 8 / 1e6:,.0f} MB"
+
+
+NEURAL_TIME_RENDERERS = {
+    "meg_validation_table": meg_validation_table, "meg_peak_fit_count": meg_peak_fit_count, "meg_signal": meg_signal,
+    "meg_grid": meg_grid, "meg_runs": meg_runs, "source": source, "meg_stream_value": meg_stream_value, "meg_stream_fit": meg_stream_fit,
+    "rsa_table": rsa_table, "rsa_speedup": rsa_speedup, "things_table": things_table, "things_value": things_value,
+    "things_peak_gb": things_peak_gb, "things_growth": things_growth, "things_write_s": things_write_s,
+    "things_mb": things_mb}
+
+
 # ---- Brain-Score ------------------------------------------------------------------------------------
 
 BRAINSCORE_MODELS = ("frnn_4state_cifar10", "frnn_4state_adjacent_cifar10")
@@ -650,7 +803,8 @@ RENDERERS = {"pretrained_table": pretrained_table, "readout_time_table": readout
              "vs_control": vs_control, "control_exceptions": control_exceptions, "category_margin": category_margin,
              "category_max": category_max, "comparison_pairs": comparison_pairs, "pair": pair,
              "pairs_significant": pairs_significant, "comparison_zscore": comparison_zscore,
-             "zscore_change": zscore_change, "zscore_first_positive": zscore_first_positive}
+             "zscore_change": zscore_change, "zscore_first_positive": zscore_first_positive,
+             **NEURAL_TIME_RENDERERS}
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)((?:\s+[^\s}]+)*)\s*\}\}")
 
 

@@ -197,3 +197,74 @@ def test_the_zscore_numbers_come_from_the_zscore_table(tmp_path):
     table.to_csv(path, index=False)
     page = build.render("neural_comparisons.md", root)
     assert "change by at most 0.66." in page and "| 0.24 -> 0.90 |" in page
+
+
+def test_neural_time_page_is_listed_and_cites_its_results_files():
+    assert "neural_time.md" in build.PAGES
+    page = build.render("neural_time.md")
+    for path in (build.MEG_VALIDATION, build.MEG_STREAM, build.BENCH_RSA, build.THINGS):
+        assert f"*Source: `{path}`, written by `" in page
+
+
+def test_a_changed_meg_validation_run_changes_the_table_and_the_sentence(tmp_path):
+    """The validation's counts are counted from its runs: one run whose per-step peak fit is no longer within
+    4 ms, and one whose warp fit missed by 5 ms, change the criteria table and the sentence citing the count."""
+    root = copy_inputs(tmp_path)
+    path = root / build.MEG_VALIDATION
+    table = pd.read_csv(path)
+    before = build.render("neural_time.md", root)
+    assert "in\n2 of 24 runs." in before and "| per-step peak fit (`fit_step_latency`'s method), within 4 ms | 2/24 |" in before
+    assert "| ms per step within 4 ms | 24/24 (largest error 0.50 ms) |" in before
+    run = (table["planted_ms_per_step"] == 40) & (table["planted_onset_ms"] == 40) & (table["seed"] == 1)
+    assert table.loc[run, "peak_fit_ms_per_step"].item() == 43.1  # 3.1 ms off: one of the two within 4 ms
+    table.loc[run, ["peak_fit_ms_per_step", "slope_error_ms"]] = [10.0, 5.0]
+    table.to_csv(path, index=False)
+    after = build.render("neural_time.md", root)
+    assert "in\n1 of 24 runs." in after and "| per-step peak fit (`fit_step_latency`'s method), within 4 ms | 1/24 |" in after
+    assert "| ms per step within 4 ms | 23/24 (largest error 5.00 ms) |" in after
+
+
+def test_a_changed_meg_stream_run_changes_the_sentences(tmp_path):
+    root = copy_inputs(tmp_path)
+    path = root / build.MEG_STREAM
+    table = pd.read_csv(path)
+    before = build.render("neural_time.md", root)
+    assert "**441 MB**" in before and "27.00 [26.38, 27.12] ms per step, onset 85.0 [84.8, 86.8] ms" in before
+    table["peak_rss_mb"] = 1234.4
+    table.loc[table["state"] == "IT", ["ms_per_step", "ms_per_step_ci_low"]] = [31.5, 30.0]
+    table.to_csv(path, index=False)
+    after = build.render("neural_time.md", root)
+    assert "**1,234 MB**" in after and "31.50 [30.00, 27.12] ms per step" in after and "441 MB" not in after
+
+
+def test_a_changed_rsa_timing_changes_the_table_and_the_sentence(tmp_path):
+    root = copy_inputs(tmp_path)
+    path = root / build.BENCH_RSA
+    table = pd.read_csv(path)
+    boot = table["work"] == "1000 bootstrap resamples of the table"
+    before = build.render("neural_time.md", root)
+    assert "| 1,000 bootstrap resamples of the table | 49.3 s | 244.6 s | 0.20x |" in before
+    assert "The bootstrap is\n5.0x faster" in before
+    table.loc[boot, ["visrecur_s", "visrecur_over_numpy"]] = [24.46, 0.1]
+    table.to_csv(path, index=False)
+    after = build.render("neural_time.md", root)
+    assert "| 1,000 bootstrap resamples of the table | 24.5 s | 244.6 s | 0.10x |" in after
+    assert "The bootstrap is\n10.0x faster" in after
+
+
+def test_a_changed_things_run_changes_the_table_and_the_sentences(tmp_path):
+    """Wall time and peak memory of one size, changed in a copy, change its table row, the growth sentence
+    and the peak-memory sentence."""
+    root = copy_inputs(tmp_path)
+    path = root / build.THINGS
+    table = pd.read_csv(path)
+    before = build.render("neural_time.md", root)
+    assert "| 10,000 | 3.13 GB | 473 s | 2,883 MB |" in before and "grew 1.73x for 2.0x the images" in before
+    assert "at or below 3.3 GB" in before
+    row = table["images"] == 10000
+    first = table.loc[table["images"] == 5000, "wall_s"].item()
+    table.loc[row, ["wall_s", "peak_rss_mb"]] = [2.5 * first, 3900.0]
+    table.to_csv(path, index=False)
+    after = build.render("neural_time.md", root)
+    assert f"| 10,000 | 3.13 GB | {2.5 * first:,.0f} s | 3,900 MB |" in after
+    assert "grew 2.50x for 2.0x the images" in after and "at or below 3.9 GB" in after
