@@ -417,3 +417,99 @@ def test_overwrite_refuses_a_folder_of_unrelated_files(tmp_path):
     assert "\n" not in msg and "rec.nc" in msg
     assert _tree(out) == before  # untouched, byte for byte
     assert sorted(p.name for p in tmp_path.iterdir()) == around  # no partial or lock left beside it
+
+
+def test_overwrite_refuses_another_programs_netcdf(tmp_path):
+    out = tmp_path / "rec.nc"
+    xr.Dataset({"v": ("x", np.arange(5.0))}, attrs={"title": "not visrecur's"}).to_netcdf(out)
+    before = hashlib.sha256(out.read_bytes()).hexdigest()
+    with pytest.raises(visrecur.VisrecurError) as err:
+        visrecur.record(adapted(), from_array(IMAGES), out, overwrite=True, progress=False)
+    assert "\n" not in str(err.value)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.nc"]
+
+
+def test_overwrite_replaces_its_own_recording(tmp_path):
+    # the counterpart: a recording visrecur made is replaced with --overwrite, refused without
+    out = tmp_path / "rec.nc"
+    visrecur.record(adapted(), from_array(IMAGES), out, progress=False)
+    with pytest.raises(visrecur.VisrecurError):
+        visrecur.record(adapted(), from_array(IMAGES[:2]), out, progress=False)
+    visrecur.record(adapted(), from_array(IMAGES[:2]), out, overwrite=True, progress=False)
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["stimulus"] == 2
+
+
+@pytest.mark.slow
+def test_overwrite_cli_refuses_a_folder_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "rec.nc"
+    out.mkdir()
+    (out / "x.txt").write_text("mine\n")
+    before = _tree(out)
+    run = subprocess.run([sys.executable, "-m", "visrecur.record", "--model", "cornet_z", "--stimuli", "builtin",
+                          "--output", str(out), "--overwrite", "--reduction", "mean"],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in run.stderr and "--overwrite" in errors[0]
+    assert _tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["rec.nc"]
+
+
+def test_adapted_recording_describes_itself(tiny_recording):
+    _, ds = tiny_recording
+    # a space-separated list (netCDF attributes are flat)
+    assert [int(t) for t in str(ds["A"].attrs["steps"]).split()] == [0]
+    assert [int(t) for t in str(ds["B"].attrs["steps"]).split()] == [0, 1, 2]
+    assert ds.attrs["model_kind"] == "adapted"
+
+
+def test_cornet_s_mapping_bins_are_brainscores():
+    from visrecur.timed.reference import cornet_s_time_mapping
+
+    mapping = cornet_s_time_mapping()
+    # Brain-Score's CORnet-S TIME_MAPPINGS: (first bin start, width, steps) per area
+    for area, (start, width, n) in {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4),
+                                    "IT": (100, 100, 2)}.items():
+        expected = [[start + k * width, start + (k + 1) * width] for k in range(n)]
+        np.testing.assert_array_equal(mapping.bins(range(n), area), expected)
+
+
+def test_reaction_times_refuse_a_single_readout_and_missing_steps():
+    from analyses.latency import latency_tables
+
+    batches = [(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))]
+    for times in ([2], [0, 1, 2]):  # one readout only; steps it does not read out at
+        with pytest.raises(visrecur.VisrecurError) as err:
+            latency_tables(adapted(), batches, times, [0.5], "entropy")
+        assert "\n" not in str(err.value)
+
+
+def test_compare_models_table_skips_steps_not_reached():
+    from scipy.stats import false_discovery_control
+
+    from visrecur.neural import compare_models, model_rdms
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(10, 4, 4, 3), dtype=np.uint8)
+    table = model_rdms(visrecur.record(adapted(), from_array(images), progress=False))
+    n = table.sizes["stimulus"]
+    noise = rng.random((n, n))
+    other = table.sel(state="B", time=2).copy(data=(noise + noise.T) * (1 - np.eye(n)))
+    subjects = table.sel(state="B", time=2).values + 0.05 * rng.random((3, n, n))
+    subjects = (subjects + subjects.transpose(0, 2, 1)) * (1 - np.eye(n))
+    target = xr.DataArray(subjects, dims=("subject", "stimulus", "stimulus_b"),
+                          coords={"subject": range(3), "stimulus": table.stimulus.values,
+                                  "stimulus_b": table.stimulus.values})
+    r = compare_models(table, other, target, n_boot=100)
+    tested = np.isfinite(r["p_value"].values)
+    # A runs only at step 0: its steps 1 and 2 are not tested; every step of B is
+    assert r["p_value"].sel(state="A").notnull().values.tolist() == [True, False, False]
+    assert r["p_value"].sel(state="B").notnull().all()
+    assert r["p_value"].sel(state="A", time=[1, 2]).isnull().all()
+    p = r["p_value"].values[tested]
+    np.testing.assert_allclose(r["p_fdr"].values[tested], false_discovery_control(p))
+    assert (r["difference"].sel(state="B") > 0).all()
