@@ -210,8 +210,6 @@ def test_blnet_eight_steps_readout_every_step():
     assert tuple(b.readout_steps) == tuple(range(8))
 
 
-@pytest.mark.xfail(strict=True, reason="an input too small for BL-net's six poolings raises torch's RuntimeError "
-                                       "instead of a one-line VisrecurError naming input_size")
 def test_blnet_too_small_input_is_one_line():
     from visrecur.timed.reference import build
 
@@ -596,9 +594,6 @@ def test_load_model_finds_a_reference_architecture_by_name():
     assert source.trained is False  # random initialisation: recordings carry the untrained warning
 
 
-@pytest.mark.xfail(strict=True, reason="load_model('cornet_q') says 'see visrecur.list_models()', a list without "
-                                       "the reference architectures (cornet_*, blnet, resnet18_time), so the "
-                                       "named fix cannot lead to the intended model")
 def test_load_model_unknown_name_points_to_the_reference_names():
     from visrecur.artifacts.models import load_model
 

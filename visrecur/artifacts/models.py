@@ -10,7 +10,7 @@ import torch
 
 from visrecur.artifacts.checkpoint import DEFAULT_PRETRAINED, PRETRAINED, Checkpoint, checkpoint_path
 from visrecur.artifacts.io import sha256
-from visrecur.errors import CheckpointError, InputError
+from visrecur.errors import CheckpointError, InputError, SpecError
 from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, Preprocess
 
 UNTRAINED_PREPROCESS = "assumed for an untrained model: the cifar10 recipe's statistics"
@@ -116,6 +116,15 @@ def load_model(name_or_path: str | Path | None = None, seed: int = 0,
         model = reference.build(text, seed)
         return ModelSource(model, name, preprocess=preprocess, time_mapping=model.time_mapping,
                            preprocess_note="the architecture's usual input; untrained weights")
+    if text not in zoo.MODELS:  # name both lists: the zoo's FRNNs and the reference timed architectures
+        import difflib
+
+        known = [*PRETRAINED, *zoo.MODELS, *reference.REFERENCE]
+        close = difflib.get_close_matches(text, known, n=3)
+        raise SpecError(f"unknown model {text!r}; " + (f"did you mean {', '.join(close)}? " if close else "")
+                        + "choose a shipped pretrained name (visrecur.list_pretrained()), a checkpoint .pt, a zoo "
+                          "architecture (visrecur.list_models()) or a reference architecture ("
+                          + ", ".join(reference.REFERENCE) + ")")
     with torch.random.fork_rng(devices=[]):  # the same untrained weights on every run and every rank
         torch.manual_seed(seed)
         model = zoo.build(text).eval()

@@ -106,4 +106,10 @@ def build(name: str, seed: int | None = 0, input_size: int | None = None, **opti
     if input_size is not None:
         given = adapter["preprocess"]
         adapter["preprocess"] = Preprocess((input_size, input_size), given.mean, given.std)
-    return Adapted(module, name=name, trained=False, **adapter)
+    if input_size is None:
+        return Adapted(module, name=name, trained=False, **adapter)
+    try:  # the adapter probes the module once: an input too small for its poolings fails there
+        return Adapted(module, name=name, trained=False, **adapter)
+    except RuntimeError as err:
+        raise InputError(f"input_size {input_size} is too small for {name} ({str(err).splitlines()[0]}); give a "
+                         f"larger input_size, e.g. its usual {given.crop_size[0]}") from None
