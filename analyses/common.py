@@ -131,10 +131,47 @@ def write(tables: Mapping[str, pd.DataFrame], folder, command: str, description:
 
 
 # --- models and images --------------------------------------------------------------------------------
-def load_models(names: Sequence[str]) -> dict:
-    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing."""
+# what an analysis needs of a model that a timed model (visrecur.timed: CORnet, BL-net, ResNet-18 with
+# time = depth, an adapted module) does not have: the one place analyses refuse them
+NEEDS = {
+    "tsbn_decay": "time-specific batch-norm (TSBN) statistics",
+    "readout_time": "a readout at any readout time, with TSBN statistics per step (an FRNN's readout_time=)",
+    "readout_generalization": "a readout trained at one readout time and tested at others (an FRNN's "
+                              "readout_time= with TSBN statistics per step)",
+    "transition_matrix": "a transition graph (which transition runs at which step)",
+    "parameters": "a zoo spec whose effective parameters and depth depend on the readout time",
+    "masking": "a frame per step (time-varying input: an FRNN takes a list of frames)",
+}
+
+
+def is_timed_name(name) -> bool:
+    """Whether ``name`` names a timed reference architecture (``visrecur.timed.reference``)."""
+    from visrecur.timed import reference
+
+    return str(name) in reference.REFERENCE
+
+
+def check_applies(names: Sequence[str], analysis: str) -> None:
+    """One line for a timed model given to an analysis that cannot apply to it (``NEEDS``)."""
+    for name in names:
+        if is_timed_name(name) and analysis in NEEDS:
+            raise InputError(f"analyses.{analysis} does not apply to {name}: it is a timed model (visrecur.timed) "
+                             f"without {NEEDS[analysis]}; give FRNNs (shipped names or checkpoints)")
+
+
+def load_models(names: Sequence[str], analysis: str | None = None, timed: bool = False) -> dict:
+    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing. A timed
+    reference architecture's name is refused in one line (``check_applies``), or with ``timed`` (an
+    analysis that takes them) built untrained (``visrecur.artifacts.models.load_model``)."""
+    if not timed:
+        check_applies(names, analysis)
     models = {}
     for name in names:
+        if timed and is_timed_name(name):
+            from visrecur.artifacts.models import load_model
+
+            models[name] = load_model(name).model
+            continue
         model = load(name)
         if model.preprocess is None:
             raise CheckpointError(f"checkpoint {name!r} does not say its preprocessing (no 'preprocess' or "

@@ -208,7 +208,7 @@ def main(argv=None):
     common.check_counts(p, args, ("limit", "batch_size", "readout_time"))
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
     out_dir = common.output_folder(args.out_dir)
-    models = common.load_models(args.model)
+    models = common.load_models(args.model, "masking")
     plans = {}
     for name, model in models.items():
         T = args.readout_time or model.spec.readout_time

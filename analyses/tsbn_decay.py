@@ -284,6 +284,7 @@ def main(argv=None):
     common.requires(p, args, "until", "recalibrate", "how far --recalibrate goes")
     if args.until is not None and args.until < 2:
         p.error(f"--until {args.until}: transitions run from step 1, so recalibrate up to a readout time >= 2")
+    common.check_applies(args.checkpoint or [], "tsbn_decay")
     out = common.output_folder(args.out_dir)
     stated = None if args.refit else _stated_mapping(args.checkpoint or list_pretrained())
     mapping = common.time_mapping(args, p, stated)
