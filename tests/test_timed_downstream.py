@@ -171,3 +171,32 @@ def test_latency_command_on_blnet(tmp_path):
     accuracy = read_table(tmp_path / "latency_accuracy.csv")
     assert accuracy.readout_time.tolist() == [0, 1, 2]
     assert (accuracy.tsbn_policy == "none").all()
+
+
+# --- neural alignment takes a timed model's recording ---------------------------------------------
+@pytest.mark.slow
+def test_neural_alignment_scores_a_timed_recording():
+    """ResNet-18 with time = depth: every area is scored at its depth step and nowhere else (NaN, not
+    reached), with each step's ms from the recording's own mapping."""
+    from scipy.spatial.distance import pdist, squareform
+
+    from analyses.neural_alignment import score_table, tidy
+    from visrecur.artifacts.models import ModelSource
+    from visrecur.neural.rdm import as_rdm
+    from visrecur.recording import record
+    from visrecur.recording.stimuli import from_array
+    from visrecur.timed import reference
+
+    rng = np.random.default_rng(0)
+    ids = [f"s{k}" for k in range(6)]
+    stimuli = from_array(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), ids)
+    target = as_rdm(np.stack([squareform(pdist(rng.normal(size=(6, 3)))) for _ in range(3)]), ids,
+                    {"subject": ["a", "b", "c"]}, "fake")
+    model = reference.build("resnet18_time", 0, input_size=32)
+    recording = record(ModelSource.wrap(model), stimuli, reduction="mean", progress=False)
+    ds, _ = score_table(recording, [target], n_boot=0, contrast=None)
+    table = tidy(ds)
+    reached = table[table.reached]
+    assert sorted(zip(reached.state, reached.time)) == sorted((a, s[0]) for a, s in model.steps.items())
+    layer2 = reached.query("state == 'layer2'").iloc[0]
+    assert (layer2.latency_min_ms, layer2.latency_max_ms) == (40.0, 100.0)  # step 2 at 20-50 ms per step
