@@ -131,16 +131,21 @@ def write(tables: Mapping[str, pd.DataFrame], folder, command: str, description:
 
 
 # --- models and images --------------------------------------------------------------------------------
-# what an analysis needs of a model that a timed model (visrecur.timed: CORnet, BL-net, ResNet-18 with
-# time = depth, an adapted module) does not have: the one place analyses refuse them
-NEEDS = {
-    "tsbn_decay": "time-specific batch-norm (TSBN) statistics",
-    "readout_time": "a readout at any readout time, with TSBN statistics per step (an FRNN's readout_time=)",
-    "readout_generalization": "a readout trained at one readout time and tested at others (an FRNN's "
-                              "readout_time= with TSBN statistics per step)",
-    "transition_matrix": "a transition graph (which transition runs at which step)",
-    "parameters": "a zoo spec whose effective parameters and depth depend on the readout time",
-    "masking": "a frame per step (time-varying input: an FRNN takes a list of frames)",
+# why an analysis cannot apply to a timed model (visrecur.timed: CORnet, BL-net, ResNet-18 with time =
+# depth, an adapted module): the one place analyses refuse them, each in one line
+READOUT_SWEEP = ("it varies an FRNN's readout time, and this model reads out at fixed steps (record it, or use "
+                 "analyses.latency for its readouts)")
+TIMED_REFUSALS = {
+    "tsbn_decay": "it has no time-specific batch norm (TSBN), whose statistics this analysis fits; only FRNNs "
+                  "have them",
+    "readout_time": READOUT_SWEEP,
+    "readout_generalization": READOUT_SWEEP,
+    "transition_matrix": "it draws an FRNN's transition graph (which transition runs at which step), and this "
+                         "model has none (its areas' steps: python -m visrecur.record)",
+    "parameters": "it counts a zoo FRNN's effective parameters and depth per readout time, and this model's do "
+                  "not depend on one",
+    "masking": "it shows a stimulus then a mask as frames at successive steps of an FRNN, and this model takes "
+               "one image per forward pass",
 }
 
 
@@ -151,20 +156,29 @@ def is_timed_name(name) -> bool:
     return str(name) in reference.REFERENCE
 
 
+def refuse_timed(name: str, analysis: str, why: str | None = None) -> None:
+    """One line when ``name`` is a timed reference model that ``analysis`` cannot take: ``why`` (default
+    ``TIMED_REFUSALS[analysis]``)."""
+    if is_timed_name(name):
+        why = why or TIMED_REFUSALS.get(analysis, "it is a timed model (visrecur.timed); give FRNNs (shipped "
+                                                  "names or checkpoints)")
+        raise InputError(f"analyses.{analysis} does not apply to {name}: {why}")
+
+
 def check_applies(names: Sequence[str], analysis: str) -> None:
-    """One line for a timed model given to an analysis that cannot apply to it (``NEEDS``)."""
+    """``refuse_timed`` for each of ``names``, before any work."""
     for name in names:
-        if is_timed_name(name) and analysis in NEEDS:
-            raise InputError(f"analyses.{analysis} does not apply to {name}: it is a timed model (visrecur.timed) "
-                             f"without {NEEDS[analysis]}; give FRNNs (shipped names or checkpoints)")
+        refuse_timed(name, analysis)
 
 
-def load_models(names: Sequence[str], analysis: str | None = None, timed: bool = False) -> dict:
-    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing. A timed
-    reference architecture's name is refused in one line (``check_applies``), or with ``timed`` (an
-    analysis that takes them) built untrained (``visrecur.artifacts.models.load_model``)."""
+def load_models(names: Sequence[str], analysis: str = "this analysis", *, timed: bool = False,
+                why: str | None = None) -> dict:
+    """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing. With
+    ``timed``, reference timed models by name too (``visrecur.timed``, untrained); without, they are
+    refused in one line (``refuse_timed``: ``why``, default the analysis's entry in ``TIMED_REFUSALS``)."""
     if not timed:
-        check_applies(names, analysis)
+        for name in names:
+            refuse_timed(name, analysis, why)
     models = {}
     for name in names:
         if timed and is_timed_name(name):
@@ -196,7 +210,8 @@ def test_batches(model, images, labels, batch_size: int = 500):
 def check_input_size(model, images: torch.Tensor, name: str | None = None) -> None:
     size = tuple(images.shape[-2:])
     if size != tuple(model.preprocess.crop_size):
-        raise InputError(f"the test images are {size[0]}x{size[1]} but model {name or model.spec.name!r} takes "
+        name = name or getattr(getattr(model, "spec", None), "name", None) or model.name
+        raise InputError(f"the test images are {size[0]}x{size[1]} but model {name!r} takes "
                          f"{model.preprocess.crop_size[0]}x{model.preprocess.crop_size[1]}; give a --data-root "
                          "whose images have the model's input size (e.g. CIFAR-10 for the shipped models)")
 

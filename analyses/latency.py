@@ -82,6 +82,17 @@ def check_consecutive(times: Sequence[int]) -> list[int]:
     return times
 
 
+def check_timed_readouts(model, times: Sequence[int]) -> None:
+    """A timed model gives reaction times only where it reads out at several steps (BL-net: every step)."""
+    missing = [t for t in times if t not in model.readout_steps]
+    if missing:
+        raise InputError(f"{model.name} reads out at steps {list(model.readout_steps) or 'none'}, not at "
+                         f"{' '.join(map(str, missing))}; give --readout-times among those")
+    if len(model.readout_steps) < 2:
+        raise InputError(f"{model.name} reads out at one step only ({list(model.readout_steps)}): reaction times "
+                         "need readouts at several steps (e.g. blnet)")
+
+
 # --- per image, per readout time ------------------------------------------------------------------
 @torch.no_grad()
 def readout_probabilities(model, batches, readout_times: Sequence[int], progress: bool = False):
@@ -91,10 +102,14 @@ def readout_probabilities(model, batches, readout_times: Sequence[int], progress
     model.eval()
     times = list(readout_times)
     probs, labels = [], []
+    timed = is_timed(model)
+    if timed:
+        check_timed_readouts(model, times)
     for images, batch_labels in tqdm(data.epoch_batches(batches, 0), total=len(batches), desc="readouts",
                                      disable=not progress, leave=False):
-        # a timed model reads out at its own steps, all from one run; an FRNN at the readout times asked
-        logits = model.run(images) if is_timed(model) else model(images, readout_time=times)
+        # a timed model (CORnet, BL-net, ...) reads out at its own steps, all from one run; an FRNN at the
+        # readout times asked
+        logits = model.run(images) if timed else model(images, readout_time=times)
         probs.append(torch.stack([logits[t].double().softmax(-1) for t in times], dim=1))
         labels.append(batch_labels)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
@@ -216,21 +231,6 @@ def latency_tables(model, batches, times, thresholds, criterion: str = "max_soft
 
 
 # --- timed models (visrecur.timed): readouts at their own steps ---------------------------------------
-def timed_readout_steps(model, given: Sequence[int] | None, name: str) -> list[int]:
-    """The readout steps of a timed model to evaluate: ``given`` (each one of its readout steps) or all of
-    them; one line for a model that reads out at fewer than two steps (no reaction time to take)."""
-    steps = list(model.readout_steps)
-    if len(steps) < 2:
-        raise InputError(f"{name} reads out at {'step ' + str(steps[0]) if steps else 'no step'} only: reaction "
-                         "times need readouts at several steps (e.g. blnet)")
-    times = check_consecutive(given or steps)
-    missing = [t for t in times if t not in steps]
-    if missing:
-        raise InputError(f"{name} reads out at steps {steps[0]}..{steps[-1]}, not at {missing[0]}; give readout "
-                         "times among those")
-    return times
-
-
 def resized_batches(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500):
     """Test batches at a timed model's input size (bilinear, antialiased), normalised its way."""
     import torch.nn.functional as F
@@ -284,8 +284,9 @@ def main(argv=None):
     plans = {}
     for name, model in models.items():
         if is_timed(model):
-            plans[name] = (timed_readout_steps(model, args.readout_times, name),
-                           common.time_mapping(args, p, model.time_mapping))
+            times = check_consecutive(args.readout_times or model.readout_steps)
+            check_timed_readouts(model, times)
+            plans[name] = (times, common.time_mapping(args, p, model.time_mapping))
             continue
         times = check_consecutive(args.readout_times or range(model.spec.graph.earliest_readout,
                                                               2 * model.spec.time_steps + 1))

@@ -95,10 +95,9 @@ def test_timed_model_readouts_through_latency_tables():
                                     state="area")
     assert tables["reaction_times"]["rt_steps"].tolist()[:2] == [0, 3]
     assert tables["accuracy"]["readout_time"].tolist() == [0, 1, 2, 3]
-    assert latency.timed_readout_steps(model, None, "handmade") == [0, 1, 2, 3]
-    assert latency.timed_readout_steps(model, [1, 2], "handmade") == [1, 2]
-    with pytest.raises(InputError, match="not at 4"):
-        latency.timed_readout_steps(model, [3, 4], "handmade")
+    latency.check_timed_readouts(model, [1, 2])  # consecutive readout steps among its own: taken
+    with pytest.raises(InputError, match="reads out at steps \\[0, 1, 2, 3\\], not at 4"):  # one past the last
+        latency.check_timed_readouts(model, [3, 4])
 
 
 def test_resized_to_the_models_input():
@@ -116,8 +115,8 @@ def test_one_readout_step_is_refused():
                                                                     if t == 1 else {})},
                       areas=["area"], steps={"area": range(2)}, readout_steps=[1], name="once",
                       preprocess=Preprocess((4, 4), (0.5,) * 3, (0.25,) * 3))
-    with pytest.raises(InputError, match="reads out at step 1 only: reaction times need readouts at several"):
-        latency.timed_readout_steps(model, None, "once")
+    with pytest.raises(InputError, match="reads out at one step only .*: reaction times need readouts at several"):
+        latency.check_timed_readouts(model, [1])
 
 
 # --- one-line refusals ------------------------------------------------------------------------------
@@ -138,8 +137,7 @@ def test_analysis_refuses_a_timed_model_in_one_line(module, name, args, capsys, 
     assert module.main(args + out) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith(f"error: analyses.{name} does not apply to {args[1]}: it is a timed model")
-    assert common.NEEDS[name] in err[0]
+    assert err[0] == f"error: analyses.{name} does not apply to {args[1]}: {common.TIMED_REFUSALS[name]}"
     assert not list(tmp_path.iterdir())
 
 

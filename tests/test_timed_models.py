@@ -253,14 +253,24 @@ def test_cornet_s_loads_a_public_checkpoint_state_dict_by_its_keys():
 
 def test_cornet_z_and_rt_public_key_layout():
     from visrecur.timed.reference.cornet import CORnetRT, CORnetZ
+    from visrecur.timed.reference.cornet import load_cornet_state_dict as load
 
     z = {k: tuple(v.shape) for k, v in CORnetZ().state_dict().items()}
     assert z["V1.conv.weight"] == (64, 3, 7, 7) and z["IT.conv.weight"] == (512, 256, 3, 3)
     assert set(z) == {f"{a}.conv.{p}" for a in ("V1", "V2", "V4", "IT") for p in ("weight", "bias")} | \
         {"decoder.linear.weight", "decoder.linear.bias"}
-    rt = {k: tuple(v.shape) for k, v in CORnetRT().state_dict().items()}
-    assert rt["V1.conv_input.weight"] == (64, 3, 7, 7) and rt["V2.conv_input.weight"] == (128, 64, 1, 1)
-    assert rt["IT.conv1.weight"] == (512, 512, 3, 3) and rt["V4.norm1.weight"] == (256,)
+    # CORnet-RT: per area an input conv (with bias) + group norm, a recurrent 3x3 conv (no bias) + group norm
+    expected = {"decoder.linear.weight": (1000, 512), "decoder.linear.bias": (1000,)}
+    for area, cin, cout, k in (("V1", 3, 64, 7), ("V2", 64, 128, 1), ("V4", 128, 256, 1), ("IT", 256, 512, 1)):
+        expected.update({f"{area}.conv_input.weight": (cout, cin, k, k), f"{area}.conv_input.bias": (cout,),
+                         f"{area}.norm_input.weight": (cout,), f"{area}.norm_input.bias": (cout,),
+                         f"{area}.conv1.weight": (cout, cout, 3, 3), f"{area}.norm1.weight": (cout,),
+                         f"{area}.norm1.bias": (cout,)})
+    generator = torch.Generator().manual_seed(0)
+    for net, keys in ((CORnetRT(), expected), (CORnetZ(), z)):
+        state = {f"module.{k}": torch.randn(shape, generator=generator) for k, shape in keys.items()}
+        load(net, state)
+        assert all(torch.equal(net.state_dict()[k[len("module."):]], v) for k, v in state.items())
 
 
 # --- refusals -----------------------------------------------------------------------------------------
@@ -331,3 +341,20 @@ def test_reference_seeds_are_reproducible_and_leave_global_state():
     wa, wb, wc = (m.module.V2.conv.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert np.isclose(float(wa.detach().std()), np.sqrt(2 / (128 * 9)), rtol=0.05)  # He fan-out
+
+
+@pytest.mark.slow  # builds every reference architecture at full size
+def test_docs_parameter_counts_are_the_built_models():
+    import re
+
+    from visrecur.timed.reference import list_reference
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "timed_models.md").read_text()
+    for name in list_reference():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        stated = int(re.findall(r"\| ([\d,]+) \|", row)[0].replace(",", ""))
+        assert sum(p.numel() for p in build(name).parameters()) == stated, name
+
+
+def test_top_level_names():
+    assert visrecur.adapt is adapt and visrecur.StepModel is StepModel

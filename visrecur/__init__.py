@@ -7,7 +7,8 @@ from visrecur.architecture.modelspec import ModelSpec
 __version__ = "0.2.0"
 
 __all__ = ["Graph", "ModelSpec", "State", "Transition", "FRNN", "build", "spec", "list_models",
-           "load", "list_pretrained", "Preprocess", "record", "TimeMapping", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError"]
+           "load", "list_pretrained", "Preprocess", "record", "TimeMapping", "VisrecurError", "SpecError", "TimeStepError", "InputError", "CheckpointError",
+           "adapt", "TimedModel", "StepModel"]
 
 
 def __getattr__(name):
@@ -21,6 +22,9 @@ def __getattr__(name):
     if name == "TimeMapping":
         from visrecur.timing import TimeMapping
         return TimeMapping
+    if name in ("adapt", "TimedModel", "StepModel"):  # time-resolved models other than FRNNs
+        from visrecur import timed
+        return getattr(timed, name)
     if name == "Preprocess":
         from visrecur.recording.preprocess import Preprocess
         return Preprocess

@@ -18,6 +18,7 @@ from visrecur.errors import InputError, report_errors
 from visrecur.recording import record
 from visrecur.recording.reductions import METHODS, Reduction
 from visrecur.recording.stimuli import resolve
+from visrecur.timed.reference import list_reference
 
 
 # --- command line ----------------------------------------------------------------------------------
@@ -33,9 +34,12 @@ def parse_args(argv=None):
                "  python -m visrecur.record --model runs/x/checkpoint.pt --stimuli photos/ --states V4 IT \\\n"
                "      --times 0 1 2 3 4 5 6 7 --output rec.zarr\n"
                "  python -m visrecur.record --output rec.zarr --resume      # after an interruption\n"
+               "  python -m visrecur.record --model cornet_s --stimuli 92images --reduction mean\n"
                "read it back: visrecur.artifacts.recordings.open_recording(path) (lazy xarray.Dataset)")
     p.add_argument("--model", help="checkpoint (.pt), shipped pretrained model (" + ", ".join(list_pretrained())
-                   + ") or zoo model name (untrained!); default: the shipped " + DEFAULT_PRETRAINED)
+                   + "), zoo model name (untrained!) or reference time-resolved architecture (" + ", ".join(
+                       list_reference()) + "; untrained, docs/timed_models.md); default: the shipped "
+                   + DEFAULT_PRETRAINED)
     p.add_argument("--stimuli", nargs="+", default=["builtin"],
                    help="builtin | 92images[:file.mat] | cifar10-test[:root] | folder | array.npy | list.txt | "
                         "image files")

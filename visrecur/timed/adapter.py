@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from visrecur.errors import InputError
-from visrecur.timed.protocol import TimedModel, TimedModelError
+from visrecur.timed.protocol import TimedModel, TimedModelError, probe_input
 
 
 def _tensor(output):
@@ -87,8 +87,7 @@ class Adapted(TimedModel):
 
     def _probe(self, size):
         """Calls per area, readout steps and per-area output shapes (C, H, W) from one pass on zeros."""
-        height, width = (size, size) if isinstance(size, int) else size
-        images = torch.zeros(1, 3, int(height), int(width))
+        images = probe_input(self.module, size)
         shapes = {}
         was_training = self.module.training
         self.module.eval()

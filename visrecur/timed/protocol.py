@@ -127,12 +127,11 @@ class TimedModel(nn.Module):
         def observe(name, _t, value):
             shapes.setdefault(name, tuple(value.shape[1:]))
 
-        height, width = self.preprocess.crop_size
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                logits = self.run(torch.zeros(1, 3, height, width), observe)
+                logits = self.run(probe_input(self, self.preprocess.crop_size), observe)
         finally:
             self.train(was_training)
         self.shapes = shapes
@@ -158,6 +157,14 @@ class TimedModel(nn.Module):
         if not logits:
             raise TimedModelError(f"{self.name} has no readout; record its areas with visrecur.record")
         return logits[max(logits)]
+
+
+def probe_input(module: nn.Module, size) -> torch.Tensor:
+    """One image of zeros of ``size`` (an int or (height, width)) on the module's device, in its dtype."""
+    height, width = (size, size) if isinstance(size, int) else size
+    parameter = next(module.parameters(), None)
+    like = {} if parameter is None else {"device": parameter.device, "dtype": parameter.dtype}
+    return torch.zeros(1, 3, int(height), int(width), **like)
 
 
 def is_timed(model) -> bool:

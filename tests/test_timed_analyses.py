@@ -1,0 +1,77 @@
+"""Analyses on timed models: reaction times from BL-net's readout at every step (entropy threshold, as
+Spoerer et al. 2020) against an independent computation, and one-line refusals where an analysis cannot
+apply (TSBN decay, masking, readout-time sweeps; reaction times from a single readout)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import entropy
+
+from analyses import common, latency
+from visrecur.errors import InputError
+from visrecur.timed.reference import build
+from visrecur.training import data
+
+
+def _blnet():
+    return build("blnet", input_size=64, widths=(4, 4, 8, 8, 8, 8, 8), num_classes=3, seed=2)
+
+
+def test_blnet_reaction_times_from_an_entropy_threshold():
+    model = _blnet()
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 3, 64, 64), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 3, (12,), generator=gen)
+    batches = data.TensorBatches(images, labels, 5, model.preprocess.mean, model.preprocess.std, train=False)
+    times = list(range(8))
+    thresholds = [0.9, 0.99, 0.999]
+    tables = latency.latency_tables(model, batches, times, thresholds, "entropy", model.time_mapping or
+                                    latency.DEFAULT_MAPPING, state="layer7")
+    # independently: softmax of each step's logits, entropy in nats / log 3, first step at or below
+    x = (images.float() / 255 - torch.tensor(model.preprocess.mean).view(3, 1, 1)) / \
+        torch.tensor(model.preprocess.std).view(3, 1, 1)
+    with torch.no_grad():
+        logits = model.module(x)  # the plain module: a list of 8 readouts
+    probs = torch.stack(logits, 1).double().softmax(-1).numpy()
+    norm_entropy = entropy(probs, axis=-1) / np.log(3)
+    rts = tables["reaction_times"]
+    for threshold in thresholds:
+        expected = [next((t for t in times if norm_entropy[i, t] <= threshold), None) for i in range(12)]
+        got = rts[rts.threshold == threshold].sort_values("image")
+        assert [None if np.isnan(v) else int(v) for v in got.rt_steps] == expected, threshold
+        crossed = got[got.crossed]
+        # ms of readout step t: the last area's step t, 20-50 ms per step by default
+        np.testing.assert_allclose(crossed.rt_min_ms, 20.0 * crossed.rt_steps)
+        np.testing.assert_allclose(crossed.rt_max_ms, 50.0 * crossed.rt_steps)
+    accuracy = tables["accuracy"]
+    assert accuracy.readout_time.tolist() == times  # first step 0 .. last step 7
+    np.testing.assert_allclose(accuracy.accuracy_pct, 100 * (probs.argmax(-1) == labels.numpy()[:, None]).mean(0))
+
+
+def test_reaction_times_refused_past_the_readouts_and_for_a_single_readout():
+    model = _blnet()
+    with pytest.raises(InputError, match="reads out at steps \\[0, 1, 2, 3, 4, 5, 6, 7\\], not at 8"):
+        latency.check_timed_readouts(model, [6, 7, 8])  # one past the last
+    single = build("cornet_z", input_size=64)
+    with pytest.raises(InputError, match="reads out at one step only .* need readouts at several steps") as err:
+        latency.check_timed_readouts(single, [3])
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("module", "phrase"), [("tsbn_decay", "no time-specific batch norm"),
+                                                ("masking", "takes one image per forward pass"),
+                                                ("readout_time", "reads out at fixed steps")])
+def test_analyses_that_cannot_apply_say_so_in_one_line(module, phrase, capsys):
+    import importlib
+
+    main = importlib.import_module(f"analyses.{module}").main
+    assert main(["--model", "blnet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: analyses.{module} does not apply to blnet") and phrase in err[0]
+
+
+def test_load_models_takes_reference_names_only_where_asked():
+    assert common.load_models(["cornet_z"], timed=True)["cornet_z"].areas == ("V1", "V2", "V4", "IT")
+    with pytest.raises(InputError, match="analyses.x does not apply to cornet_z: y"):
+        common.load_models(["cornet_z"], analysis="x", why="y")
