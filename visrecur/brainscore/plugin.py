@@ -144,7 +144,8 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
     shipped = str(model) in PRETRAINED or str(model) in reference.REFERENCE
     if not shipped and not (str(model).endswith(".pt") or Path(model).is_file()):
         raise InputError(f"model {model!r} is neither a shipped pretrained model ({', '.join(PRETRAINED)}), a "
-                         f"reference architecture ({', '.join(reference.list_reference())}) nor a checkpoint file")
+                         f"reference architecture ({', '.join(reference.list_reference())}) nor a checkpoint file; a plugin needs "
+                         "trained weights, or a reference architecture (built from seed 0)")
     source = load_model(str(model))  # refuses a missing, empty or truncated checkpoint now
     times = model_time(source.model)
     states = times.states
