@@ -273,7 +273,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     common.check_counts(p, args, ("limit", "batch_size"))
     common.check_recalibration(p, args)
-    common.check_readout_time_options(p, args.readout_times)
+    if not all(common.is_timed_name(name) for name in args.model):  # a timed model's readouts start at step 0
+        common.check_readout_time_options(p, args.readout_times)
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])
     out_dir = common.output_folder(args.out_dir)
     timed = [name for name in args.model if common.is_timed_name(name)]
