@@ -125,14 +125,15 @@ def markdown(best: pd.DataFrame) -> str:
     score over seeds +- its standard deviation, with its (area, step) and milliseconds."""
     def cell(r):
         ms = f"{r.latency_min_ms:g}-{r.latency_max_ms:g} ms"
-        return f"{r.score_mean:.2f} +- {r.score_sd:.2f} ({r.area}, t={int(r.step)}, {ms})"
+        spread = f" +- {r.score_sd:.2f}" if r.n_seeds > 1 else ""
+        return f"{r.score_mean:.2f}{spread} ({r.area}, t={int(r.step)}, {ms})"
 
     targets = list(dict.fromkeys(best["target"]))
     lines = ["| model | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
     for model, g in best.groupby("model", sort=False):
         by_target = {r.target: cell(r) for r in g.itertuples()}
         n = int(g["n_seeds"].min())
-        lines.append(f"| {model} ({n} seeds) | " + " | ".join(by_target.get(t, "") for t in targets) + " |")
+        lines.append(f"| {model} ({n} seed{'s' if n > 1 else ''}) | " + " | ".join(by_target.get(t, "") for t in targets) + " |")
     return "\n".join(lines)
 
 
