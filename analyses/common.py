@@ -66,9 +66,33 @@ def add_time_mapping_options(p: argparse.ArgumentParser, stated_by: str = "model
 
 def add_output(p: argparse.ArgumentParser, default: str = "results", file: bool = False) -> None:
     if file:
-        p.add_argument("--out", default=default, help="the result table (.csv)")
+        p.add_argument("--out", default=default, type=csv_file, help="the result table (.csv)")
     else:
-        p.add_argument("--out-dir", default=default, help="folder of the result tables")
+        p.add_argument("--out-dir", default=default, type=folder_arg, help="folder of the result tables")
+
+
+def csv_file(text: str) -> str:
+    """--out: a .csv path whose folder can be written (checked before any work: argparse's one line)."""
+    path = Path(text)
+    if path.suffix.lower() != ".csv" or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a .csv file name; result tables are CSV: give a name "
+                                         "ending in .csv, e.g. results/NAME.csv")
+    existing, writable = writable_ancestor(path.parent)
+    if not writable:
+        raise argparse.ArgumentTypeError(f"{text!r}: {str(existing)!r} refuses new files; give a folder you can "
+                                         "write to")
+    return text
+
+
+def folder_arg(text: str) -> str:
+    """--out-dir: a folder (existing or to be made) that can be written."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name; give e.g. results")
+    try:
+        output_folder(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def check_counts(p: argparse.ArgumentParser, args, names: Sequence[str]) -> None:
@@ -144,9 +168,7 @@ TIMED_REFUSALS = {
                          "model has none (its areas' steps: python -m visrecur.record)",
     "parameters": "it counts a zoo FRNN's effective parameters and depth per readout time, and this model's do "
                   "not depend on one",
-    "masking": "it shows a stimulus then a mask as frames at successive steps of an FRNN, and this model takes "
-               "one image per forward pass",
-}
+}  # analyses.masking asks the model itself (takes_frames): BL-net takes a frame per step, the others refused
 
 
 def is_timed_name(name) -> bool:

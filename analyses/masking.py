@@ -44,6 +44,7 @@ from analyses import common
 from visrecur.artifacts.checkpoint import list_pretrained
 from visrecur.errors import InputError, report_errors
 from visrecur.recording.preprocess import normalize
+from visrecur.timed.protocol import is_timed
 from visrecur.timing import DEFAULT_MAPPING, TimeMapping
 
 MASKS = ("blank", "noise", "image")
@@ -116,6 +117,9 @@ def effective_schedule(schedule: Sequence, graph, readout_time: int) -> tuple:
 
 def make_masks(kind: str, images: torch.Tensor, labels: torch.Tensor, mean, std, seed: int = 0):
     """(normalised masks, one per stimulus; the image mask's labels, else None)."""
+    from visrecur.checks import seed_arg
+
+    seed_arg(seed, "--seed")
     check_masks([kind])
     if kind == "blank":
         return torch.zeros(images.shape, dtype=torch.float32), None
@@ -144,6 +148,9 @@ def masking_table(model, images: torch.Tensor, labels: torch.Tensor, durations: 
     comes too late to reach the readout, both presentations at k = 1) is run once."""
     from tqdm.auto import tqdm
 
+    if is_timed(model):
+        return timed_masking_table(model, images, labels, durations, masks, presentations, readout_time, mapping,
+                                   seed, batch_size)
     model.eval()
     T = model.spec.readout_time if readout_time is None else readout_time
     durations = check_durations(durations, T)
@@ -186,6 +193,67 @@ def masking_table(model, images: torch.Tensor, labels: torch.Tensor, durations: 
     return pd.DataFrame(rows)
 
 
+@torch.no_grad()
+def timed_masking_table(model, images, labels, durations, masks=MASKS, presentations=("held",),
+                        readout_step: int | None = None, mapping: TimeMapping = DEFAULT_MAPPING, seed: int = 0,
+                        batch_size: int = 500) -> pd.DataFrame:
+    """Backward masking of a timed model that takes a frame per step (``StepModel(frames=True)``, e.g.
+    BL-net's ``frame_model``): frame t goes to step t, and the readout at step R reads frames 0..R, so
+    "shown for k steps" (k = 1..R + 1) is the stimulus in frames 0..k-1 and the mask from frame k (``held``;
+    ``flash`` needs frames with no input, which these models do not take)."""
+    if not model.takes_frames:
+        raise InputError(f"masking needs a model that takes a frame per step; {model.name} takes one image per "
+                         "pass (BL-net does: visrecur.timed.reference.blnet.frame_model)")
+    if list(check_presentations(presentations)) != ["held"]:
+        raise InputError(f"{model.name} takes an image at every step, never no input: only the held presentation "
+                         "applies (--presentations held)")
+    R = max(model.readout_steps) if readout_step is None else readout_step
+    if R not in model.readout_steps:
+        raise InputError(f"{model.name} reads out at steps {list(model.readout_steps)}, not at {R}")
+    too_long = [int(k) for k in durations if int(k) > R + 1]
+    if too_long:
+        raise InputError(f"stimulus duration {max(too_long)} steps is longer than the run: the readout at step {R} "
+                         f"reads frames 0..{R}; give durations 1..{R + 1}")
+    durations = check_durations(durations, R + 1)
+    mean, std = model.preprocess.mean, model.preprocess.std
+    stimulus = normalize(images, mean, std)
+    model.eval()
+    first, last = model.areas[0], model.areas[-1]
+    readout_low, readout_high = mapping.latency(R, last)
+    rows = []
+    for kind in check_masks(masks):
+        mask, mask_labels = make_masks(kind, images, labels, mean, std, seed)
+        for k in durations:
+            # later frames cannot reach the readout at R (steps are causal); they are the mask too
+            predicted = torch.cat([
+                model.run(torch.stack([stimulus[i:i + batch_size]] * k + [mask[i:i + batch_size]] *
+                                      (model.n_steps - k), 1))[R].argmax(1)
+                for i in range(0, len(labels), batch_size)])
+            acc = (predicted == labels).double().mean().item()
+            (onset_low, k_low), (onset_high, k_high) = mapping.latency([0, k], first)
+            rows.append({"presentation": "held", "mask": kind, "stimulus_steps": k, "mask_onset_step": k,
+                         "duration_min_ms": k_low - onset_low, "duration_max_ms": k_high - onset_high,
+                         "readout_time": R, "latency_min_ms": float(readout_low), "latency_max_ms": float(readout_high),
+                         "mask_reaches_readout": k <= R, "accuracy_pct": 100 * acc,
+                         "accuracy_se_pct": 100 * np.sqrt(acc * (1 - acc) / len(labels)),
+                         "mask_class_pct": (100 * (predicted == mask_labels).double().mean().item()
+                                            if mask_labels is not None else np.nan),
+                         "n_images": len(labels), "frames": "S" * k + "M" * (R + 1 - k)})
+    return pd.DataFrame(rows)
+
+
+def _frame_taking(name: str, model):
+    """BL-net as the frame-taking model it is; any other timed model is refused in one line."""
+    from visrecur.timed.reference.blnet import frame_model
+
+    if name == "blnet" and not model.takes_frames:
+        model = frame_model(model)
+    if not model.takes_frames:
+        raise InputError(f"analyses.masking does not apply to {name}: it shows a stimulus then a mask as frames at "
+                         "successive steps, and this model takes one image per forward pass")
+    return model
+
+
 # --- command --------------------------------------------------------------------------------------
 @report_errors
 def main(argv=None):
@@ -206,11 +274,19 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     common.check_counts(p, args, ("limit", "batch_size", "readout_time"))
+    if not 0 <= args.seed < 2 ** 32:
+        p.error(f"--seed {args.seed} must be a whole number from 0 to 2**32 - 1")
     masks, presentations = check_masks(args.masks), check_presentations(args.presentations)
     out_dir = common.output_folder(args.out_dir)
-    models = common.load_models(args.model, "masking")
+    models = common.load_models(args.model, timed=True)
     plans = {}
     for name, model in models.items():
+        if is_timed(model):  # a timed model that takes a frame per step (BL-net), read out at one of its steps
+            models[name] = model = _frame_taking(name, model)
+            R = max(model.readout_steps) if args.readout_time is None else args.readout_time
+            plans[name] = (R, check_durations(args.durations or range(1, R + 2), R + 1),
+                           common.time_mapping(args, p, model.time_mapping))
+            continue
         T = args.readout_time or model.spec.readout_time
         common.check_readout_times(model, [T], name)
         plans[name] = (T, check_durations(args.durations or range(1, T + 1), T),
@@ -221,6 +297,16 @@ def main(argv=None):
     for name, model in models.items():
         common.check_input_size(model, images, name)
         T, durations, mapping = plans[name]
+        if is_timed(model):
+            table = timed_masking_table(model, images, labels, durations, masks,
+                                        ["held"] if args.presentations == list(PRESENTATIONS) else presentations,
+                                        T, mapping, args.seed, args.batch_size)
+            table.insert(0, "model", name)
+            tables.append(table)
+            print(f"{name}: accuracy (%) at readout step {T} ({len(labels)} test images), by stimulus duration k")
+            print(table.pivot_table(index=["presentation", "mask"], columns="stimulus_steps",
+                                    values="accuracy_pct").round(1).to_string())
+            continue
         table = masking_table(model, images, labels, durations, masks, presentations, T, mapping, args.seed,
                               args.batch_size, progress=not args.no_progress)
         tsbn = common.tsbn_columns(model, [T], model.last_trained_readout())

@@ -1,5 +1,6 @@
-"""Neural alignment over time: RSA of every (state, time step) against brain RDMs, with noise ceilings,
-bootstrap intervals and the hierarchy contrast.
+"""Neural alignment over time: RSA of every (state, time step) against brain RDMs, beside controls.
+
+Noise ceilings, bootstrap intervals, the hierarchy contrast, and controls (pixel, untrained, category RDMs).
 
     python -m analyses.neural_alignment                      # the shipped default model on the 92 images
     python -m analyses.neural_alignment --recording rec.nc --targets cichy2014_fmri_IT my_rdms.npz
@@ -10,13 +11,20 @@ bootstrap intervals and the hierarchy contrast.
 Writes (atomically) under --out-dir: NAME.nc (dims target, state, time), NAME.csv (one row per target,
 state and time, with units), NAME_contrast.csv (the hierarchy contrast and its verdict in words); with
 --meg also NAME_meg.nc (state x step x neural time scores, peak latencies) and NAME_meg_fit.csv (the
-ms-per-step and onset fit per state). Every input is checked before anything is written.
+ms-per-step and onset fit per state); with controls (--controls, default auto) NAME_controls.csv (every
+control against every target) and, in NAME.csv, each control's score beside every model score. Every input
+is checked before anything is written.
+
+Stimulus ids: a recording of a folder (--stimuli DIR) names each image by its path under DIR (e.g.
+cats/001.jpg; image files given one by one: by file name); the 92 images are 92img_01 .. 92img_92 in the
+published order. A target read from a file (.npz/.npy/.mat) is named by its file stem (my_rdms.npz ->
+my_rdms): that name is what --contrast and the tables use.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,8 +35,16 @@ from visrecur.artifacts.recordings import open_recording, time_mapping
 from visrecur.artifacts.results import write_dataset
 from visrecur.cli import given_time_mapping
 from visrecur.errors import report_errors
-from visrecur.neural import (TARGETS, bootstrap_scores, load_target, model_rdms, peak_contrast, percentile_ci,
-                             rsa_scores)
+from visrecur.neural import (
+    TARGETS,
+    bootstrap_scores,
+    load_target,
+    model_rdms,
+    peak_contrast,
+    percentile_ci,
+    rsa_scores,
+)
+from visrecur.neural import controls as control_rdms
 from visrecur.neural.errors import ScoringError
 from visrecur.timing import TimeMapping
 
@@ -83,6 +99,27 @@ def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: 
     return ds, result
 
 
+def resolve_contrast(given, names: Sequence[str], n_boot: int) -> tuple[list[str] | None, str]:
+    """(the two targets to contrast or None, why none). A contrast asked for (``given``) that cannot be
+    computed is refused; the default one is left out with a note."""
+    if given is not None:
+        missing = [c for c in given if c not in names]
+        if missing:
+            raise ScoringError(f"--contrast {' '.join(given)}: target {missing[0]!r} is not scored; scored: "
+                               f"{', '.join(names)} (file targets are named by their file stem)")
+        if not n_boot:
+            raise ScoringError(f"--contrast {' '.join(given)} needs bootstrap intervals; give --bootstrap N "
+                               "(N >= 1) or leave out --contrast")
+        return list(given), ""
+    default = list(DEFAULT_CONTRAST)
+    if not all(c in names for c in default):
+        return None, (f"no contrast written: the default contrast ({' vs '.join(default)}) needs both targets; "
+                      f"give --contrast A B with two of: {', '.join(names)}")
+    if not n_boot:
+        return None, "no contrast written: --bootstrap 0 gives no intervals to judge it by"
+    return default, ""
+
+
 def tidy(ds: xr.Dataset) -> pd.DataFrame:
     """One row per target, state and time; ms and units in the columns."""
     per_cell = [v for v in ds.data_vars if set(ds[v].dims) == {"target", "state", "time"}]
@@ -95,20 +132,21 @@ def tidy(ds: xr.Dataset) -> pd.DataFrame:
     return table
 
 
-def load_recording(args) -> xr.Dataset:
-    """The recording to score, with its own milliseconds: a --ms-per-step that conflicts with a recording's
-    (or the model's) time mapping is refused."""
+def load_recording(args):
+    """(the recording to score, its stimuli when recorded now, else None), with the recording's own
+    milliseconds: a --ms-per-step that conflicts with a recording's (or the model's) time mapping is refused."""
     given = given_time_mapping(args)
     if args.recording:
         recording = open_recording(args.recording)  # lazy: model_rdms reads one (state, step) at a time
         TimeMapping.resolve(given, time_mapping(recording), "recording")
-        return recording
+        return recording, None
     from visrecur.artifacts.models import load_model
     from visrecur.recording import record
     from visrecur.recording.stimuli import resolve
     source = load_model(args.model)
-    return record(source, resolve(args.stimuli), states=args.states, times=args.times, reduction=args.reduction,
-                  progress=False, ms_per_step=given)
+    stimuli = resolve(args.stimuli)
+    return record(source, stimuli, states=args.states, times=args.times, reduction=args.reduction,
+                  progress=False, ms_per_step=given), stimuli
 
 
 def parse_args(argv=None):
@@ -122,28 +160,52 @@ def parse_args(argv=None):
     p.add_argument("--times", type=int, nargs="+", help="time steps to score (default: all recorded)")
     p.add_argument("--targets", nargs="*", default=DEFAULT_TARGETS,
                    help=f"built-in targets ({', '.join(TARGETS)}) or RDM files (.npz/.npy/.mat)")
-    p.add_argument("--target-stimuli", help="stimulus ids of RDM files: a text file, or 92images")
-    p.add_argument("--method", default="spearman", choices=["spearman", "kendall_tau_a", "pearson"])
-    p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean", "cosine"])
-    p.add_argument("--zscore", action="store_true", help="z-score each unit across stimuli before the RDM")
+    p.add_argument("--target-stimuli", help="stimulus ids of RDM files in matrix order: a text file (one id a "
+                   "line) or 92images (default: the ids stored in the file)")
+    p.add_argument("--method", default="spearman", choices=["spearman", "kendall_tau_a", "pearson"],
+                   help="how model and target RDMs are compared")
+    p.add_argument("--metric", default="correlation", choices=["correlation", "euclidean", "cosine"],
+                   help="dissimilarity of two stimuli's activity patterns in the model RDMs")
+    p.add_argument("--zscore", action="store_true", help="z-score each unit across stimuli before the RDM "
+                   "(default: off)")
     p.add_argument("--noise-ceiling", choices=["auto", "all"], default="auto",
                    help="auto: for targets with >= 3 subjects; all: every target must have one")
     p.add_argument("--bootstrap", type=int, default=1000, help="stimulus resamples for the intervals (0: none)")
-    p.add_argument("--ci", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--contrast", nargs=2, default=list(DEFAULT_CONTRAST), metavar=("A", "B"),
-                   help="does A's best (state, time) come earlier than B's?")
+    p.add_argument("--ci", type=float, default=0.95, help="level of the bootstrap intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--contrast", nargs=2, metavar=("A", "B"),
+                   help="does target A's best (state, time) come earlier than B's? Two scored targets, e.g. file "
+                        f"stems (default: {' '.join(DEFAULT_CONTRAST)} when both are scored)")
+    p.add_argument("--controls", nargs="+", default=["auto"], choices=["auto", "none", *control_rdms.CONTROLS],
+                   metavar="CONTROL",
+                   help="controls scored beside the model: none, auto, or any of pixel (input and raw image RDMs), "
+                        "untrained (the same "
+                        "architecture, untrained), feedforward (its unshared-weight twin, untrained), category "
+                        "(label RDMs); auto: all the recording allows")
+    p.add_argument("--control-seeds", type=int, default=len(control_rdms.UNTRAINED_SEEDS),
+                   help="seeds (0..N-1) of the untrained controls")
     common.add_time_mapping_options(p, "recording (or model)")
     p.add_argument("--meg", help="time-resolved MEG RDMs: Cichy 2014 MEG_decoding_RDMs.mat or an Algonauts "
                                    "2019 MEG file")
-    p.add_argument("--meg-format", choices=["cichy2014", "algonauts2019"], default="cichy2014")
+    p.add_argument("--meg-format", choices=["cichy2014", "algonauts2019"], default="cichy2014",
+                   help="layout of the --meg file")
     p.add_argument("--meg-window", type=float, nargs=2, metavar=("START_MS", "END_MS"),
-                   help="neural time window to read (Cichy 2014 format)")
-    p.add_argument("--meg-bootstrap", type=int, default=200, help="stimulus resamples for the ms-per-step fit")
+                   help="neural time window to read (Cichy 2014 format; default: the whole file)")
+    p.add_argument("--meg-bootstrap", type=int, default=200, help="stimulus resamples for the ms-per-step fit "
+                   "(0: none)")
     common.add_output(p)
     p.add_argument("--name", default="neural_alignment", help="file name stem of the results")
     args = p.parse_args(argv)
     given_time_mapping(args, p)  # a bad value is one line before any work
+    for name in ("bootstrap", "meg_bootstrap"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be 0 (no intervals) or more")
+    common.check_counts(p, args, ("control_seeds",))
+    if args.contrast and args.contrast[0] == args.contrast[1]:
+        p.error(f"--contrast {args.contrast[0]} {args.contrast[1]}: a target contrasted with itself says nothing; "
+                "give two different targets")
+    if len(args.controls) > 1 and ("auto" in args.controls or "none" in args.controls):
+        p.error(f"--controls {' '.join(args.controls)}: auto and none stand alone")
     return args
 
 
@@ -156,15 +218,29 @@ def main(argv=None):
     meg = load_meg(args) if args.meg else None
     if not targets and meg is None:
         raise ScoringError("nothing to score against: give --targets and/or --meg")
-    recording = load_recording(args)
+    contrast_pair, no_contrast = resolve_contrast(args.contrast, [str(t.name) for t in targets], args.bootstrap) \
+        if targets else (None, "")
+    recording, stimuli = load_recording(args)
     tables, datasets = {}, {}
     if targets:
         ds, contrast = score_table(recording, targets, args.method, args.metric, args.zscore, args.states,
-                                   args.times, args.bootstrap, args.seed, args.ci, args.contrast,
+                                   args.times, args.bootstrap, args.seed, args.ci, contrast_pair,
                                    args.noise_ceiling == "all")
+        table = tidy(ds)
+        controls, notes = control_rdms.gather(recording, [] if args.controls == ["none"] else args.controls,
+                                              stimuli, args.states, args.times, args.metric, args.zscore,
+                                              range(args.control_seeds))
+        if controls:
+            control_table = control_rdms.score(controls, targets, args.method, args.bootstrap, args.seed, args.ci)
+            tables["_controls"] = control_table
+            table = beside(table, control_table)
         print(summary(ds, contrast))
+        if controls:
+            print(control_summary(control_table))
+        for note in notes + ([no_contrast] if no_contrast else []):
+            print(note)
         datasets[".nc"] = ds
-        tables[""] = tidy(ds)
+        tables[""] = table
         if contrast:
             tables["_contrast"] = pd.DataFrame([contrast])
     if meg is not None:
@@ -181,6 +257,24 @@ def main(argv=None):
                            provenance)
     written += [write_dataset(ds, out / f"{args.name}{suffix}") for suffix, ds in datasets.items()]
     print("-> " + ", ".join(str(path) for path in written))
+
+
+def beside(table: pd.DataFrame, controls: pd.DataFrame) -> pd.DataFrame:
+    """Every control's score as columns of the model's table: ``<control>_score`` per target (pixels,
+    categories), ``<control>_score_mean``/``_sd`` per target, state and time (untrained twins, over seeds)."""
+    single = controls[controls.get("state", pd.Series(index=controls.index, dtype=object)).isna()] \
+        if "state" in controls else controls
+    if len(single):
+        wide = single.pivot(index="target", columns="control", values="score")
+        wide.columns = [f"{c}_score" for c in wide.columns]
+        table = table.merge(wide.reset_index(), on="target", how="left")
+    if "state" in controls:
+        seeded = controls[controls["state"].notna()]
+        for name, part in seeded.groupby("control", sort=False):
+            cols = part[["target", "state", "time", "score", "score_sd"]].rename(
+                columns={"score": f"{name}_score_mean", "score_sd": f"{name}_score_sd"})
+            table = table.merge(cols, on=["target", "state", "time"], how="left")
+    return table
 
 
 def load_meg(args) -> xr.DataArray:
@@ -209,6 +303,20 @@ def meg_analysis(recording: xr.Dataset, meg: xr.DataArray, args) -> tuple[xr.Dat
     fits = pd.DataFrame([fit_step_latency(rdm, meg, str(s), args.method, args.meg_bootstrap, args.seed, args.ci)
                       for s in reached])
     return ds, fits
+
+
+def control_summary(controls: pd.DataFrame) -> str:
+    """Per target, every control's score (untrained twins: their best (state, time), mean over seeds)."""
+    lines = []
+    for target, part in controls.groupby("target", sort=False):
+        words = []
+        for name, rows in part.groupby("control", sort=False):
+            best = rows.loc[rows["score"].idxmax()]
+            where = f" (best: {best.state} at t={best.time}, mean of {int(best.n_seeds)} seeds)" \
+                if "state" in rows and pd.notna(best.get("state")) else ""
+            words.append(f"{name} {best.score:.3f}{where}")
+        lines.append(f"controls against {target}: " + "; ".join(words))
+    return "\n".join(lines)
 
 
 def summary(ds: xr.Dataset, contrast: dict | None) -> str:

@@ -48,7 +48,8 @@ ANALYSES = {a.name: a for a in (
     Analysis("masking", "backward masking: accuracy against how long a stimulus is shown",
              ("masking.csv",), "masking.ipynb", lambda n, m: ["--limit", str(n)]),
     Analysis("neural_alignment", "RSA of every (state, step) against brain RDMs, with ceilings and intervals",
-             ("neural_alignment.nc", "neural_alignment.csv", "neural_alignment_contrast.csv"),
+             ("neural_alignment.nc", "neural_alignment.csv", "neural_alignment_contrast.csv",
+              "neural_alignment_controls.csv"),
              "neural_alignment.ipynb"),
     # 5 architectures x 3 seeds on the 92 images at their own input sizes: tens of minutes on 2 cores
     Analysis("untrained_baselines", "RSA of reference architectures (CORnet, BL-net, ResNet-18) at random "

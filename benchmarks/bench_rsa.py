@@ -12,7 +12,6 @@ The loop computes RDMs with np.corrcoef per (state, step) and correlates one pai
 (average ranks by np.unique, np.corrcoef); both paths' results are checked equal before timing.
 Without the shared data the targets are random RDMs with the real subject counts (15, 15, 1, 1, 4).
 """
-import argparse
 import os
 import platform
 import time
@@ -115,7 +114,9 @@ def loop_bootstrap(ds, states, tgts, n_boot, seed=0):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from visrecur.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recording", help="a 92-image recording (default: record the shipped model now, untimed)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--boot", type=int, default=1000)

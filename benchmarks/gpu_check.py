@@ -766,7 +766,9 @@ def ratios(results: dict) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from visrecur.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", help="CIFAR-10 as an ImageFolder tree (train/ and test/); default: "
                                        "cifar10-jpeg in $VISRECUR_DATA or ../shared/data")
     p.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"), help="folder for gpu_check.json")

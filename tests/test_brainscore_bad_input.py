@@ -51,7 +51,7 @@ def test_score_command_without_brainscore(monkeypatch, capsys, tmp_path):
     (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--ms-per-step", "50", "20"],
      "give the smaller duration first"),
     (["--model", "frnn_4state_cifar10", "--out", "full", "--git-url", "https://x.org/v"],
-     "'full' already exists and is not empty; pass --overwrite"),
+     "'full' is a folder that is not a Brain-Score plugin folder made by visrecur; it is never replaced"),
     (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--state-onset", "V1=50",
       "V9=70"], "the time mapping gives a state onset for state 'V9', which this model does not have"),
     (["--model", "frnn_4state_cifar10", "--out", "plugin", "--git-url", "https://x.org/v", "--state-ms-per-step",

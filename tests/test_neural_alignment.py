@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_and_nothing_is_written(inputs, tmp_path, capsys, 
     asym = np.stack([np.ones((16, 16)) - np.eye(16)] * 3)
     asym[:, 2, 5] = 3
     np.save(inputs / "asym.npy", asym)
-    np.save(inputs / "single.npy", np.ones((16, 16)) - np.eye(16))
+    np.save(inputs / "single.npy", np.add.outer(np.arange(16.0), np.arange(16.0)) * (1 - np.eye(16)))  # not constant
     out = tmp_path / "results"
     rc = main(["--recording", str(inputs / "rec.nc"), "--bootstrap", "5", "--out-dir", str(out)]
               + [a.format(inputs=inputs) for a in extra])

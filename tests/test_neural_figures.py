@@ -26,6 +26,11 @@ def test_neural_alignment_notebook_runs(tmp_path, monkeypatch):
     scores.to_netcdf(tmp_path / "neural_alignment.nc", engine="h5netcdf")
     import pandas as pd
     pd.DataFrame([contrast]).to_csv(tmp_path / "neural_alignment_contrast.csv", index=False)
+    from visrecur.neural import controls as control_rdms
+    planted_controls = {"untrained": rdm.expand_dims(seed=[0, 1]) + np.array([0.0, 0.1])[:, None, None, None, None],
+                        "pixel": rdm.isel(time=2).rename(state="control").assign_coords(control=["a", "b"])}
+    control_rdms.score(planted_controls, targets, n_boot=5).to_csv(tmp_path / "neural_alignment_controls.csv",
+                                                                   index=False)
     meg = synthetic.planted_meg(rdm.sel(state="V1").values, np.arange(0.0, 150.0), 20, 35, n_subjects=2)
     from visrecur.neural.rdm import as_rdm
     meg = as_rdm(meg, ids, {"subject": ["a", "b"], "session": ["1", "2"], "time_ms": np.arange(0.0, 150.0)}, "meg")
@@ -40,8 +45,8 @@ def test_neural_alignment_notebook_runs(tmp_path, monkeypatch):
     for cell in [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]:
         exec(compile("".join(cell["source"]), NOTEBOOK.name, "exec"), namespace)
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    assert pngs == ["neural_alignment_heatmaps.png", "neural_alignment_meg.png", "neural_alignment_peaks.png",
-                    "neural_alignment_timecourses.png"]
+    assert pngs == ["neural_alignment_controls.png", "neural_alignment_heatmaps.png", "neural_alignment_meg.png",
+                    "neural_alignment_peaks.png", "neural_alignment_timecourses.png"]
     assert all((tmp_path / "out" / p).stat().st_size > 5000 for p in pngs)
 
 

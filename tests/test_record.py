@@ -381,17 +381,19 @@ def test_attrs_say_which_steps_borrow_statistics_and_lie_past_training():
     assert past.attrs["time_mapping_description"] == "20-50 ms per step"
 
 
-def test_overflow_is_warned_not_mistaken_for_a_missing_state():
+def test_overflow_stops_at_its_first_step_and_explosion_is_warned_once():
     from visrecur.recording.recorder import ActivityMonitor, ActivityWarning
 
     monitor = ActivityMonitor(last_trained=2, factor=100)
     monitor("IT", 2, torch.tensor([1.0, -3.0]))          # the last trained step: reference size 3
     with pytest.warns(ActivityWarning, match="IT at step 4 is 1000 times its size at the last trained step 2"):
         monitor("IT", 4, torch.tensor([3000.0]))
-    with pytest.warns(ActivityWarning, match="V1 at step 1 is not finite"):
+    with pytest.raises(TimeStepError, match="state V1 overflowed .* at step 1, the first step"):
         monitor("V1", 1, torch.tensor([float("inf")]))
+    with pytest.raises(TimeStepError, match="state V2 overflowed .* at step 5"):
+        monitor("V2", 5, torch.tensor([0.0, float("nan")]))
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error", ActivityWarning)
-        monitor("IT", 4, torch.tensor([5000.0]))  # once per (state, step)
+        monitor("IT", 5, torch.tensor([5000.0]))  # once per state, not at every later step
         monitor("IT", 3, torch.tensor([200.0]))   # 67x: below the factor

@@ -59,16 +59,39 @@ def test_reaction_times_refused_past_the_readouts_and_for_a_single_readout():
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(("module", "phrase"), [("tsbn_decay", "no time-specific batch norm"),
-                                                ("masking", "takes one image per forward pass"),
-                                                ("readout_time", "reads out at fixed steps")])
-def test_analyses_that_cannot_apply_say_so_in_one_line(module, phrase, capsys):
+@pytest.mark.parametrize(("module", "name", "phrase"), [("tsbn_decay", "blnet", "no time-specific batch norm"),
+                                                        ("masking", "cornet_z", "takes one image per forward pass"),
+                                                        ("readout_time", "blnet", "reads out at fixed steps")])
+def test_analyses_that_cannot_apply_say_so_in_one_line(module, name, phrase, capsys):
     import importlib
 
     main = importlib.import_module(f"analyses.{module}").main
-    assert main(["--model", "blnet"]) == 2
+    assert main(["--model", name]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: analyses.{module} does not apply to blnet") and phrase in err[0]
+    assert len(err) == 1 and err[0].startswith(f"error: analyses.{module} does not apply to {name}") and phrase in err[0]
+
+
+def test_blnet_backward_masking_held_frames():
+    from analyses import masking
+    from visrecur.timed.reference.blnet import frame_model
+
+    model = frame_model(_blnet())
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8, generator=gen)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    table = masking.timed_masking_table(model, images, labels, [1, 4, 8], ["noise"], batch_size=4)
+    assert table.stimulus_steps.tolist() == [1, 4, 8] and table.frames.tolist() == ["SMMMMMMM", "SSSSMMMM", "S" * 8]
+    # independently: the plain BL-net module shown the stimulus (k = 8: no mask reaches readout step 7)
+    x = (images.float() / 255 - torch.tensor(model.preprocess.mean).view(3, 1, 1)) / \
+        torch.tensor(model.preprocess.std).view(3, 1, 1)
+    with torch.no_grad():
+        plain = model.modules_(x)[7].argmax(1)
+    assert table.accuracy_pct.iloc[-1] == pytest.approx(100 * (plain == labels).double().mean().item())
+    assert not table.mask_reaches_readout.iloc[-1] and table.mask_reaches_readout.iloc[0]
+    with pytest.raises(InputError, match="only the held presentation applies"):
+        masking.timed_masking_table(model, images, labels, [1], ["noise"], ["flash"])
+    with pytest.raises(InputError, match="duration 9 steps is longer than the run: the readout at step 7 reads frames 0..7"):
+        masking.timed_masking_table(model, images, labels, [9], ["noise"])  # one past the 8 frames
 
 
 def test_load_models_takes_reference_names_only_where_asked():

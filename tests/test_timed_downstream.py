@@ -10,7 +10,6 @@ import torch
 from analyses import (
     common,
     latency,
-    masking,
     parameters,
     readout_generalization,
     readout_time,
@@ -126,7 +125,6 @@ REFUSALS = [
     (readout_generalization, "readout_generalization", ["--model", "cornet_rt"]),
     (transition_matrix, "transition_matrix", ["--models", "cornet_z"]),
     (parameters, "parameters", ["--models", "resnet18_time"]),
-    (masking, "masking", ["--model", "blnet"]),
 ]
 
 

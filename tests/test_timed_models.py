@@ -129,11 +129,12 @@ def test_cornet_z_adapter_equals_hand_unroll_time_is_depth():
     assert model.steps == {"V1": (0,), "V2": (1,), "V4": (2,), "IT": (3,)} and list(out) == [3]
 
 
-def test_blnet_adapter_equals_hand_unroll_and_reads_out_every_step():
-    model, net, x = _double("blnet", widths=(8, 8, 16, 16, 16, 32, 32), num_classes=5)
-    expected, logits, previous = {}, {}, [None] * 7
+def _blnet_unroll(net, frames):
+    """BL-net by hand: layer k at step t from the pooled layer k - 1 at t (frame t for layer 1) and, from
+    t = 1, its own output at t - 1; a batch norm per layer and step; the readout at every step."""
+    expected, logits, previous = {}, {}, [None] * len(net.layers)
     with torch.no_grad():
-        for t in range(8):
+        for t, x in enumerate(frames):
             below = x
             for k, layer in enumerate(net.layers):
                 inp = below if k == 0 else F.max_pool2d(below, 2)
@@ -143,6 +144,12 @@ def test_blnet_adapter_equals_hand_unroll_and_reads_out_every_step():
                     drive = drive + F.conv2d(previous[k], layer.lateral.weight, padding=pad)
                 below = previous[k] = expected[(f"layer{k + 1}", t)] = F.relu(_bn(drive, layer.norms[t]))
             logits[t] = F.linear(below.mean((2, 3)), net.readout[2].weight, net.readout[2].bias)
+    return expected, logits
+
+
+def test_blnet_adapter_equals_hand_unroll_and_reads_out_every_step():
+    model, net, x = _double("blnet", widths=(8, 8, 16, 16, 16, 32, 32), num_classes=5)
+    expected, logits = _blnet_unroll(net, [x] * 8)
     seen, out = _recorded(model, x)
     _compare(seen, expected)
     assert model.readout_steps == tuple(range(8)) and ("layer7", 8) not in seen
@@ -160,6 +167,27 @@ def test_blnet_step_function_gives_the_adapters_values():
 
 
 @pytest.mark.slow  # CORnet-S / ResNet-18 at full width: a few seconds on a shared CPU
+def test_blnet_takes_a_frame_per_step_stimulus_then_mask():
+    from visrecur.timed.reference.blnet import frame_model
+
+    model, net, x = _double("blnet", widths=(8, 8, 8, 8, 8, 8, 8), num_classes=3)
+    framed = frame_model(model)
+    mask = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(5))
+    for k in (1, 7):  # the stimulus for the first k steps (first step only; all but the last), then the mask
+        frames = [x] * k + [mask] * (8 - k)
+        expected, logits = _blnet_unroll(net, frames)
+        seen, out = _recorded(framed, torch.stack(frames, 1))
+        _compare(seen, expected)
+        assert all(float((out[t] - logits[t]).abs().max()) == 0.0 for t in range(8))
+    same, _ = _recorded(framed, x)  # one image: the same input at every step, as the adapted module
+    _compare(same, _recorded(model, x)[0])
+    with pytest.raises(InputError, match="runs 8 steps and takes a frame for each; got 7 frames"):
+        framed.run(torch.stack([x] * 7, 1))
+    with pytest.raises(InputError, match="takes one image per pass .* not a frame per step") as err:
+        model.run(torch.stack([x] * 8, 1))
+    assert "\n" not in str(err.value)
+
+
 def test_resnet18_time_is_depth_equals_torchvision_stages():
     model, net, x = _double("resnet18_time", num_classes=7)
     with torch.no_grad():
@@ -358,3 +386,40 @@ def test_docs_parameter_counts_are_the_built_models():
 
 def test_top_level_names():
     assert visrecur.adapt is adapt and visrecur.StepModel is StepModel
+
+
+def test_step_model_states_its_schedule_and_preprocessing():
+    conv = nn.Conv2d(3, 2, 1)
+
+    def step(images, state, t):  # A at step 0, B at steps 1 and 2 from A
+        return {"A": conv(images)} if t == 0 else {"B": state["A"] * t}
+
+    with pytest.raises(InputError, match="preprocessing of uneven is unknown"):
+        StepModel(step, areas=["A", "B"], steps={"A": [0], "B": [1, 2]}, modules=conv, name="uneven")
+    with pytest.raises(TimedModelError, match="the steps of area 'B', \\[2, 1\\], must be increasing"):
+        StepModel(step, areas=["A", "B"], steps={"A": [0], "B": [2, 1]}, modules=conv, preprocess=PRE)
+    model = StepModel(step, areas=["A", "B"], steps={"A": [0], "B": [1, 2]}, modules=conv, preprocess=PRE)
+    seen, logits = _recorded(model, torch.ones(1, 3, 8, 8))
+    assert sorted(seen) == [("A", 0), ("B", 1), ("B", 2)] and logits == {}
+    assert torch.equal(seen[("B", 2)], 2 * seen[("A", 0)]) and model.area_shape("B") == (2, 8, 8)
+    assert model.num_classes is None and model.arrival_time("B") == 1
+
+
+@pytest.mark.slow  # imports Brain-Score and builds CORnet-S (the brainscore-vision environment only)
+def test_cornet_s_steps_equal_brainscores_own_temporal_hooks(tmp_path, monkeypatch):
+    """Brain-Score's CORnet wrapper (TemporalPytorchWrapper: one forward hook per '<area>.output', its
+    k-th call stored as '<area>.output-t<k>') sees exactly the adapter's (area, step) activations."""
+    for name in ("BRAINIO_HOME", "RESULTCACHING_HOME", "BRAINSCORE_HOME", "MT_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("BS_INSTALL_DEPENDENCIES", "no")
+    helpers = pytest.importorskip("brainscore_vision.models.cornet_s.helpers.helpers")
+    model = build("cornet_s", input_size=SIZE)
+    wrapper = helpers.TemporalPytorchWrapper(identifier="visrecur-cornet-s-test", model=model.module,
+                                             preprocessing=None)
+    x = np.random.default_rng(0).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+    _, _, layers = _brainscore_cornet_s()
+    theirs = wrapper.get_activations(x, layers[:-1])  # every area's output at every step (not the decoder)
+    ours, _ = _recorded(model, torch.from_numpy(x))
+    assert sorted(theirs) == sorted(f"{a}.output-t{t}" for a, t in ours)
+    for (area, t), value in ours.items():
+        assert float(np.abs(theirs[f"{area}.output-t{t}"] - value.numpy()).max()) == 0.0, (area, t)

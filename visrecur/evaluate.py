@@ -8,10 +8,18 @@ import sys
 from pathlib import Path
 
 from visrecur.artifacts.checkpoint import load
-from visrecur.artifacts.io import data_root, write_atomically
+from visrecur.artifacts.io import check_replaceable, data_root, write_atomically
 from visrecur.cli import ArgumentParser
 from visrecur.errors import report_errors
 from visrecur.training.evaluate import subset_errors
+
+
+def is_measurement(path: Path) -> bool:
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and {"test_images", "subset", "top1_error"} <= set(result)
 
 
 @report_errors
@@ -24,6 +32,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.limit < 1:
         p.error(f"--limit {args.limit} must be at least 1")
+    if args.json is not None and (not args.json.endswith(".json") or Path(args.json).is_dir()):
+        p.error(f"--json {args.json!r} must name a .json file, e.g. errors.json")
+    if args.json:  # refused before any work: only a measurement of this command's is replaced
+        check_replaceable(Path(args.json), is_measurement, "measurement (.json) of python -m visrecur.evaluate",
+                          True, "--json")
     model = load(args.checkpoint)
     errors = subset_errors(model, args.data_root, args.limit)
     result = {"test_images": args.limit, "subset": "class-balanced, seed 0 (visrecur.training.data.decode_folder)",

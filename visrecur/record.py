@@ -16,6 +16,7 @@ from visrecur.distributed import parse_device, setup_distributed
 from visrecur.cli import ArgumentParser, add_time_mapping, given_time_mapping
 from visrecur.errors import InputError, report_errors
 from visrecur.recording import record
+from visrecur.recording.images import set_max_image_pixels
 from visrecur.recording.reductions import METHODS, Reduction
 from visrecur.recording.stimuli import resolve
 from visrecur.timed.reference import list_reference
@@ -50,19 +51,28 @@ def parse_args(argv=None):
                    help="state time steps (default 0..T-1, the steps a readout at T is computed from)")
     p.add_argument("--readout-time", type=int, help="readout time T; logits are recorded at every readout "
                                                        "time up to T (default: the model's)")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="raise the most model steps a recording may run (default: the model's, 1000 unless it "
+                        "says otherwise; docs/data_integrity.md)")
     p.add_argument("--reduction", default="none", help=" | ".join(
         f"{m}:{'K' if m == 'pool' else 'D'}" if c.takes_size else m for m, c in METHODS.items()))
     p.add_argument("--pca-fit", nargs="+", help="stimuli to fit the PCA on (default: the recorded ones)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random projection and the PCA")
+    p.add_argument("--max-image-pixels", type=int, metavar="N",
+                   help="refuse images of more pixels than N, a guard against decompression bombs (default: "
+                        "$VISRECUR_MAX_IMAGE_PIXELS, else PIL's 89478485)")
+    p.add_argument("--seed", type=int, help="seed of the random projection (srp) and the PCA (pca) (default: 0)")
     p.add_argument("--batch-size", type=int, default=64, help="stimuli per batch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, help="processes that decode and preprocess the next batches while "
                                                "the model runs (default: 0 on a CPU, up to 8 with CUDA)")
     p.add_argument("--output", help="output .nc or .zarr (default recordings/<model>_<stimuli>.nc)")
-    p.add_argument("--format", choices=[suffix.lstrip(".") for suffix in STORES], default="nc",
-                   help="the output's format when --output is not given")
+    p.add_argument("--format", choices=[suffix.lstrip(".") for suffix in STORES],
+                   help="the output's format when --output is not given (default: nc; with --output its suffix "
+                        "says it)")
     add_time_mapping(p, "model")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing recording (or unfinished one) at the output; anything else there is "
+                        "never replaced")
     p.add_argument("--resume", action="store_true", help="continue an interrupted recording")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -71,6 +81,18 @@ def parse_args(argv=None):
         p.error(f"--limit {args.limit} must be at least 1")
     if args.batch_size < 1:
         p.error(f"--batch-size {args.batch_size} must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        p.error(f"--max-steps {args.max_steps} must be at least 1")
+    if args.output is not None and not args.output.strip():
+        p.error("--output '' is empty; give a file name ending in .nc or .zarr, or leave --output out")
+    if args.output is not None and args.format is not None and not args.output.endswith(f".{args.format}"):
+        p.error(f"--format {args.format} disagrees with --output {args.output}; the output's suffix says its format: "
+                f"drop --format or name the output *.{args.format}")
+    if args.seed is not None and not any(args.reduction.startswith(m) for m in ("srp", "pca")):
+        p.error(f"--seed {args.seed} seeds only the random projection and the PCA (--reduction srp:D or pca:D); "
+                f"--reduction {args.reduction} draws nothing at random: drop --seed")
+    if args.max_image_pixels is not None and args.max_image_pixels < 1:
+        p.error(f"--max-image-pixels {args.max_image_pixels} must be at least 1")
     if args.workers is not None and args.workers < 0:
         p.error(f"--workers {args.workers} must be at least 0 (0: load in the main process)")
     return args
@@ -82,18 +104,20 @@ def main(argv=None) -> int:
     parse_device(args.device)
     if args.readout_time is not None and args.readout_time < 1:
         raise InputError(f"--readout-time {args.readout_time}: readout times start at 1")
-    reduction = Reduction.parse(args.reduction, args.seed)
+    if args.max_image_pixels is not None:
+        set_max_image_pixels(args.max_image_pixels)
+    reduction = Reduction.parse(args.reduction, 0 if args.seed is None else args.seed)
     source = load_model(args.model)
     stimuli = resolve(args.stimuli, args.limit)
     pca_fit = resolve(args.pca_fit) if args.pca_fit else None
-    output = Path(args.output or f"recordings/{source.name}_{stimuli.name}.{args.format}")
+    output = Path(args.output or f"recordings/{source.name}_{stimuli.name}.{args.format or 'nc'}")
     if not source.trained:
         print(f"WARNING: {UNTRAINED_WARNING}", file=sys.stderr)
     path = record(source, stimuli, output, states=args.states, times=args.times,
                   readout_time=args.readout_time, reduction=reduction, batch_size=args.batch_size,
                   device=args.device, overwrite=args.overwrite, resume=args.resume,
                   ms_per_step=args.time_mapping, pca_fit=pca_fit, progress=not args.no_progress,
-                  workers=args.workers)
+                  workers=args.workers, max_steps=args.max_steps)
     if setup_distributed("cpu")[0] == 0:
         with open_recording(path) as ds:
             print(summary(path, ds))

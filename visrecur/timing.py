@@ -66,17 +66,23 @@ class TimeMapping:
             onset = float(self.onset_ms)
         except (TypeError, ValueError):
             onset = float("nan")
-        if not np.isfinite(onset):
-            raise TimeMappingError(f"onset_ms={self.onset_ms!r} must be a finite number of milliseconds")
+        if not np.isfinite(onset) or onset < 0:
+            raise TimeMappingError(f"onset_ms={self.onset_ms!r} must be a finite number of milliseconds >= 0 "
+                                   "(when step 0 happens after stimulus onset)")
         object.__setattr__(self, "onset_ms", onset)
+        for name in ("state_onset_ms", "state_ms_per_step"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise TimeMappingError(f"{name}={getattr(self, name)!r:.40} must be a mapping of state name to ms, "
+                                       "e.g. {'V4': 20}")
         onsets = {}
         for state, value in dict(self.state_onset_ms).items():
             try:
                 onsets[str(state)] = float(value)
             except (TypeError, ValueError):
                 onsets[str(state)] = float("nan")
-            if not np.isfinite(onsets[str(state)]):
-                raise TimeMappingError(f"the onset of state {state!r}, {value!r}, must be a finite number of ms")
+            if not np.isfinite(onsets[str(state)]) or onsets[str(state)] < 0:
+                raise TimeMappingError(f"the onset of state {state!r}, {value!r}, must be a finite number of ms >= 0 "
+                                       "(an extra delay)")
         object.__setattr__(self, "state_onset_ms", onsets)
         object.__setattr__(self, "state_ms_per_step",
                            {str(k): _ms_range(v) for k, v in dict(self.state_ms_per_step).items()})
@@ -101,9 +107,7 @@ class TimeMapping:
 
     def latency(self, t, state: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(earliest, latest) ms after stimulus onset at step(s) ``t`` (of ``state``)."""
-        t = np.asarray(t, dtype=float)
-        if np.any(t < 0):
-            raise TimeMappingError(f"step {t.min():g} is before step 0; steps are >= 0")
+        t = _steps(t)
         onset, (low, high) = self._onset(state), self._range(state)
         return onset + low * t, onset + high * t
 
@@ -112,13 +116,15 @@ class TimeMapping:
         """(len(steps), 2) array of [start, end) ms: step t covers onset + t*w to onset + (t+1)*w,
         ``w = step_ms`` (default the state's midpoint duration)."""
         w = self.state_step_ms(state) if step_ms is None else _ms_range(step_ms)[0]
-        t = np.asarray(steps, dtype=float)
+        t = _steps(steps)
         start = self._onset(state) + t * w
         return np.stack([start, start + w], axis=-1)
 
     def steps_at(self, ms: float, state: str | None = None) -> range:
         """The steps whose latency range contains ``ms``."""
         low, high = self._range(state)
+        if isinstance(ms, bool) or not isinstance(ms, (int, float, np.number)) or not np.isfinite(ms):
+            raise TimeMappingError(f"ms={ms!r} must be a finite number of milliseconds after stimulus onset")
         ms = float(ms) - self._onset(state)
         return range(max(0, int(np.ceil(ms / high))), int(np.floor(ms / low)) + 1) if ms >= 0 else range(0)
 
@@ -169,6 +175,9 @@ class TimeMapping:
 
     @classmethod
     def from_dict(cls, values: Mapping) -> "TimeMapping":
+        if not isinstance(values, Mapping):
+            raise TimeMappingError(f"a time mapping must be a dict like TimeMapping().to_dict(), not "
+                                   f"{type(values).__name__}")
         try:
             return cls(tuple(values["ms_per_step"]), values.get("onset_ms", 0.0),
                        dict(values.get("state_onset_ms", {})),
@@ -179,6 +188,10 @@ class TimeMapping:
 
     def replace(self, **changes) -> "TimeMapping":
         """A copy with the given fields changed (None: unchanged)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TimeMappingError(f"a time mapping has no field {unknown[0]!r}; its fields: ms_per_step, onset_ms, "
+                                   "state_onset_ms, state_ms_per_step")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @staticmethod
@@ -194,6 +207,20 @@ class TimeMapping:
                                f"({stated.describe()}): milliseconds come from the {what}; drop --ms-per-step "
                                f"(and --onset-ms, --state-onset, --state-ms-per-step), or make the {what} again "
                                "with them")
+
+
+def _steps(t) -> np.ndarray:
+    """Model steps as floats, or one error: numbers >= 0 (fractions allowed: a point between steps; NaN
+    allowed: "no step", e.g. a trial that never reached its criterion, gives NaN ms)."""
+    try:
+        array = np.asarray(t, dtype=float)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or t is None or np.isinf(array).any():
+        raise TimeMappingError(f"steps {t!r:.40} must be finite numbers >= 0 (model time steps)")
+    if np.any(array < 0):
+        raise TimeMappingError(f"step {array.min():g} is before step 0; steps are >= 0")
+    return array
 
 
 def _describe_range(values) -> str:

@@ -1,7 +1,9 @@
 """ModelSpec: everything needed to build a model: the graph, pre-net, post-net, TSBN and readout time."""
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -9,6 +11,36 @@ import numpy as np
 
 from visrecur.errors import SpecError
 from visrecur.architecture.graph import BEYOND_TRAINED, PRENETS, ConvLayer, Graph, _choice, _pair, _scale_factor
+
+# The most model steps a model is built, run or recorded for unless raised (``max_steps=``, ``--max-steps``).
+# 1000 steps are 20-50 s of viewing at the 20-50 ms a step is taken to last: 20 times the longest trial of
+# the neural data visrecur compares with (about 1 s) and 75 times the longest readout time a shipped model
+# was trained for (13). Past it a typo (--times 100000) is likelier than an experiment, and the cost grows
+# with every step: statistics (and time-variant weights) per step, and a recording's activity per step.
+MAX_STEPS = 1000
+FLOAT_BYTES = 4
+_ALLOWED_STEPS: contextvars.ContextVar[int] = contextvars.ContextVar("max_steps", default=MAX_STEPS)
+
+
+@contextmanager
+def allowing_steps(max_steps: int | None):
+    """Specs made inside (e.g. by a zoo builder) take ``max_steps`` as their maximum unless they give one."""
+    if max_steps is None:
+        yield
+        return
+    token = _ALLOWED_STEPS.set(max_steps)
+    try:
+        yield
+    finally:
+        _ALLOWED_STEPS.reset(token)
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError
 
 
 @dataclass(frozen=True)
@@ -33,15 +65,26 @@ class ModelSpec:
     bn_affine: bool = False
     time_specific_bn: bool = True
     beyond_trained: str = "last"
+    max_steps: int | None = None  # None: MAX_STEPS, or what ``allowing_steps`` allows
 
     def __post_init__(self):
         # frozen: a spec is shared by the models built from it; change one with dataclasses.replace
         object.__setattr__(self, "input_size", _pair(self.input_size, "input_size"))
         _choice(self.prenet, PRENETS, "prenet")
         _choice(self.beyond_trained, BEYOND_TRAINED, "beyond_trained")
+        for name in ("num_classes", "in_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise SpecError(f"{name}={value!r} must be a whole number of at least 1")
         if self.time_steps is None:
             object.__setattr__(self, "time_steps", self.readout_time)
+        if self.max_steps is None:
+            object.__setattr__(self, "max_steps", _ALLOWED_STEPS.get())
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1:
+            raise SpecError(f"max_steps must be a positive integer, got {self.max_steps!r}")
         self.check_readout_time(self.readout_time)
+        if isinstance(self.time_steps, (int, np.integer)) and not isinstance(self.time_steps, bool):
+            self.check_steps(self.time_steps, f"time_steps={self.time_steps}")
         if self.time_steps < self.readout_time:
             raise SpecError(f"time_steps={self.time_steps} is smaller than readout_time="
                             f"{self.readout_time}; set time_steps >= readout_time")
@@ -56,12 +99,53 @@ class ModelSpec:
     def check_readout_time(self, readout_time: int) -> None:
         if isinstance(readout_time, bool) or not isinstance(readout_time, (int, np.integer)):
             raise SpecError(f"readout_time must be an integer step, got {readout_time!r}")
+        self.check_steps(readout_time, f"readout_time={readout_time}")
         earliest = self.graph.earliest_readout
         if readout_time < earliest:
             last = self.graph.last.name
             raise SpecError(f"readout_time={readout_time} is too early: state {last!r} first holds data "
                             f"at t={earliest - 1}, so the post-net can read it out at t >= {earliest}; "
                             f"use readout_time >= {earliest}")
+
+    def check_steps(self, steps: int, what: str) -> None:
+        """Refuse, before any work, ``what`` that needs more than ``max_steps`` model steps, with what it
+        would cost (``memory_bytes``, ``activity_bytes``)."""
+        if steps <= self.max_steps:
+            return
+        raise SpecError(f"{what} needs {steps} model steps, more than the maximum of {self.max_steps} (MAX_STEPS, "
+                        f"docs/data_integrity.md): the model's weights and statistics for them would take about "
+                        f"{format_bytes(self.memory_bytes(steps))}, and each image's states "
+                        f"{format_bytes(self.activity_bytes())} per recorded step; if it is meant, raise the "
+                        f"maximum (max_steps={steps}, --max-steps {steps})")
+
+    def memory_bytes(self, time_steps: int | None = None) -> int:
+        """About how much memory the built model's weights and time-specific statistics take for
+        ``time_steps`` (default: its own), from the graph alone (float32; two statistics per channel and
+        step for every batch norm; time-variant weights once per step)."""
+        steps = self.time_steps if time_steps is None else time_steps
+        # counted exactly up to a step past every transition's first run, then step by step alike
+        known = min(steps, self.graph._horizon() + 2)
+        if steps <= known:
+            return self._memory_counted(steps)
+        return self._memory_counted(known) + (steps - known) * (self._memory_counted(known + 1)
+                                                                - self._memory_counted(known))
+
+    def _memory_counted(self, steps: int) -> int:
+        graph = self.graph
+        until = max(steps - 1, graph._horizon()) if graph.weight_sharing == "shared" else steps - 1
+        weights = sum(graph.block_parameters(tr, self.bn_affine) for tr in graph.weight_groups(until).values())
+        ever_run = {tr.key for tr, _ in graph.uses(until)}
+        channels = sum(layer.in_channels for tr in graph.transitions if tr.key in ever_run
+                       for layer in graph.convolutions(tr))
+        return FLOAT_BYTES * (self.prenet_parameters() + self.postnet_parameters() + weights
+                              + 2 * channels * max(steps - 1, 0))
+
+    def activity_bytes(self, states: Sequence[str] | None = None) -> int:
+        """One image's activity at one step (float32) in ``states`` (default: every state), at the
+        reference input size."""
+        names = set(states) if states is not None else None
+        return FLOAT_BYTES * sum(s.channels * s.size[0] * s.size[1] for s in self.graph.states
+                                 if names is None or s.name in names)
 
     @property
     def prenet_factor(self) -> int:
@@ -127,6 +211,8 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
+        if data["max_steps"] == MAX_STEPS:  # specs written before the maximum existed stay as they were
+            del data["max_steps"]
         data["graph"] = self.graph.to_dict()
         data["input_size"] = list(self.input_size)
         return data

@@ -13,9 +13,9 @@ import inspect
 from functools import partial
 from typing import Callable
 
-from visrecur.errors import SpecError
+from visrecur.errors import SpecError, VisrecurError
 from visrecur.architecture.graph import Graph, State, Transition
-from visrecur.architecture.modelspec import ModelSpec
+from visrecur.architecture.modelspec import ModelSpec, allowing_steps
 
 VENTRAL_STREAM_STATES = ("V1", "V2", "V4", "IT")
 
@@ -180,6 +180,9 @@ SPEC_FIELDS = ("beyond_trained", "time_specific_bn")
 def spec(name: str, **overrides) -> ModelSpec:
     """The ModelSpec of a zoo model, with keyword overrides (e.g. readout_time=10, channels=...,
     beyond_trained="error")."""
+    if not isinstance(name, str):
+        raise SpecError(f"a zoo model name must be a str (see visrecur.list_models()), not "
+                        f"{type(name).__name__} {name!r:.40}")
     if name not in MODELS:
         close = difflib.get_close_matches(name, MODELS, n=3)
         hint = f"did you mean {close}?" if close else "see visrecur.list_models()"
@@ -189,14 +192,17 @@ def spec(name: str, **overrides) -> ModelSpec:
     if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
         accepted = sorted(set(accepted) | set(inspect.signature(frnn_spec).parameters) -
                           {"names", "channels", "shared", "adjacent", "name", "kwargs"}) + ["channels"]
-    accepted = sorted(set(accepted) - {"kwargs"} | set(SPEC_FIELDS))
+    accepted = sorted(set(accepted) - {"kwargs"} | set(SPEC_FIELDS) | {"max_steps"})
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise SpecError(f"{name} does not take {unknown}; it accepts {accepted}")
     fields = {k: overrides.pop(k) for k in SPEC_FIELDS if k in overrides}
     try:
-        built = builder(**overrides)
-    except TypeError as err:  # a value of the wrong type deep in a builder
+        with allowing_steps(overrides.pop("max_steps", None)):  # checked as the builder makes the spec
+            built = builder(**overrides)
+    except VisrecurError:
+        raise
+    except (TypeError, ValueError) as err:  # a value of the wrong type deep in a builder
         raise SpecError(f"{name}: an override has the wrong type ({err}); see visrecur.spec({name!r}) "
                         "for the defaults") from None
     return dataclasses.replace(built, **fields) if fields else built

@@ -109,8 +109,21 @@ class Checkpoint:
         """Load a visrecur checkpoint safely (no arbitrary unpickling), or one clear error."""
         path = Path(path)
         if not path.is_file():
+            from visrecur.architecture.zoo import list_models
+
+            if str(path) in list_models():
+                raise CheckpointError(f"{str(path)!r} is a zoo architecture, not trained weights: build it untrained "
+                                      f"with visrecur.build({str(path)!r}), or load a shipped model "
+                                      f"({', '.join(list_pretrained())})")
             raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path of a .pt file written "
-                                  "by python -m visrecur.train (runs/<name>/checkpoint.pt)")
+                                  "by python -m visrecur.train (runs/<name>/checkpoint.pt) or a shipped model "
+                                  f"({', '.join(list_pretrained())})")
+        if isinstance(map_location, str):
+            try:
+                torch.device(map_location)
+            except RuntimeError:
+                raise CheckpointError(f"map_location={map_location!r} is not a torch device; give e.g. 'cpu' or "
+                                      "'cuda:0'") from None
         if path.stat().st_size == 0:
             raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes), e.g. from a copy or download that "
                                   "did not finish; copy it again or give another checkpoint")
@@ -250,6 +263,10 @@ def list_pretrained() -> list[str]:
 
 def checkpoint_path(path_or_name: str | Path | None) -> Path:
     """A checkpoint path, the name of a shipped pretrained model, or None (the default)."""
+    if path_or_name is not None:
+        from visrecur.checks import path_arg
+
+        path_arg(path_or_name, "a checkpoint", CheckpointError)
     name = DEFAULT_PRETRAINED if path_or_name is None else str(path_or_name)
     if name in PRETRAINED:
         weights = PRETRAINED[name]

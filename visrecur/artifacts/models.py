@@ -81,7 +81,9 @@ class ModelSource:
             raise InputError("this model's preprocessing is unknown: pass preprocess=visrecur.Preprocess("
                              "input_size, mean, std) (what it was trained with), or load it with "
                              "visrecur.load(path), whose model carries it")
-        if getattr(model, "kind", None) in ("timed", "adapted"):  # a visrecur.timed model says it itself
+        from visrecur.timed.protocol import is_timed
+
+        if is_timed(model):  # a visrecur.timed model (CORnet, BL-net, an adapted module) says it itself
             return cls(model, model.name, preprocess=preprocess, trained=model.trained, classes=model.classes,
                        time_mapping=model.time_mapping)
         spec = getattr(model, "spec", None)

@@ -1,6 +1,8 @@
 """The recording: its schema (dims, coordinates, attrs, named here once), the template every writer lays
 out (the netCDF and zarr stores and the in-memory path), and its readers (open and validate, the time
-mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary).
+mapping read back whole, one state with plain dims, the stimulus x neuroid export, a summary). Over 350
+lines because the schema, its two templates (FRNNs and timed models) and the readers that must agree
+with them are kept in one module.
 
 Layout. Dims ``stimulus``, ``time`` (integer model step), ``state`` (the recorded states in model order),
 ``readout_time`` and ``class``; one variable per state with dims ``stimulus, time`` then the state's own
@@ -266,8 +268,9 @@ def assemble(activity: dict, ids: Sequence[str], times: Sequence[int], *, arriva
 def open_recording(path: str | Path) -> xr.Dataset:
     """Open a recording lazily (dask arrays: nothing is loaded until used), checked against the schema."""
     from visrecur.artifacts.stores import store_for
+    from visrecur.checks import path_arg
 
-    path = Path(path)
+    path = path_arg(path, "a recording")
     if not path.exists():
         raise InputError(f"recording {str(path)!r} does not exist")
     if ".partial." in path.name:
@@ -326,13 +329,18 @@ def recorded_states(ds: xr.Dataset) -> list[str]:
 
 def latency(ds: xr.Dataset, state: str) -> tuple[np.ndarray, np.ndarray]:
     """(earliest, latest) ms of every recorded step of ``state``, from the recording's time mapping."""
+    if state not in recorded_states(ds):
+        raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
     return time_mapping(ds).latency(ds[TIME].values, state)
 
 
 def state_array(ds: xr.Dataset, state: str) -> xr.DataArray:
     """One state's activity with the plain dims (stimulus, time, channel, y, x) / (.., feature) and its own
     millisecond coordinates on ``time``."""
-    if state not in recorded_states(ds) or state not in ds:
+    from visrecur.checks import dataset_arg
+
+    dataset_arg(ds, "a recording")
+    if not isinstance(state, str) or state not in recorded_states(ds) or state not in ds:
         raise InputError(f"state {state!r} is not in this recording; it has {recorded_states(ds)}")
     da = ds[state]
     da = da.rename({d: d[len(state) + 1:] for d in da.dims if d.startswith(f"{state}_")})
@@ -358,9 +366,12 @@ def summary(path: Path, ds: xr.Dataset) -> str:
         lines.append(f"  {name:>6}: {dict(ds[name].sizes)}  arrives at t={ds[name].attrs['arrival_time']}, "
                      f"step {step} at {float(low):.0f}-{float(high):.0f} ms")
     readouts = ds[READOUT].values
-    lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
-                 f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
-                 f"{ds.sizes[CLASS]} classes")
+    if len(readouts):  # a timed model may have no readout
+        lines.append(f"  logits, probabilities: readout times {readouts.min()}..{readouts.max()} "
+                     f"({ds[READOUT_LATENCY[0]].values.min():.0f}-{ds[READOUT_LATENCY[1]].values.max():.0f} ms), "
+                     f"{ds.sizes[CLASS]} classes")
+    else:
+        lines.append("  no readout")
     lines.append(f"  model: {ds.attrs['model']}, "
                  + (f"checkpoint sha256 {ds.attrs['checkpoint_sha256'][:12]}..." if ds.attrs.get("checkpoint")
                     else "untrained"))
@@ -377,7 +388,10 @@ def to_neuroids(ds: xr.Dataset, states: Sequence[str] | None = None, times: Sequ
     reduction removed the spatial or channel axes) and ``feature`` (-1 unless srp/pca). With one time
     step the time dim is dropped.
     """
-    states = list(states or recorded_states(ds))
+    from visrecur.checks import dataset_arg, names_arg
+
+    dataset_arg(ds, "a recording")
+    states = names_arg(states, "states") or recorded_states(ds)
     if not states:
         raise InputError("no states to export; give states=[...]")
     parts = []

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from visrecur.artifacts.io import write_all_atomically, write_atomically
+from visrecur.artifacts.io import check_replaceable, write_all_atomically, write_atomically
 from visrecur.errors import InputError
 
 TSBN_POLICY, CALIBRATION = "tsbn_policy", "calibration"
@@ -96,17 +96,40 @@ def _plain(value):
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
+def _metadata_of(path: Path) -> dict | None:
+    try:
+        meta = json.loads(metadata_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and "visrecur_version" in meta.get("provenance", {}) else None
+
+
+def is_result_table(path: Path) -> bool:
+    """A table visrecur wrote: a file beside its metadata file, which names it and visrecur's version."""
+    meta = _metadata_of(path)
+    return path.is_file() and meta is not None and meta.get("url") == path.name
+
+
+def is_result_metadata(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(".csv-metadata.json") and \
+        _metadata_of(path.with_name(path.name.removesuffix("-metadata.json"))) is not None
+
+
 def write_tables(tables: Mapping[str | Path, pd.DataFrame], *, description: Mapping[str, str] | str = "",
                  command: str = "", units: Mapping[str, str] | None = None,
-                 provenance: Mapping | None = None) -> list[Path]:
+                 provenance: Mapping | None = None, option: str = "--out-dir") -> list[Path]:
     """Write every ``path: table`` and its metadata file, all to temporary names first, then renamed: an
     interruption leaves the previous results, never half a table. ``description``: one for all, or
-    per path (its file name)."""
+    per path (its file name). A table visrecur wrote is replaced; anything else at a path is refused
+    before anything is written (``io.check_replaceable``; ``option``: the output option to name)."""
     writers = {}
-    for path, table in tables.items():
-        path = Path(path)
+    for path in map(Path, tables):
         if path.suffix != ".csv":
             raise InputError(f"{str(path)!r}: a result table is a CSV file; give a name ending in .csv")
+        check_replaceable(path, is_result_table, "result table", True, option)
+        check_replaceable(metadata_path(path), is_result_metadata, "result table's metadata file", True, option)
+    for path, table in tables.items():
+        path = Path(path)
         text = description if isinstance(description, str) else description.get(path.name, "")
         meta = _metadata(table, path, text, command, units, provenance)
         writers[path] = lambda tmp, table=table: table.to_csv(tmp, index=False)
@@ -135,9 +158,27 @@ def read_table(path: str | Path, command: str | None = None) -> pd.DataFrame:
     return table
 
 
-def write_dataset(ds, path: str | Path) -> Path:
-    """A netCDF result (e.g. a score table with dims target x state x time), written atomically."""
-    return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+RESULT_MARK = "visrecur_result"
+
+
+def is_result_dataset(path: Path) -> bool:
+    """A netCDF result visrecur wrote: its attrs carry ``RESULT_MARK`` (visrecur's version)."""
+    import h5py
+
+    if not (path.is_file() and h5py.is_hdf5(path)):
+        return False
+    with h5py.File(path, "r") as f:
+        return RESULT_MARK in f.attrs
+
+
+def write_dataset(ds, path: str | Path, option: str = "--out-dir") -> Path:
+    """A netCDF result (e.g. a score table with dims target x state x time), written atomically, marked as
+    visrecur's; only a result visrecur wrote is replaced (``io.check_replaceable``)."""
+    from visrecur import __version__
+
+    check_replaceable(Path(path), is_result_dataset, "netCDF result", True, option)
+    marked = ds.assign_attrs({RESULT_MARK: __version__})
+    return write_atomically(path, lambda tmp: marked.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def read_dataset(path: str | Path, command: str | None = None):

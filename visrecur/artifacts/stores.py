@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from visrecur.artifacts.io import atomic_path, remove, writable_ancestor
-from visrecur.artifacts.recordings import RECORDED_ATTRS, RESUME_KEYS, Template
+from visrecur.artifacts.io import (
+    atomic_path,
+    check_replaceable,
+    publish,
+    remove,
+    writable_ancestor,
+)
+from visrecur.artifacts.recordings import RECORDED_ATTRS, RESUME_KEYS, SCHEMA, Template
 from visrecur.errors import InputError
 
 PARTIAL = ".partial"
@@ -45,8 +50,17 @@ class Store:
         raise NotImplementedError
 
     def publish(self, partial: Path, output: Path) -> None:
-        """Make the finished ``partial`` (of this format) the ``output`` (of this format)."""
-        os.replace(partial, output)
+        """Make the finished ``partial`` (of this format) the ``output`` (of this format): flushed to disk,
+        then renamed onto it, so a reader finds the old output or the whole new one."""
+        publish(partial, output)
+
+    def schema(self, path: Path) -> str | None:
+        """The ``schema`` attr of the dataset at ``path`` (read without opening it as a dataset), or None."""
+        raise NotImplementedError
+
+    def looks_like(self, path: Path) -> bool:
+        """Whether ``path`` is a file (or folder) of this format, even one cut off by a hard kill."""
+        raise NotImplementedError
 
 
 class NetCDFStore(Store):
@@ -96,6 +110,18 @@ class NetCDFStore(Store):
     def open(self, path):
         return xr.open_dataset(path, engine="h5netcdf", chunks={})
 
+    def schema(self, path):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("schema")
+        return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
+
+    def looks_like(self, path):
+        import h5py
+
+        return path.is_file() and h5py.is_hdf5(path)
+
 
 class ZarrStore(Store):
     suffix, name = ".zarr", "zarr (format 2)"
@@ -123,7 +149,16 @@ class ZarrStore(Store):
         import zarr  # only here: a netCDF recording by one process needs no zarr
 
         zarr.consolidate_metadata(str(partial))
-        os.replace(partial, output)
+        publish(partial, output)
+
+    def schema(self, path):
+        import zarr
+
+        value = zarr.open_group(str(path), mode="r").attrs.get("schema")
+        return None if value is None else str(value)
+
+    def looks_like(self, path):
+        return path.is_dir() and any((path / name).is_file() for name in (".zgroup", "zarr.json"))
 
     @staticmethod
     def _format() -> dict:
@@ -159,6 +194,26 @@ def partial_paths(output: Path) -> list[Path]:
     return [output.with_name(output.name + PARTIAL + suffix) for suffix in STORES]
 
 
+def is_partial_name(path: Path) -> bool:
+    return any(path.name.endswith(PARTIAL + suffix) for suffix in STORES)
+
+
+def made_by_visrecur(path: Path) -> bool:
+    """Whether ``path`` is a recording visrecur made (its format, and the schema in its attrs), or the
+    partial of one: named ``<output>.partial<suffix>`` and of that format, even if a hard kill cut it
+    off before its attrs were written."""
+    store = STORES.get(path.suffix)
+    if store is None or not store.looks_like(path):
+        return False
+    if is_partial_name(path):
+        return True
+    try:
+        schema = store.schema(path)
+    except Exception:  # noqa: BLE001 (unreadable: not recognisably a recording)
+        return False
+    return schema is not None and schema.split("-")[:2] == SCHEMA.split("-")[:2]
+
+
 def partial_for(output: Path, world: int) -> Path:
     """The partial a new recording of ``output`` is made in: the output's own format, except that
     several processes share a zarr store."""
@@ -178,8 +233,6 @@ def finalize(partial: Path, output: Path) -> None:
     """Publish a finished partial as ``output``: renamed in its own format, or converted (a zarr store
     shared by several processes to a netCDF output) chunk by chunk through a temporary file."""
     source, target = store_for(partial), store_for(output)
-    if output.exists():
-        remove(output)
     if source is target:
         target.publish(partial, output)
         return
@@ -199,16 +252,23 @@ def check_writable(output: Path) -> None:
                          "another --output")
 
 
-def check_output(output: Path, partial: Path, existing: list[Path], overwrite: bool, resume: bool) -> None:
+def check_output(output: Path, partial: Path, existing: list[Path], overwrite: bool, resume: bool,
+                 create: bool = True) -> None:
+    """Before a recording starts (under the output's lock, ``io.exclusive``): what is at the output and its
+    partials may be replaced only if visrecur made it (``io.check_replaceable``), and only as asked.
+    ``create=False``: the same checks before any work, creating nothing (the output folder included)."""
     check_writable(output)
-    if output.exists() and not overwrite:
-        raise InputError(f"{str(output)!r} already exists; pass --overwrite to replace it or choose --output")
+    check_replaceable(output, made_by_visrecur, "recording", overwrite)
+    for path in existing:
+        check_replaceable(path, made_by_visrecur, "partial recording", True)
     if resume and not existing:
         raise InputError(f"nothing to resume: no unfinished recording {str(partial)!r} (it is kept only while a "
                          "recording is unfinished); run without --resume")
     if existing and not resume and not overwrite:
         raise InputError(f"an unfinished recording {str(existing[0])!r} exists; pass --resume to continue it or "
                          "--overwrite to start again")
+    if not create:
+        return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -23,7 +23,7 @@ from visrecur import __version__
 from visrecur.artifacts.checkpoint import PRETRAINED, export_weights
 from visrecur.artifacts.models import display_name, load_model
 from visrecur.errors import InputError
-from visrecur.artifacts.io import atomic_path, writable_ancestor
+from visrecur.artifacts.io import atomic_path, check_replaceable, writable_ancestor
 from visrecur.timing import TimeMapping
 from .environment import DEFAULT_VISUAL_DEGREES
 
@@ -102,14 +102,22 @@ def default_identifier(model: str) -> str:
     return f"visrecur-{display_name(model)}"
 
 
+PLUGIN_FILES = {"__init__.py", "model.py", "requirements.txt", "test.py", "metadata.yaml", WEIGHTS_FILE, "__pycache__"}
+
+
+def is_plugin_folder(out: Path) -> bool:
+    """A plugin folder ``write_plugin`` made: only its files, and its requirements pin visrecur."""
+    requirements = out / "requirements.txt"
+    return (out.is_dir() and {p.name for p in out.iterdir()} <= PLUGIN_FILES and requirements.is_file()
+            and "visrecur @ git+" in requirements.read_text())
+
+
 def check_destination(out: Path, overwrite: bool) -> None:
     if not out.name.isidentifier():
         raise InputError(f"plugin folder name {out.name!r} must be a Python identifier (Brain-Score imports it as "
                          f"brainscore_vision.models.<folder>), e.g. {re.sub(r'[^0-9A-Za-z_]', '_', out.name) or 'visrecur_model'}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{str(out)!r} exists and is not a folder; give a new folder for the plugin")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{str(out)!r} already exists and is not empty; pass --overwrite to replace it")
+    if not (out.is_dir() and not out.is_symlink() and not any(out.iterdir())):  # an empty folder holds nothing
+        check_replaceable(out, is_plugin_folder, "Brain-Score plugin folder", overwrite, "--out")
     folder, ok = writable_ancestor(out.parent)
     if not ok:
         raise InputError(f"{str(folder)!r} is not a writable folder; give --out somewhere you can write")
@@ -130,6 +138,8 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
     from .timebins import PAST_TRAINED
 
     out = Path(out)
+    if isinstance(visual_degrees, bool) or not isinstance(visual_degrees, (int, float)) or not 0 < visual_degrees < 9000:
+        raise InputError(f"visual_degrees={visual_degrees!r} must be a positive number of degrees, e.g. 8")
     identifier = identifier or default_identifier(str(model))
     if not IDENTIFIER.match(identifier):
         raise InputError(f"identifier {identifier!r} may hold only letters, digits, '_', '.', '-' (it is written "

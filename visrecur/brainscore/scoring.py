@@ -113,7 +113,7 @@ def score_command(args, options: dict, command: str = "") -> int:
                 if issubclass(warning.category, (UnreachedStateWarning, PastTrainedWarning)):
                     print(f"  note: {warning.message}")
     if args.output is not None:
-        path = write_table(pd.DataFrame(rows), args.output, command=command, description=(
+        path = write_table(pd.DataFrame(rows), args.output, command=command, option="--output", description=(
             "Offline Brain-Score scores (brainscore-vision's own benchmark classes, metrics and ceilings): "
             "score = raw / ceiling; the Cichy 2014 fMRI RDMs with the 92 images at the experiment's 2.9 degrees "
             "and filling the model's field; the planted-latency benchmark on synthetic data"),

@@ -25,6 +25,9 @@ from .errors import NeuralDataError, RDMError, ScoringError
 
 def check_assembly(assembly: xr.DataArray) -> xr.DataArray:
     """The assembly with dims (presentation, neuroid, time_bin), or one line saying what is missing."""
+    if not isinstance(assembly, xr.DataArray):
+        raise NeuralDataError(f"neural data must be an xarray.DataArray presentation x neuroid x time_bin "
+                              f"(Brain-Score's layout), not {type(assembly).__name__}")
     if "time_bin" not in assembly.dims:
         assembly = assembly.expand_dims(time_bin=[0], axis=-1)
     if set(assembly.dims) != {"presentation", "neuroid", "time_bin"}:
@@ -58,6 +61,9 @@ def split_half_consistency(assembly: xr.DataArray, n_splits: int = 10, seed: int
     """Per neuroid and time bin: the Pearson r between the stimulus means of two random halves of each
     stimulus's repetitions, Spearman-Brown corrected to the full number of repetitions (2r / (1 + r)),
     averaged over ``n_splits`` random splits."""
+    from visrecur.checks import int_arg
+
+    int_arg(n_splits, "n_splits", 1, NeuralDataError)
     assembly = check_assembly(assembly)
     ids = assembly["stimulus_id"].values.astype(str)
     stimuli = list(dict.fromkeys(ids))

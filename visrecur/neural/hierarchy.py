@@ -28,6 +28,10 @@ def peak_contrast(scores: xr.Dataset, boot: xr.Dataset, a: str, b: str, level: f
     and the bootstrap interval of the differences a - b in peak time (steps) and peak state (position
     in the model's state order). Returns a flat dict with a plain-words ``verdict`` (its ms from
     ``mapping``, the recording's time mapping)."""
+    from visrecur.checks import dataset_arg
+
+    dataset_arg(scores, "scores", ScoringError)
+    dataset_arg(boot, "boot", ScoringError)
     for name in (a, b):
         if name not in scores["target"].values:
             raise ScoringError(f"target {name!r} was not scored; scored: {list(scores['target'].values)}")

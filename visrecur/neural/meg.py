@@ -166,6 +166,10 @@ def _condensed(model_rdm: xr.DataArray, meg: xr.DataArray) -> tuple[np.ndarray, 
 def meg_scores(model_rdm: xr.DataArray, meg: xr.DataArray, method: str = "spearman") -> xr.DataArray:
     """Score of every (state, step) against the subject- and session-mean MEG RDM at every neural time:
     dims ``state, time, time_ms`` (NaN where the state has not arrived)."""
+    from visrecur.checks import dataarray_arg
+
+    dataarray_arg(model_rdm, "model_rdm", ScoringError)
+    dataarray_arg(meg, "meg", ScoringError)
     m, group = _condensed(model_rdm, meg)
     values = compare(m, group, method).reshape(model_rdm.sizes["state"], model_rdm.sizes["time"], -1)
     return xr.DataArray(values, dims=("state", "time", "time_ms"),
@@ -210,6 +214,13 @@ def fit_step_latency(model_rdm: xr.DataArray, meg: xr.DataArray, state: str, met
                      paper_ms_per_step=DEFAULT_MS_PER_STEP) -> dict:
     """Fit ``peak_ms(step) = onset_ms + ms_per_step * step`` over the steps ``state`` was reached at, with
     percentile intervals from ``n_boot`` stimulus resamples; returns a flat dict with a sentence."""
+    from visrecur.checks import dataarray_arg, int_arg, seed_arg
+
+    int_arg(n_boot, "n_boot (--meg-bootstrap)", 0, ScoringError)
+    seed_arg(seed, "seed (--seed)", ScoringError)
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ScoringError(f"level (--ci) {level!r} must lie between 0 and 1, e.g. 0.95")
+    dataarray_arg(model_rdm, "model_rdm", ScoringError)
     if state not in model_rdm["state"].values:
         raise ScoringError(f"state {state!r} is not in the model RDMs; they have {list(model_rdm['state'].values)}")
     one = model_rdm.sel(state=[state])

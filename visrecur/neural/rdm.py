@@ -33,17 +33,52 @@ def check_square_symmetric(matrices: np.ndarray, name: str, atol: float = 1e-6) 
                        "give a symmetric dissimilarity matrix")
 
 
+def check_content(values: np.ndarray, ids: Sequence[str], name: str) -> None:
+    """Refuse RDMs no comparison can use: fewer than 3 stimuli (one pair of dissimilarities has no
+    ranks), repeated stimulus ids (joins by id would be ambiguous), a matrix whose dissimilarities are all
+    equal (all zero, or constant: every rank correlation with it is undefined, NaN), or a diagonal that
+    is not 0 (a stimulus is not dissimilar to itself: a diagonal of 1 is a similarity matrix)."""
+    n = values.shape[-1]
+    if n < 3:
+        raise RDMError(f"{name}: {n} stimuli; an RDM needs at least 3 (3 dissimilarities) to be compared")
+    seen = set()
+    repeated = next((i for i in ids if i in seen or seen.add(i)), None)
+    if repeated is not None:
+        raise RDMError(f"{name}: stimulus id {repeated!r} appears more than once; every row needs its own id")
+    vectors = upper_triangle(values).reshape(-1, n * (n - 1) // 2)
+    flat = np.ptp(vectors, axis=1) == 0
+    if flat.any():
+        k = int(np.argmax(flat))
+        where = f" (matrix {k} of {len(vectors)})" if len(vectors) > 1 else ""
+        what = "all zero" if vectors[k, 0] == 0 else f"constant ({vectors[k, 0]:g})"
+        raise RDMError(f"{name}: the RDM{where} is {what}: every dissimilarity is the same, so no correlation "
+                       "with it is defined; check the file (the right variable? key=) or leave it out")
+    diagonal = np.diagonal(values, axis1=-2, axis2=-1)
+    bad = np.isfinite(diagonal) & (diagonal != 0)
+    if bad.any():
+        raise RDMError(f"{name}: the diagonal holds {diagonal[bad].flat[0]:g}, not 0; an RDM holds "
+                       "dissimilarities (a stimulus vs itself: 0). Is it a similarity matrix? Give 1 - r")
+
+
 def as_rdm(values: np.ndarray, ids: Sequence[str], lead: dict | None = None, name: str = "rdm",
            attrs: dict | None = None) -> xr.DataArray:
     """Label a stack of N x N matrices: ``lead`` maps the leading dims to their coordinate values."""
-    values = np.asarray(values, dtype=np.float64)
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RDMError(f"{name}: an RDM must be numbers (N x N or a stack of them), not "
+                       f"{type(values).__name__}") from None
     check_square_symmetric(values, name)
-    off = ~np.eye(values.shape[-1], dtype=bool)
+    n = values.shape[-1]
+    off = ~np.eye(n, dtype=bool)
     if not np.isfinite(values[..., off]).all():
         raise RDMError(f"{name}: the RDM has NaN or infinite dissimilarities off the diagonal")
+    if ids is None or isinstance(ids, str) or not hasattr(ids, "__len__"):
+        raise RDMError(f"{name}: give the stimulus ids as a list, one per row, not {type(ids).__name__}")
     ids = [str(i) for i in ids]
-    if len(ids) != values.shape[-1]:
-        raise RDMError(f"{name}: {values.shape[-1]} x {values.shape[-1]} RDM but {len(ids)} stimulus ids")
+    if len(ids) != n:
+        raise RDMError(f"{name}: {n} x {n} RDM but {len(ids)} stimulus ids")
+    check_content(values, ids, name)
     lead = lead or {}
     coords = {dim: list(v) for dim, v in lead.items()}
     coords.update(stimulus=ids, stimulus_b=ids)
@@ -91,8 +126,15 @@ def model_rdms(recording: xr.Dataset, states: Sequence[str] | None = None, times
     """
     from visrecur.artifacts.recordings import LATENCY, recorded_states, state_array, time_mapping
 
+    from visrecur.checks import dataset_arg, names_arg
+
+    dataset_arg(recording, "a recording", ScoringError)
     if metric not in METRICS:
         raise ScoringError(f"unknown RDM metric {metric!r}; use one of {', '.join(METRICS)}")
+    states = names_arg(states, "states", ScoringError)
+    if times is not None and (isinstance(times, (str, int)) or not all(
+            isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in times)):
+        raise ScoringError(f"times must be a list of whole time steps, e.g. [0, 1, 2], not {times!r:.40}")
     states = list(states) if states else recorded_states(recording) or \
         [v for v in recording.data_vars if "time" in recording[v].dims and "stimulus" in recording[v].dims]
     for state in states:

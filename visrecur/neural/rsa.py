@@ -11,7 +11,7 @@ import xarray as xr
 from scipy.stats import rankdata
 
 from .errors import ScoringError
-from .rdm import align, upper_triangle
+from .rdm import align, check_content, upper_triangle
 
 METHODS = ("spearman", "kendall_tau_a", "pearson")
 
@@ -19,6 +19,14 @@ METHODS = ("spearman", "kendall_tau_a", "pearson")
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ScoringError(f"unknown RDM comparison {method!r}; use one of {', '.join(METHODS)}")
+
+
+def _check_rdm_array(value, what: str, dims: tuple) -> None:
+    """One line when ``value`` is not a DataArray with these dims (``rdm.model_rdms``, ``targets.load_target``)."""
+    if not isinstance(value, xr.DataArray) or set(value.dims) != set(dims):
+        got = f"dims {value.dims}" if isinstance(value, xr.DataArray) else type(value).__name__
+        raise ScoringError(f"{what} must be an xarray.DataArray with dims {', '.join(dims)} (from "
+                           f"visrecur.neural.model_rdms / load_target), not {got}")
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -58,7 +66,13 @@ def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman", paired: bool
     Kendall's tau-a = (concordant - discordant pairs) / (n (n - 1) / 2): ties count in the denominator,
     unlike scipy's tau-b, so a model predicting ties is not rewarded (Nili et al. 2014)."""
     _check_method(method)
-    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    try:
+        a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    except (TypeError, ValueError):
+        raise ScoringError("compare takes numeric arrays of condensed RDM vectors (rows)") from None
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or (paired and len(a) != len(b)):
+        raise ScoringError(f"compare needs rows of one length (condensed RDMs of the same stimuli); got shapes "
+                           f"{a.shape} and {b.shape}" + (" (paired: the same number of rows)" if paired else ""))
     out = np.full(len(a) if paired else (len(a), len(b)), np.nan)
     ok_a, ok_b = np.isfinite(a).all(1), np.isfinite(b).all(1)
     if paired:
@@ -104,8 +118,11 @@ def rsa_scores(model_rdm: xr.DataArray, target: xr.DataArray, method: str = "spe
     over subjects of the per-subject scores (``subject_score``); the noise ceiling bounds
     ``subject_mean``. ``ceiling=None`` computes it where there are at least 3 subjects."""
     _check_method(method)
+    _check_rdm_array(model_rdm, "model_rdm", ("state", "time", "stimulus", "stimulus_b"))
+    _check_rdm_array(target, "target", ("subject", "stimulus", "stimulus_b"))
     ids = [str(i) for i in model_rdm["stimulus"].values]
     target = align(target, ids, target.name or "target")
+    check_content(target.values, ids, str(target.name or "target"))
     m = upper_triangle(model_rdm.values).reshape(-1, len(ids) * (len(ids) - 1) // 2)
     subjects = upper_triangle(target.values)
     group = subjects.mean(0, keepdims=True)
@@ -144,6 +161,7 @@ def rsa_scores(model_rdm: xr.DataArray, target: xr.DataArray, method: str = "spe
 
 def peak(score: xr.DataArray) -> tuple[str, int]:
     """The (state, time) with the highest score (NaN pairs ignored)."""
+    _check_rdm_array(score, "score", ("state", "time"))
     values = score.transpose("state", "time").values
     if np.isnan(values).all():
         raise ScoringError("no (state, time) has a score: every state was unreached or constant")

@@ -101,6 +101,10 @@ TARGETS: dict[str, Callable[..., xr.DataArray]] = {
 
 def load_target(name_or_path: str, folder: str | Path | None = None, **file_options) -> xr.DataArray:
     """A built-in target by name (``TARGETS``) or any RDM file (``load_rdm_file``)."""
+    if not isinstance(name_or_path, (str, Path)) or not str(name_or_path):
+        raise NeuralDataError(f"a target must be a name ({', '.join(TARGETS)}) or an RDM file path, not "
+                              f"{type(name_or_path).__name__} {name_or_path!r:.40}")
+    name_or_path = str(name_or_path)
     if name_or_path in TARGETS:
         return TARGETS[name_or_path](folder)
     if Path(name_or_path).suffix in (".npz", ".npy", ".mat"):
@@ -118,14 +122,13 @@ def load_rdm_file(path: str | Path, key: str | None = None, stimuli: Sequence[st
     ``stimulus_ids`` entry). ``key``: the array's name in .npz/.mat files (default: the only array with
     at least 2 dims, or the only numeric vector).
     """
-    path = Path(path)
+    from visrecur.checks import path_arg
+
+    path = path_arg(path, "an RDM file", NeuralDataError)
     if not path.is_file():
         raise NeuralDataError(f"RDM file {str(path)!r} does not exist")
-    if path.suffix == ".npy":
-        entries = {"rdm": np.load(path, allow_pickle=False)}
-    elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            entries = {k: z[k] for k in z.files}
+    if path.suffix in (".npy", ".npz"):
+        entries = _read_numpy(path)
     elif path.suffix == ".mat":
         entries = {k: v for k, v in _loadmat(path).items() if not k.startswith("__")}
     else:
@@ -153,12 +156,37 @@ def load_rdm_file(path: str | Path, key: str | None = None, stimuli: Sequence[st
                                       "independent": "yes"})
 
 
+def _read_numpy(path: Path) -> dict:
+    """{name: array} of an .npy (one array, "rdm") or .npz file, or one line saying why it cannot be read."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as file:  # closed on every path, a corrupt file's too
+            if path.suffix == ".npy":
+                return {"rdm": np.load(file, allow_pickle=False)}
+            with np.load(file, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+    except ValueError as err:
+        why = "it holds Python objects (pickled), which are not read" if "pickle" in str(err) else str(err)
+        raise NeuralDataError(f"{path.name} cannot be read as an RDM: {why}; save numbers with numpy.save / "
+                              "numpy.savez") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise NeuralDataError(f"{path.name} is not a readable {path.suffix} file ({type(err).__name__}): it is "
+                              "truncated or corrupted; write it again with numpy.save / numpy.savez") from None
+
+
 def _stimulus_ids(stimuli, entries: dict, path: Path) -> list[str]:
     if isinstance(stimuli, str) and stimuli == "92images":
         return IDS_92
     if isinstance(stimuli, (str, Path)):
+        if not Path(stimuli).is_file():
+            raise NeuralDataError(f"stimulus id list {str(stimuli)!r} does not exist; give a text file with one "
+                                  "id a line, a list of ids, or '92images'")
         return [line.strip() for line in Path(stimuli).read_text().splitlines() if line.strip()]
     if stimuli is not None:
+        if not isinstance(stimuli, (list, tuple, np.ndarray)):
+            raise NeuralDataError(f"stimuli must be a list of ids, a text file or '92images', not "
+                                  f"{type(stimuli).__name__}")
         return [str(s) for s in stimuli]
     for k in ("stimulus_ids", "stimuli"):
         if k in entries:

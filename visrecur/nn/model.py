@@ -1,6 +1,7 @@
 """FRNN: a multi-state (fully) recurrent network built from a ModelSpec and unrolled in time."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import contextmanager
 from typing import Callable, Sequence
@@ -68,6 +69,11 @@ class FRNN(TimeSpecificStatistics, nn.Module):
         self.time_mapping = None
 
     # --- public API ---------------------------------------------------------------------------
+    def allow_steps(self, max_steps: int) -> None:
+        """Raise this model's maximum number of steps (``ModelSpec.max_steps``, checked before any work)."""
+        if max_steps > self.spec.max_steps:
+            self.spec = dataclasses.replace(self.spec, max_steps=max_steps)
+
     @property
     def state_names(self) -> list[str]:
         return list(self._state_names)
@@ -95,12 +101,13 @@ class FRNN(TimeSpecificStatistics, nn.Module):
             raise TimeStepError("readout_time is an empty list; give at least one readout time")
         for t in times:
             self.spec.check_readout_time(t)
+        steps = max(max(times), (until or 0) + 1)
+        self.spec.check_steps(steps, f"running until step {steps - 1}")
         frames = self._frames(images)
         observers = self._observers + ([observer] if observer is not None else [])
         wanted, last = set(times), len(self._state_names) - 1
         states: list[torch.Tensor | None] = [None] * len(self._state_names)
         logits = {}
-        steps = max(max(times), (until or 0) + 1)
         for t in range(steps):
             if t == 0:
                 states[0] = self.prenet(frames[0])

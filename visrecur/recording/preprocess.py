@@ -20,7 +20,10 @@ default model preprocessing (``transforms.Resize((size, size))``), which the Bra
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 import torch
 
@@ -44,6 +47,10 @@ def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _whole(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Resize (shorter side) + centre crop + normalise; see the module docstring for the exact steps."""
@@ -55,17 +62,26 @@ class Preprocess:
     fit: str = "crop"  # "crop": resize the shorter side, centre-crop; "stretch": resize the whole image
 
     def __post_init__(self):
-        crop = tuple(int(v) for v in (self.crop_size if hasattr(self.crop_size, "__len__") else
-                                      (self.crop_size, self.crop_size)))
+        sizes = self.crop_size if isinstance(self.crop_size, (tuple, list)) else (self.crop_size, self.crop_size)
+        if not all(_whole(v) for v in sizes) or not (self.resize_size is None or _whole(self.resize_size)):
+            raise InputError(f"preprocessing sizes must be whole numbers of pixels: crop_size {self.crop_size!r:.40}, "
+                             f"resize_size {self.resize_size!r:.40}; e.g. Preprocess((32, 32), mean, std)")
+        crop = tuple(int(v) for v in sizes)
         object.__setattr__(self, "crop_size", crop)
-        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
-        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        try:
+            object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+            object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        except (TypeError, ValueError):
+            raise InputError(f"preprocessing mean {self.mean!r:.40} and std {self.std!r:.40} must be 3 numbers "
+                             "each, e.g. (0.5, 0.5, 0.5)") from None
         if self.resize_size is None:
             object.__setattr__(self, "resize_size", min(crop))
         if len(crop) != 2 or min(crop) < 1 or int(self.resize_size) < 1:
             raise InputError(f"preprocessing sizes must be positive: crop {crop}, resize {self.resize_size}")
         if self.fit not in FITS:
             raise InputError(f"preprocessing fit {self.fit!r} must be one of {', '.join(FITS)}")
+        if not all(math.isfinite(v) for v in self.mean + self.std):
+            raise InputError(f"preprocessing mean {self.mean} and std {self.std} must be finite numbers")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise InputError(f"preprocessing needs 3 means and 3 positive stds; got mean {self.mean}, "
                              f"std {self.std}")
@@ -75,7 +91,19 @@ class Preprocess:
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.v2 import functional as TF
 
-        x = image if isinstance(image, torch.Tensor) else TF.pil_to_tensor(image)
+        from PIL import Image
+
+        if isinstance(image, torch.Tensor):
+            if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+                raise InputError(f"Preprocess takes a uint8 (3, H, W) tensor or an RGB PIL image; got a {image.dtype} "
+                                 f"tensor of shape {tuple(image.shape)}")
+            x = image
+        elif isinstance(image, Image.Image) and image.mode == "RGB":
+            x = TF.pil_to_tensor(image)
+        else:
+            raise InputError(f"Preprocess takes an RGB PIL image (decode files with "
+                             f"visrecur.recording.images.load_rgb) or a uint8 (3, H, W) tensor, not "
+                             f"{getattr(image, 'mode', type(image).__name__)!r}")
         height, width = x.shape[-2:]
         crop_h, crop_w = self.crop_size
         if self.fit == "stretch":
@@ -115,6 +143,8 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Preprocess":
+        if not isinstance(values, dict):
+            raise InputError(f"preprocessing must be a dict like Preprocess(...).to_dict(), not {type(values).__name__}")
         try:
             return cls(tuple(values["crop_size"]), tuple(values["mean"]), tuple(values["std"]),
                        values.get("resize_size"), values.get("fit", "crop"))

@@ -18,8 +18,10 @@ its files ``visrecur.artifacts.stores``, the model and its preprocessing ``visre
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -27,11 +29,12 @@ import numpy as np
 import torch
 
 from visrecur.artifacts import stores
-from visrecur.artifacts.io import remove
+from visrecur.artifacts.io import exclusive, remove
 from visrecur.artifacts.models import ModelSource
 from visrecur.artifacts.recordings import template as make_template, timed_template
 from visrecur.distributed import barrier, parse_device, setup_distributed
-from visrecur.errors import InputError, TimeStepError
+from visrecur.errors import InputError, TimeStepError, VisrecurError
+from visrecur.recording.arguments import check_record_arguments
 from visrecur.recording.preprocess import Preprocess
 from visrecur.recording.reductions import Reduction
 from visrecur.recording.stimuli import StimulusSet, batches as _batches, default_workers
@@ -47,30 +50,34 @@ class ActivityWarning(UserWarning):
 
 
 class ActivityMonitor:
-    """Warns once per (state, step) when activity is non-finite, or, past the last trained step, grows
-    more than ``factor`` times its size at that step: a recording's NaN must mean "not yet arrived"."""
+    """Stops the recording at the first step where a state's activity is not finite (an overflow: a
+    recording's NaN must mean "not yet arrived"), naming the state and the step; warns once per state when
+    activity, past the last trained step, grows more than ``factor`` times its size at that step.
+
+    One reduction per state and step (the largest absolute value, which is NaN or inf as soon as one
+    value is), the value the growth check needs anyway."""
 
     def __init__(self, last_trained: int | None, factor: float = 100.0):
         self.last_trained, self.factor = last_trained, factor
         self.reference: dict[str, float] = {}
-        self.warned: set[tuple[str, int]] = set()
+        self.warned: set[str] = set()
 
     def __call__(self, name: str, t: int, value: torch.Tensor) -> None:
         size = float(value.detach().abs().amax())
+        if not np.isfinite(size):
+            trained = "" if self.last_trained is None else f" (its last trained step is {self.last_trained})"
+            raise TimeStepError(f"the activity of state {name} overflowed (is not finite) at step {t}, the first "
+                                f"step at which it is{trained}; record steps before {t} (--times, --readout-time)")
         if t == self.last_trained:
             self.reference[name] = max(size, self.reference.get(name, 0.0))
-        if (name, t) in self.warned:
+        if name in self.warned:
             return
-        if not np.isfinite(size):
-            message = f"activity of state {name} at step {t} is not finite (overflow), not a missing state"
-        elif self.last_trained is not None and t > self.last_trained and self.reference.get(name, 0) > 0 \
+        if self.last_trained is not None and t > self.last_trained and self.reference.get(name, 0) > 0 \
                 and size > self.factor * self.reference[name]:
-            message = (f"activity of state {name} at step {t} is {size / self.reference[name]:.0f} times its size "
-                       f"at the last trained step {self.last_trained}: it explodes past the trained steps")
-        else:
-            return
-        self.warned.add((name, t))
-        warnings.warn(message, ActivityWarning, stacklevel=2)
+            self.warned.add(name)
+            warnings.warn(f"activity of state {name} at step {t} is {size / self.reference[name]:.0f} times its "
+                          f"size at the last trained step {self.last_trained}: it explodes past the trained steps "
+                          "(warned once per state)", ActivityWarning, stacklevel=2)
 
 
 def _batch_arrays(source, images, states, times, readouts, reduction, monitor=None):
@@ -176,6 +183,7 @@ def plan(model, states, times, readout_time):
     times = sorted(set(times)) if times is not None else list(range(readout_time))
     if not times or min(times) < 0:
         raise TimeStepError(f"time steps {times} are not valid; give steps >= 0, e.g. --times 0 1 2 3")
+    spec.check_steps(max(times) + 1, f"--times up to {max(times)}")
     readouts = list(range(spec.graph.earliest_readout, readout_time + 1))
     if spec.graph.weight_sharing == "unshared" and max(max(times) + 1, readout_time) > spec.time_steps:
         raise TimeStepError(f"this time-variant model has weights for steps up to {spec.time_steps - 1} "
@@ -191,7 +199,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
            batch_size: int = 64, device: str = "cpu", overwrite: bool = False, resume: bool = False,
            ms_per_step=None, pca_fit: StimulusSet | None = None, progress: bool = True,
            stop_after_batches: int | None = None, preprocess: Preprocess | None = None,
-           workers: int | None = None):
+           workers: int | None = None, max_steps: int | None = None):
     """Record ``stimuli`` through the model. Without ``output``, return the Dataset in memory; with it,
     stream to ``output`` (.nc or .zarr) and return its path.
 
@@ -200,7 +208,12 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     ``ms_per_step``: a ``TimeMapping`` or its ms per step (one value or (low, high)); default: the one the
     model's checkpoint states, else 20-50 ms. ``workers``: processes that decode and preprocess the next
     batches meanwhile (default: ``default_workers(device)``); the recording is the same with any number.
-    Everything is checked before the first batch and before any file is made."""
+    ``max_steps``: raise the model's maximum number of steps (``visrecur.architecture.modelspec.MAX_STEPS``).
+    Everything is checked before the first batch and before any file is made, the memory and disk the
+    recording needs included; one writer per output (``visrecur.artifacts.io.exclusive``); a run that
+    fails on its input midway removes its unfinished recording (docs/data_integrity.md)."""
+    check_record_arguments(output=output, states=states, times=times, readout_time=readout_time, reduction=reduction,
+                           pca_fit=pca_fit, preprocess=preprocess, overwrite=overwrite, resume=resume)
     source = ModelSource.wrap(source, preprocess)
     device = parse_device(device)
     if not isinstance(stimuli, StimulusSet):
@@ -210,15 +223,27 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     given = ms_per_step if isinstance(ms_per_step, TimeMapping) or ms_per_step is None else TimeMapping(ms_per_step)
     mapping = TimeMapping.resolve(given, source.time_mapping, "model")
     model = source.model.to(device).eval()
+    if max_steps is not None:
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise InputError(f"max_steps {max_steps!r} must be a positive integer")
+        if is_timed(model):
+            raise InputError("max_steps applies to FRNNs; a timed model runs the steps it states: drop max_steps")
+        model.allow_steps(int(max_steps))
     states, times, readouts = plan(model, states, times, readout_time)
+    mapping.check_states(list(model.state_names) if is_timed(model) else [s.name for s in model.spec.graph.states])
     for name, value, least in (("batch size", batch_size, 1), ("workers", workers, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise InputError(f"{name} {value!r} must be an integer of at least {least}"
                              + (" (0: load in the main process)" if least == 0 else ""))
     workers = default_workers(device) if workers is None else workers
-    if output is not None:  # refuse a bad output before any work or any file
+    if output is not None:  # refuse a bad output before any work or any file (again under its lock later)
         output = Path(output)
+        existing = [p for p in stores.partial_paths(output) if p.exists()]
         stores.check_writable(output)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun the first process checks, then makes the partial
+            with exclusive(output):  # a partial being written by another run is that run's, named as such
+                stores.check_output(output, existing[0] if resume and existing else stores.partial_for(output, 1),
+                                    existing, overwrite, resume, create=False)
     for images in (stimuli, pca_fit):  # a corrupt file is named now, not after half the batches
         if images is not None:
             images.check_files()
@@ -237,6 +262,7 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
              "reduction_notes": "; ".join(notes)}
     layout = timed_template if is_timed(model) else make_template
     template = layout(source, stimuli, states, times, readouts, reduction, mapping, extra)
+    check_resources(template, batch_size, output)
     monitor = ActivityMonitor(model.last_trained_step())
     if output is None:
         return _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size,
@@ -244,6 +270,50 @@ def record(source: ModelSource | torch.nn.Module, stimuli: StimulusSet, output: 
     return _record_to_store(source, stimuli, Path(output), template, states, times, readouts, reduction,
                             batch_size, device, overwrite, resume, progress, rank, world, stop_after_batches,
                             monitor, workers)
+
+
+# --- what a recording costs, known before any work -------------------------------------------------------
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_resources(template, batch_size: int, output: Path | None) -> tuple[int, int]:
+    """(bytes of memory per batch, bytes of the whole recording), from its layout alone; refuse, in one
+    line, a recording whose batches do not fit in the memory available now, or whose file does not fit
+    on its disk. A batch is held about three times: as each step is captured, assembled, and while the
+    writer thread writes it."""
+    import shutil
+
+    from visrecur.architecture.modelspec import format_bytes
+
+    per_stimulus = 4 * sum(int(np.prod(shape[1:])) for _, shape, _ in template.layout.values())
+    batch = 3 * min(batch_size, template.n) * per_stimulus
+    whole = (template.n if output is not None else 2 * template.n) * per_stimulus
+    fix = "lower --batch-size, record fewer --times or --states, or reduce them (--reduction)"
+    available = _available_memory()
+    if output is None and available is not None and whole > available:
+        raise InputError(f"this recording, held in memory, needs about {format_bytes(whole)} "
+                         f"({format_bytes(per_stimulus)} per stimulus) but {format_bytes(available)} is available; "
+                         f"give an output file to stream it to, or {fix}")
+    if available is not None and batch > available:
+        raise InputError(f"a batch of {min(batch_size, template.n)} stimuli needs about {format_bytes(batch)} of "
+                         f"memory ({format_bytes(per_stimulus)} per stimulus) but {format_bytes(available)} is "
+                         f"available; {fix}")
+    if output is not None:
+        from visrecur.artifacts.io import writable_ancestor
+
+        folder, _ = writable_ancestor(Path(output).resolve().parent)
+        free = shutil.disk_usage(folder).free
+        if whole > free:
+            raise InputError(f"the recording would take about {format_bytes(whole)} but {format_bytes(free)} is "
+                             f"free on {str(folder)!r}; record fewer stimuli, --times or --states, reduce them "
+                             "(--reduction), or choose another --output")
+    return batch, whole
 
 
 def _record_in_memory(source, stimuli, template, states, times, readouts, reduction, batch_size, device,
@@ -266,18 +336,45 @@ def _record_in_memory(source, stimuli, template, states, times, readouts, reduct
 
 def _record_to_store(source, stimuli, output, template, states, times, readouts, reduction, batch_size,
                      device, overwrite, resume, progress, rank, world, stop_after_batches, monitor, workers):
+    # one writer per output: rank 0 holds the output's lock from the checks until the output is published
+    with exclusive(output) if rank == 0 else nullcontext():
+        existing = [p for p in stores.partial_paths(output) if p.exists()]
+        partial = existing[0] if resume and existing else stores.partial_for(output, world)
+        if rank == 0:
+            stores.check_output(output, partial, existing, overwrite, resume)
+            if not resume:
+                for path in existing:
+                    remove(path)
+                stores.store_for(partial).create(template, partial, min(batch_size, template.n))
+        barrier(world)
+        # a resume with other options is refused here, keeping the partial for the right ones
+        done = stores.check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
+        try:
+            _write_batches(source, stimuli, partial, states, times, readouts, reduction, batch_size, device, done,
+                           progress, rank, world, stop_after_batches, monitor, workers)
+        except VisrecurError as err:  # the input or the model's activity: the same command would fail again
+            if rank == 0:
+                remove(partial)
+            raise type(err)(f"{_one_line(err)} (the unfinished recording {str(partial)!r} was removed)") from None
+        barrier(world)
+        if rank == 0:
+            stores.finalize(partial, output)
+        barrier(world)
+    return output
+
+
+def _one_line(err: Exception) -> str:
+    """The error's own message, also when a loader process raised it (torch then adds its traceback)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
+def _write_batches(source, stimuli, partial, states, times, readouts, reduction, batch_size, device, done,
+                   progress, rank, world, stop_after_batches, monitor, workers):
     from tqdm.auto import tqdm
 
-    existing = [p for p in stores.partial_paths(output) if p.exists()]
-    partial = existing[0] if resume and existing else stores.partial_for(output, world)
-    if rank == 0:
-        stores.check_output(output, partial, existing, overwrite, resume)
-        if not resume:
-            for path in existing:
-                remove(path)
-            stores.store_for(partial).create(template, partial, min(batch_size, template.n))
-    barrier(world)
-    done = stores.check_resumable(partial, template) if resume else np.zeros(len(stimuli), dtype=bool)
     starts = [s for s in range(0, len(stimuli), batch_size) if not done[s:s + batch_size].all()]
     mine = starts[rank::world]
     # one writer thread: batch k is written while batch k + 1 is computed; at most one batch waits, so
@@ -295,11 +392,6 @@ def _record_to_store(source, stimuli, output, template, states, times, readouts,
             pending = writer.submit(stores.write_batch, store, slice(indices.start, indices.stop), batch)
         if pending is not None:
             pending.result()
-    barrier(world)
-    if rank == 0:
-        stores.finalize(partial, output)
-    barrier(world)
-    return output
 
 
 def _fit(source, fit_set, states, times, readouts, reduction, batch_size, device, workers):

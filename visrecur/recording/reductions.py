@@ -39,6 +39,8 @@ class Reduction:
     @staticmethod
     def parse(text: str | None, seed: int = 0) -> "Reduction":
         """'none', 'mean', 'pool:K', 'srp:D' or 'pca:D' (any registered method)."""
+        if isinstance(text, str) and not text.strip():
+            raise InputError("reduction '' is empty; give none, mean, pool:K, srp:D or pca:D")
         text = text or "none"
         if not isinstance(text, str):
             raise InputError(f"reduction {text!r} must be a word such as 'mean' or 'pca:50'")

@@ -177,7 +177,10 @@ def from_array(array: np.ndarray, ids: Sequence[str] | None = None, name: str = 
                metadata: pd.DataFrame | None = None) -> StimulusSet:
     """Stimuli from an array (N, H, W), (N, H, W, 3|4) or (N, 3, H, W); uint8 or floats in 0..1."""
     array = np.asarray(array)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype == bool:
+        raise InputError(f"stimulus array {name!r} holds booleans; give uint8 0..255 or floats 0..1 (e.g. "
+                         "array.astype(numpy.uint8) * 255)")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise InputError(f"a stimulus array must hold numbers (uint8 0..255 or floats 0..1), not dtype "
                          f"{array.dtype}; convert it, e.g. array.astype(numpy.uint8)")
     if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
@@ -187,6 +190,18 @@ def from_array(array: np.ndarray, ids: Sequence[str] | None = None, name: str = 
     if array.ndim not in (3, 4):
         raise InputError(f"a stimulus array needs a first axis over stimuli: (N, H, W[, C]) or (N, C, H, W); "
                          f"got shape {array.shape}")
+    if array.dtype.kind == "f" and array.size and (array.min() < 0 or array.max() > 1):
+        raise InputError(f"stimulus array {name!r} holds floats {array.min():g}..{array.max():g}; float pixels "
+                         "must lie in 0..1 (scaled by 255); divide by 255, or give uint8 0..255")
+    if array.dtype.kind in "iu" and array.size and (array.min() < 0 or array.max() > 255):
+        raise InputError(f"stimulus array {name!r} holds integers {array.min()}..{array.max()}; integer pixels "
+                         "must lie in 0..255; rescale them, or give floats 0..1")
+    if array.ndim == 4 and array.shape[-1] not in (1, 3, 4) and array.shape[1] not in (1, 3, 4):
+        raise InputError(f"stimulus array {name!r} of shape {array.shape} has no channel axis of 1, 3 or 4; "
+                         "give (N, H, W), (N, H, W, 3|4) or (N, 3, H, W)")
+    if ids is not None and (isinstance(ids, str) or len(ids) != len(array)):
+        raise InputError(f"{len(array)} stimuli but {1 if isinstance(ids, str) else len(ids)} ids; give one id "
+                         "per stimulus (a list)")
     ids = [f"{name}_{k:05d}" for k in range(len(array))] if ids is None else [str(i) for i in ids]
     meta = pd.DataFrame({"stimulus_id": ids}) if metadata is None else metadata.assign(stimulus_id=ids)
     return StimulusSet(name, meta, lambda i: _array_to_pil(array[i], ids[i]), f"array {array.shape}",
@@ -202,8 +217,12 @@ def from_92images(path: str | Path | None = None) -> StimulusSet:
         raise InputError(f"the 92-image set was not found at {str(path)!r}; get {FILE_92} (rsatoolbox "
                          "repository, demos/92imageData) and pass --stimuli 92images:/path/to/it, or set "
                          "VISRECUR_DATA to the folder holding 92images/")
-    mat = loadmat(path, squeeze_me=True, struct_as_record=False)
-    structs = mat["stimuli_92objs"]
+    try:
+        mat = loadmat(path, squeeze_me=True, struct_as_record=False)
+        structs = mat["stimuli_92objs"]
+    except Exception as err:  # scipy raises several kinds for a file that is not this MATLAB file
+        raise InputError(f"{str(path)!r} is not the 92-image set's {FILE_92} ({type(err).__name__}); get it "
+                         "again (rsatoolbox repository, demos/92imageData)") from None
     images = [np.asarray(s.image, dtype=np.uint8) for s in structs]
     flags = {k: [int(getattr(s, k)) for s in structs] for k in ("human", "face", "animal", "natural")}
     labels = [f"{'human' if h else 'nonhuman'} {'face' if f else 'body'}" if a
@@ -257,10 +276,18 @@ def builtin(size: int = 64) -> StimulusSet:
 def resolve(source: str | Sequence[str], limit: int | None = None) -> StimulusSet:
     """A stimulus set from a command-line word: builtin, 92images[:path], cifar10-test[:root], a folder,
     an .npy array, a .txt list of files, or image files."""
-    if limit is not None and limit < 1:
-        raise InputError(f"limit {limit} must be at least 1 (None: every stimulus)")
+    if limit is not None:
+        from visrecur.checks import int_arg
+
+        int_arg(limit, "limit", 1)
+    if isinstance(source, Path):
+        source = str(source)
     if not isinstance(source, str):
-        sources = list(source)
+        if not isinstance(source, (list, tuple)) or not all(isinstance(s, (str, Path)) for s in source):
+            raise InputError(f"stimuli must be a word, a path or a list of paths (builtin, 92images, "
+                             f"cifar10-test, a folder, an .npy array, a .txt list, image files), not "
+                             f"{type(source).__name__} {source!r:.40}")
+        sources = [str(s) for s in source]
         if len(sources) == 1:
             return resolve(sources[0], limit)
         stimuli = from_files(sources)

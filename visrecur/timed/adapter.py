@@ -37,14 +37,15 @@ class Adapted(TimedModel):
     submodule whose calls are the readouts (each at the last area's step just before it), or None: the
     module's own output, if it is (batch, classes) logits, is one readout at the last area's last step.
     ``first_step``: {area: its first step} (default 0: call k is step k; a feedforward stage k of a
-    time = depth model starts at k). ``probe_size``: the input (H, W) of the probe pass (default the
-    preprocessing's crop)."""
+    time = depth model starts at k). ``trained``: whether its weights were trained (default: a user's
+    module is; False makes recordings carry the untrained warning). ``probe_size``: the input (H, W) of
+    the probe pass (default the preprocessing's crop)."""
 
     kind = "adapted"
 
     def __init__(self, module: nn.Module, areas: Mapping[str, str], *, preprocess=None, readout: str | None = None,
                  first_step: Mapping[str, int] | None = None, time_mapping=None, classes=(), name: str | None = None,
-                 trained: bool = False, probe_size=None, description: dict | None = None):
+                 trained: bool = True, probe_size=None, description: dict | None = None):
         super().__init__()
         if not isinstance(module, nn.Module):
             raise InputError(f"visrecur.adapt needs a torch.nn.Module, not {type(module).__name__}")
@@ -152,6 +153,9 @@ class Adapted(TimedModel):
         return steps
 
     def run(self, images, observer=None):
+        if isinstance(images, (list, tuple)) or (isinstance(images, torch.Tensor) and images.ndim == 5):
+            raise InputError(f"{self.name} takes one image per pass (an adapted module), not a frame per step; "
+                             "give a (batch, C, H, W) batch, or wrap a step function in visrecur.StepModel(frames=True)")
         _, readouts, _ = self._forward(images, observer)
         return {t: value for t, value in readouts}
 

@@ -62,6 +62,7 @@ class TimedModel(nn.Module):
     code written for FRNNs read a timed model where the meaning is the same."""
 
     kind = "timed"
+    takes_frames = False  # whether run() takes a frame per step (StepModel(frames=True))
 
     def __init__(self):
         super().__init__()
@@ -81,6 +82,9 @@ class TimedModel(nn.Module):
                       classes=(), trained=False, description: dict | None = None) -> None:
         self.areas, self.steps, self.readout_steps = check_steps(areas, steps, readout_steps)
         self.name = name or self.name
+        if preprocess is None:
+            raise InputError(f"the preprocessing of {self.name} is unknown: pass preprocess=visrecur.Preprocess("
+                             "input_size, mean, std), what the model expects")
         self.preprocess, self.time_mapping = preprocess, time_mapping
         self.classes, self.trained = tuple(classes), bool(trained)
         self.description = dict(description or {})
@@ -152,7 +156,7 @@ class TimedModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, images, *, observer: Observer | None = None):
-        """The logits at the last readout step (the module's own output where it has no readout)."""
+        """The logits at the last readout step (refused for a model without readout)."""
         logits = self.run(images, observer)
         if not logits:
             raise TimedModelError(f"{self.name} has no readout; record its areas with visrecur.record")
@@ -178,21 +182,42 @@ class StepModel(TimedModel):
     first step) and whatever else the function keeps there; the returned dict gives each area that
     runs at step ``t`` its new output (an area's step is ``t``), and ``"logits"`` where the model
     reads out at ``t``. It is called for ``t = 0 .. n_steps - 1``; ``steps`` must list, for each area,
-    exactly the ``t`` at which the function returns it (checked at every call)."""
+    exactly the ``t`` at which the function returns it (checked at every call).
+
+    ``frames=True``: the model takes a frame per step (BL-net sees its input at every step), so ``run``
+    also takes a sequence, (batch, steps, C, H, W) or a list of (batch, C, H, W), one frame for each step,
+    and ``step`` gets frame t (e.g. a stimulus for k steps, then a mask); a plain batch is the same
+    image at every step."""
 
     def __init__(self, step: Callable, *, areas: Sequence[str], steps: Mapping[str, Sequence[int]],
-                 readout_steps: Sequence[int] = (), modules: nn.Module | None = None, **description):
+                 readout_steps: Sequence[int] = (), modules: nn.Module | None = None, frames: bool = False,
+                 **description):
         super().__init__()
         self.step_function = step
         self.modules_ = modules  # the parameters the function uses, registered so .to() and .eval() reach them
+        self.takes_frames = bool(frames)
         self.describe_time(areas, steps, readout_steps, **description)
-        self._n_steps = max(self.time_steps + self.readout_steps) + 1
+        self.n_steps = max(self.time_steps + self.readout_steps) + 1
+
+    def _frames(self, images) -> list:
+        """The input of each step."""
+        sequence = isinstance(images, (list, tuple)) or (isinstance(images, torch.Tensor) and images.ndim == 5)
+        if not sequence:
+            return [images] * self.n_steps
+        if not self.takes_frames:
+            raise InputError(f"{self.name} takes one image per pass, not a frame per step; give a (batch, C, H, W) "
+                             "batch")
+        frames = list(images.unbind(1)) if isinstance(images, torch.Tensor) else list(images)
+        if len(frames) != self.n_steps:
+            raise InputError(f"{self.name} runs {self.n_steps} steps and takes a frame for each; got {len(frames)} "
+                             "frames")
+        return frames
 
     def run(self, images, observer=None):
         state: dict = {area: None for area in self.areas}
         logits = {}
-        for t in range(self._n_steps):
-            out = self.step_function(images, state, t)
+        for t, frame in enumerate(self._frames(images)):
+            out = self.step_function(frame, state, t)
             ran = [a for a in self.areas if a in out]
             due = [a for a in self.areas if t in self.steps[a]]
             if ran != due or (("logits" in out) != (t in self.readout_steps)):

@@ -113,6 +113,11 @@ class TrainConfig:
         for name in ("momentum", "weight_decay"):
             if not _number(getattr(self, name)) or not getattr(self, name) >= 0:
                 raise TrainingError(f"{_flag(name)} {getattr(self, name)!r} must be at least 0")
+        if not self.momentum < 1:
+            raise TrainingError(f"--momentum {self.momentum!r} must be below 1 (SGD with momentum >= 1 diverges); "
+                                "e.g. 0.9")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2 ** 32:
+            raise TrainingError(f"--seed {self.seed!r} must be a whole number from 0 to 2**32 - 1")
         for name in ("loss_readout_times", "eval_readout_times", "lr_steps"):
             values = tuple(getattr(self, name))
             if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
@@ -239,15 +244,39 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def check_inert_options(p, given: dict) -> None:
+    """``parser.error`` for an option given where it has no effect: the schedule's own options with the other
+    schedule, --download without --dataset cifar10, a negative learning-rate step. (Steps past --epochs are
+    kept: a --resume with more epochs reaches them.)"""
+    preset = PRESETS.get(given.get("preset") or "cifar10", {})  # an unknown preset is refused by build_config
+    schedule = given.get("lr_schedule") or preset.get("lr_schedule", "steps")
+    if given.get("lr_final") is not None and schedule != "logspace":
+        p.error(f"--lr-final applies to --lr-schedule logspace; with {schedule} the lr is divided by 10 at "
+                "--lr-steps: drop --lr-final or give --lr-schedule logspace")
+    if given.get("lr_steps") and schedule != "steps":
+        p.error(f"--lr-steps applies to --lr-schedule steps; {schedule} goes from --lr to --lr-final: drop "
+                "--lr-steps or give --lr-schedule steps")
+    if given.get("download") and (given.get("dataset") or "folder") != "cifar10":
+        p.error("--download fetches torchvision's CIFAR-10 pickles and applies to --dataset cifar10 only; an image "
+                "folder is not downloaded")
+    negative = [s for s in given.get("lr_steps") or () if s < 0]
+    if negative:
+        p.error(f"--lr-steps {negative[0]} is not an epoch; give epochs after which the lr is divided by 10, "
+                "e.g. --lr-steps 40 50")
+
+
 def parse_args(argv=None) -> TrainConfig:
     p = build_parser()
     a = vars(p.parse_args(argv))
     model_overrides = {k: v for k, v in (("readout_time", a.pop("readout_time")),
                                          ("time_steps", a.pop("time_steps"))) if v is not None}
+    flagged = set(model_overrides)  # --readout-time / --time-steps; a later --model-arg KEY overrides an earlier one
     for item in a.pop("model_arg"):
         key, sep, value = item.partition("=")
         if not sep:
             p.error(f"--model-arg {item!r} must be KEY=VALUE")
+        if key in flagged:
+            p.error(f"--model-arg {item!r} repeats --{key.replace('_', '-')}; give it once")
         try:
             model_overrides[key] = json.loads(value)
         except json.JSONDecodeError as err:
@@ -255,4 +284,5 @@ def parse_args(argv=None) -> TrainConfig:
                 p.error(f"--model-arg {item!r}: VALUE is not valid JSON ({err.msg}); e.g. 'channels=[8,16]'")
             model_overrides[key] = value
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
+    check_inert_options(p, values)
     return build_config(values.pop("preset") or "cifar10", model_overrides=model_overrides or None, **values)

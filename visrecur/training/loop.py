@@ -28,7 +28,10 @@ from visrecur.training.config import (PRESETS, RESUME_MUST_MATCH, TrainConfig, T
                      build_parser, lr_at, parse_args)
 from visrecur.distributed import parse_device, setup_distributed, shutdown
 from visrecur.training.evaluate import evaluate
-from visrecur.artifacts.io import writable_ancestor, write_atomically
+from contextlib import nullcontext
+
+from visrecur.artifacts.io import check_replaceable, exclusive, writable_ancestor, write_atomically
+from visrecur.errors import VisrecurError
 from visrecur.nn.model import FRNN
 from visrecur.recording.preprocess import Preprocess
 from visrecur.training.step import EpochTotals, TrainStep
@@ -58,6 +61,11 @@ def data_device(cfg: TrainConfig, device: str) -> str | None:
                                 "--data-on-device")
         return None
     wanted = device.startswith("cuda") if cfg.data_on_device is None else cfg.data_on_device
+    if cfg.data_on_device and device == "cpu":
+        import warnings
+
+        warnings.warn("--data-on-device has no effect on the CPU: the decoded images are in CPU memory already",
+                      UserWarning, stacklevel=2)
     return device if wanted and device != "cpu" else None
 
 
@@ -118,8 +126,15 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.dataset == "folder" or cfg.augment == "imagenet":
         data.find_split(cfg.data_root, "train")  # a wrong --data-root is refused before OUT is made
     if rank == 0:
-        _check_output(out, ckpt_path, cfg)  # OUT itself is made only when training starts
+        _check_writable(out)
+    # one training per OUT: rank 0 holds the checkpoint's lock from the checks to the last epoch
+    with exclusive(ckpt_path, "--out") if rank == 0 else nullcontext():
+        if rank == 0:
+            _check_output(out, ckpt_path, metrics_path, cfg)  # OUT itself is made only when training starts
+        return _train(cfg, rank, world, local_rank, device, on_device, use_bf16, out, ckpt_path, metrics_path)
 
+
+def _train(cfg, rank, world, local_rank, device, on_device, use_bf16, out, ckpt_path, metrics_path):
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -229,16 +244,39 @@ def _compiled(net):
         raise TrainingError(f"--compile: {str(err).strip().splitlines()[0]}; drop --compile") from None
 
 
-def _check_output(out: Path, ckpt_path: Path, cfg: TrainConfig) -> None:
-    """Refuse what cannot work before any data is loaded, without creating anything."""
+def is_checkpoint(path: Path) -> bool:
+    try:
+        Checkpoint.read(path)
+    except VisrecurError:
+        return False
+    return True
+
+
+def is_metrics(path: Path) -> bool:
+    """A metrics table a training wrote (its header starts with the epoch and learning-rate columns)."""
+    if not path.is_file():
+        return False
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])[:2] == ["epoch", "lr"]
+
+
+def _check_output(out: Path, ckpt_path: Path, metrics_path: Path, cfg: TrainConfig) -> None:
+    """Refuse what cannot work before any data is loaded, without creating anything. Only a checkpoint and
+    metrics a training wrote are replaced (``io.check_replaceable``); other files in OUT are left alone."""
     if cfg.resume and not ckpt_path.is_file():
         raise TrainingError(f"nothing to resume: {str(ckpt_path)!r} does not exist; run without --resume to "
                             "start a new training (or with --overwrite to start again in OUT)")
-    if ckpt_path.exists() and not (cfg.resume or cfg.overwrite):
+    if ckpt_path.exists() and not (cfg.resume or cfg.overwrite) and is_checkpoint(ckpt_path):
         raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
                             "to start again (the old checkpoint is replaced only after the first epoch)")
+    if not cfg.resume:  # a resume reads it first, and names what is wrong with it
+        check_replaceable(ckpt_path, is_checkpoint, "checkpoint", True, "--out")
+    check_replaceable(metrics_path, is_metrics, "training metrics table", True, "--out")
+
+
+def _check_writable(out: Path) -> None:
     existing, writable = writable_ancestor(out)
-    if not writable:
+    if not writable or (out.exists() and not out.is_dir()):
         raise TrainingError(f"cannot write to output folder {str(out)!r} ({str(existing)!r} is not a writable "
                             "folder); choose another with --out")
 

@@ -106,4 +106,4 @@ def build(name: str, seed: int | None = 0, input_size: int | None = None, **opti
     if input_size is not None:
         given = adapter["preprocess"]
         adapter["preprocess"] = Preprocess((input_size, input_size), given.mean, given.std)
-    return Adapted(module, name=name, **adapter)
+    return Adapted(module, name=name, trained=False, **adapter)

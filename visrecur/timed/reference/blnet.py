@@ -68,3 +68,15 @@ class BLNet(nn.Module):
 
 def area_names(n_layers: int = len(WIDTHS)) -> tuple[str, ...]:
     return tuple(f"layer{k + 1}" for k in range(n_layers))
+
+
+def frame_model(adapted):
+    """The reference ``blnet`` (``visrecur.timed.reference.build("blnet")``) as a ``StepModel`` over its
+    own ``step``, which takes a frame per step (a stimulus, then a mask): the same weights and values."""
+    from visrecur.timed.protocol import StepModel
+
+    net = adapted.module
+    return StepModel(net.step, areas=adapted.areas, steps=adapted.steps, readout_steps=adapted.readout_steps,
+                     modules=net, frames=True, name=f"{adapted.name}_frames", preprocess=adapted.preprocess,
+                     time_mapping=adapted.time_mapping, classes=adapted.classes, trained=adapted.trained,
+                     description=adapted.description)

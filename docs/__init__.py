@@ -1,0 +1,1 @@
+"""The docs pages' generator (``python -m docs``, ``docs.build``); the pages themselves are Markdown files here."""
