@@ -155,27 +155,57 @@ def write(tables: Mapping[str, pd.DataFrame], folder, command: str, description:
 
 
 # --- models and images --------------------------------------------------------------------------------
-def refuse_timed(name: str, analysis: str, why: str) -> None:
-    """One line when ``name`` is a timed reference model (CORnet, BL-net, ...) that ``analysis`` cannot take."""
-    from visrecur.timed.reference import REFERENCE
+# why an analysis cannot apply to a timed model (visrecur.timed: CORnet, BL-net, ResNet-18 with time =
+# depth, an adapted module): the one place analyses refuse them, each in one line
+READOUT_SWEEP = ("it varies an FRNN's readout time, and this model reads out at fixed steps (record it, or use "
+                 "analyses.latency for its readouts)")
+TIMED_REFUSALS = {
+    "tsbn_decay": "it has no time-specific batch norm (TSBN), whose statistics this analysis fits; only FRNNs "
+                  "have them",
+    "readout_time": READOUT_SWEEP,
+    "readout_generalization": READOUT_SWEEP,
+    "transition_matrix": "it draws an FRNN's transition graph (which transition runs at which step), and this "
+                         "model has none (its areas' steps: python -m visrecur.record)",
+    "parameters": "it counts a zoo FRNN's effective parameters and depth per readout time, and this model's do "
+                  "not depend on one",
+}  # analyses.masking asks the model itself (takes_frames): BL-net takes a frame per step, the others refused
 
-    if str(name) in REFERENCE:
+
+def is_timed_name(name) -> bool:
+    """Whether ``name`` names a timed reference architecture (``visrecur.timed.reference``)."""
+    from visrecur.timed import reference
+
+    return str(name) in reference.REFERENCE
+
+
+def refuse_timed(name: str, analysis: str, why: str | None = None) -> None:
+    """One line when ``name`` is a timed reference model that ``analysis`` cannot take: ``why`` (default
+    ``TIMED_REFUSALS[analysis]``)."""
+    if is_timed_name(name):
+        why = why or TIMED_REFUSALS.get(analysis, "it is a timed model (visrecur.timed); give FRNNs (shipped "
+                                                  "names or checkpoints)")
         raise InputError(f"analyses.{analysis} does not apply to {name}: {why}")
 
 
-def load_models(names: Sequence[str], *, timed: bool = False, analysis: str = "this analysis",
-                why: str = "it needs an FRNN") -> dict:
+def check_applies(names: Sequence[str], analysis: str) -> None:
+    """``refuse_timed`` for each of ``names``, before any work."""
+    for name in names:
+        refuse_timed(name, analysis)
+
+
+def load_models(names: Sequence[str], analysis: str = "this analysis", *, timed: bool = False,
+                why: str | None = None) -> dict:
     """{name: model} for shipped model names or checkpoint paths; each must say its preprocessing. With
     ``timed``, reference timed models by name too (``visrecur.timed``, untrained); without, they are
-    refused in one line saying ``why``."""
-    from visrecur.artifacts.models import load_model
-    from visrecur.timed.reference import REFERENCE
-
+    refused in one line (``refuse_timed``: ``why``, default the analysis's entry in ``TIMED_REFUSALS``)."""
+    if not timed:
+        for name in names:
+            refuse_timed(name, analysis, why)
     models = {}
     for name in names:
-        if str(name) in REFERENCE:
-            if not timed:
-                refuse_timed(name, analysis, why)
+        if timed and is_timed_name(name):
+            from visrecur.artifacts.models import load_model
+
             models[name] = load_model(name).model
             continue
         model = load(name)

@@ -20,6 +20,14 @@ Readout times past the trained ones normalise with the last trained step's TSBN 
 ``--recalibrate N`` with statistics estimated from N training images; every table says which
 (``tsbn_policy``, ``calibration``) and ``latency_accuracy.csv`` says which steps borrowed statistics.
 
+A timed model (``visrecur.timed``) with readouts at several steps, e.g. BL-net (``--model blnet``,
+untrained), is read out at its readout steps (default all of them; each reads the last area at that
+step, whose milliseconds the table gives): its reaction time is, as BL-net defines it (Spoerer et al.
+2020), the first step whose readout's softmax entropy falls to the threshold (``--criterion entropy``;
+here normalised by log(classes)), and an image whose entropy never does has no decision (``crossed``
+False; the deadline columns decide at the last step). Test images are resized to its input size; it has
+no TSBN statistics (``tsbn_policy`` "none"). A timed model with fewer than two readout steps is refused.
+
 Writes, under --out-dir (default results/): latency_accuracy.csv (per model and readout time),
 latency_reaction_times.csv (per model, threshold and image), latency_speed_accuracy.csv (per model and
 threshold), latency_rt_by_class.csv (the RT distribution of each class: one row per RT step, and one for
@@ -38,7 +46,7 @@ import torch
 from analyses import common
 from visrecur.artifacts.results import CALIBRATION, NO_CALIBRATION, TSBN_POLICY
 from visrecur.errors import InputError, report_errors
-from visrecur.timed.protocol import is_timed
+from visrecur.timed import is_timed
 from visrecur.timing import DEFAULT_MAPPING, TimeMapping
 from visrecur.training import data
 
@@ -99,7 +107,8 @@ def readout_probabilities(model, batches, readout_times: Sequence[int], progress
         check_timed_readouts(model, times)
     for images, batch_labels in tqdm(data.epoch_batches(batches, 0), total=len(batches), desc="readouts",
                                      disable=not progress, leave=False):
-        # a timed model (CORnet, BL-net, ...) reads out at its own steps, all in one pass
+        # a timed model (CORnet, BL-net, ...) reads out at its own steps, all from one run; an FRNN at the
+        # readout times asked
         logits = model.run(images) if timed else model(images, readout_time=times)
         probs.append(torch.stack([logits[t].double().softmax(-1) for t in times], dim=1))
         labels.append(batch_labels)
@@ -221,6 +230,27 @@ def latency_tables(model, batches, times, thresholds, criterion: str = "max_soft
             "rt_by_class": rt_by_class_table(rts, times, mapping, state)}
 
 
+# --- timed models (visrecur.timed): readouts at their own steps ---------------------------------------
+def resized_batches(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500):
+    """Test batches at a timed model's input size (bilinear, antialiased), normalised its way."""
+    import torch.nn.functional as F
+
+    size = tuple(model.preprocess.crop_size)
+    if tuple(images.shape[-2:]) != size:
+        images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return data.TensorBatches(images, labels, batch_size, model.preprocess.mean, model.preprocess.std, train=False)
+
+
+def timed_latency_tables(model, images, labels, times, thresholds, args, mapping, classes) -> dict:
+    batches = resized_batches(model, images, labels, args.batch_size)
+    result = latency_tables(model, batches, times, thresholds, args.criterion, mapping, classes,
+                            progress=not args.no_progress, state=model.areas[-1])
+    for table in result.values():
+        table[TSBN_POLICY], table[CALIBRATION] = "none", NO_CALIBRATION
+    return result
+
+
 # --- command --------------------------------------------------------------------------------------
 @report_errors
 def main(argv=None):
@@ -243,37 +273,42 @@ def main(argv=None):
     args = p.parse_args(argv)
     common.check_counts(p, args, ("limit", "batch_size"))
     common.check_recalibration(p, args)
-    common.check_readout_time_options(p, args.readout_times)
+    if not all(common.is_timed_name(name) for name in args.model):  # a timed model's readouts start at step 0
+        common.check_readout_time_options(p, args.readout_times)
     thresholds = check_thresholds(args.thresholds or DEFAULT_THRESHOLDS[args.criterion])
     out_dir = common.output_folder(args.out_dir)
-    models = common.load_models(args.model, timed=True)
+    timed = [name for name in args.model if common.is_timed_name(name)]
+    if timed and args.recalibrate:
+        raise InputError(f"{timed[0]} is a timed model without TSBN statistics: --recalibrate does not apply "
+                         "to it; drop --recalibrate or give FRNNs only")
+    models = common.load_models(args.model, "latency", timed=True)
     plans = {}
     for name, model in models.items():
         if is_timed(model):
-            if args.recalibrate:
-                raise InputError(f"--recalibrate does not apply to {name}: it has no time-specific batch norm "
-                                 "statistics to re-estimate (only FRNNs do)")
             times = check_consecutive(args.readout_times or model.readout_steps)
             check_timed_readouts(model, times)
-        else:
-            times = check_consecutive(args.readout_times or range(model.spec.graph.earliest_readout,
-                                                                  2 * model.spec.time_steps + 1))
-            common.check_readout_times(model, times, name, recalibrating=bool(args.recalibrate))
+            plans[name] = (times, common.time_mapping(args, p, model.time_mapping))
+            continue
+        times = check_consecutive(args.readout_times or range(model.spec.graph.earliest_readout,
+                                                              2 * model.spec.time_steps + 1))
+        common.check_readout_times(model, times, name, recalibrating=bool(args.recalibrate))
         plans[name] = (times, common.time_mapping(args, p, model.time_mapping))
 
     images, labels, classes = common.load_test_split(args.data_root, args.limit)
     tables: dict[str, list] = {}
     for name, model in models.items():
-        batches = common.test_batches(model, images, labels, args.batch_size)
         times, mapping = plans[name]
         if is_timed(model):
-            result = latency_tables(model, batches, times, thresholds, args.criterion, mapping, classes,
-                                    progress=not args.no_progress, state=model.areas[-1])
+            result = timed_latency_tables(model, images, labels, times, thresholds, args, mapping, classes)
             for key, table in result.items():
                 table.insert(0, "model", name)
-                table[TSBN_POLICY], table[CALIBRATION] = "none (no TSBN)", NO_CALIBRATION
                 tables.setdefault(key, []).append(table)
+            print(f"{name} (timed, {len(labels)} test images at {model.preprocess.crop_size[0]} px, "
+                  f"{mapping.describe()})")
+            print(result["speed_accuracy"][["criterion", "threshold", "never_crossed_pct", "mean_rt_steps",
+                                            "mean_rt_min_ms", "mean_rt_max_ms"]].round(2).to_string(index=False))
             continue
+        batches = common.test_batches(model, images, labels, args.batch_size)
         trained = model.last_trained_readout()  # before recalibration marks later steps trained
         policy, calibration = "trained", NO_CALIBRATION
         if args.recalibrate and max(times) > trained:

@@ -88,6 +88,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     mapping = common.time_mapping(args, p)
     names = args.models or zoo.list_models()
+    common.check_applies(names, "parameters")
     for name in names:
         zoo.spec(name)  # an unknown name is refused before anything is counted
     table = pd.concat([parameter_table(name, until=args.until, mapping=mapping) for name in names],

@@ -103,8 +103,7 @@ def main(argv=None):
     if Path(args.out).suffix != ".csv":
         p.error(f"--out {args.out}: the table is a CSV file; give a name ending in .csv")
     common.check_readout_time_options(p, args.readout_times)
-    model = common.load_models([args.model], analysis="readout_generalization",
-                               why="it varies an FRNN's readout time, and this model reads out at fixed steps (record it, or use analyses.latency for its readouts)")[args.model]
+    model = common.load_models([args.model], "readout_generalization")[args.model]
     mapping = common.time_mapping(args, p, model.time_mapping)
     spec = model.spec
     policies = list(dict.fromkeys(args.recalibrate_steps or ["past"])) if args.recalibrate else []

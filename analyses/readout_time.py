@@ -55,8 +55,7 @@ def main(argv=None):
     common.check_counts(p, args, ("limit",))
     common.check_recalibration(p, args)
     common.check_readout_time_options(p, args.readout_times)
-    model = common.load_models([args.model], analysis="readout_time",
-                               why="it varies an FRNN's readout time, and this model reads out at fixed steps (record it, or use analyses.latency for its readouts)")[args.model]
+    model = common.load_models([args.model], "readout_time")[args.model]
     mapping = common.time_mapping(args, p, model.time_mapping)
     images, labels, _ = common.load_test_split(args.data_root, args.limit)
     batches = common.test_batches(model, images, labels)

@@ -51,6 +51,10 @@ ANALYSES = {a.name: a for a in (
              ("neural_alignment.nc", "neural_alignment.csv", "neural_alignment_contrast.csv",
               "neural_alignment_controls.csv"),
              "neural_alignment.ipynb"),
+    # 5 architectures x 3 seeds on the 92 images at their own input sizes: tens of minutes on 2 cores
+    Analysis("untrained_baselines", "RSA of reference architectures (CORnet, BL-net, ResNet-18) at random "
+             "initialisation, several seeds: what architecture alone gives",
+             ("untrained_baselines.csv", "untrained_baselines_summary.csv", "untrained_baselines_best.csv"), None),
 )}
 
 

@@ -71,6 +71,7 @@ def main(argv=None):
     common.add_output(p)
     args = p.parse_args(argv)
     names = args.models or list_pretrained()
+    common.check_applies(names, "transition_matrix")
     specs = {name: model_spec(name) for name in names}
     mapping = common.time_mapping(args, p)
     tables = [transition_schedule(spec, args.readout_time, mapping, name) for name, spec in specs.items()]

@@ -57,8 +57,6 @@ from visrecur.artifacts.checkpoint import list_pretrained
 from visrecur.errors import InputError, report_errors
 from visrecur.timing import TimeMapping
 
-TIMED_WHY = "it has no time-specific batch norm (TSBN), whose statistics this analysis fits; only FRNNs have them"
-
 STATISTICS = ("running_mean", "running_var")
 MIN_STEPS = 4  # three constants + one residual degree of freedom
 TAU_MIN = 0.1  # steps: exp(-10) of the amplitude is left one step later, i.e. a jump
@@ -286,8 +284,7 @@ def main(argv=None):
     common.requires(p, args, "until", "recalibrate", "how far --recalibrate goes")
     if args.until is not None and args.until < 2:
         p.error(f"--until {args.until}: transitions run from step 1, so recalibrate up to a readout time >= 2")
-    for name in args.checkpoint or ():
-        common.refuse_timed(name, "tsbn_decay", TIMED_WHY)
+    common.check_applies(args.checkpoint or [], "tsbn_decay")
     out = common.output_folder(args.out_dir)
     stated = None if args.refit else _stated_mapping(args.checkpoint or list_pretrained())
     mapping = common.time_mapping(args, p, stated)

@@ -56,7 +56,8 @@ def build_parser() -> ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     plugin = commands.add_parser("plugin", help="write a Brain-Score model plugin folder", epilog=EPILOG)
-    plugin.add_argument("--model", required=True, help="a shipped pretrained name or a checkpoint .pt")
+    plugin.add_argument("--model", required=True, help="a shipped pretrained name, a checkpoint .pt or a reference "
+                        "architecture (cornet_z, cornet_rt, cornet_s, blnet, resnet18_time; untrained, seed 0)")
     plugin.add_argument("--out", required=True, help="the plugin folder (its name: a Python identifier)")
     plugin.add_argument("--identifier", help="the model's Brain-Score identifier (default: visrecur-NAME)")
     plugin.add_argument("--git-url", help="git repository requirements.txt installs visrecur from (default: "

@@ -26,6 +26,7 @@ from . import behavior
 from .behavior import TaskError
 from .calls import check_keywords
 from .environment import DEFAULT_VISUAL_DEGREES, require
+from .model_time import model_time
 from .regions import BRAINSCORE_REGIONS, behavior_features, region_states as map_regions, state_for
 from .stimuli import from_brainscore
 from .timebins import PAST_TRAINED, BinPlan, apply_weights, plan_bins
@@ -101,9 +102,9 @@ class VisrecurBrainModel(BrainModel):
                  behavior_reduction: str = "mean", batch_size: int = 64, device: str = "cpu", progress: bool = True):
         self.source, name = _source(model_or_checkpoint)
         self.model = self.source.model.eval()
-        spec = self.model.spec
+        self.time = model_time(self.model)  # an FRNN's or a timed model's (visrecur.timed) answers
         self._identifier = identifier or f"visrecur-{name}"
-        self.states = [s.name for s in spec.graph.states]
+        self.states = self.time.states
         self.region_states = map_regions(self.states, region_states)
         if time_mapping is not None and not isinstance(time_mapping, TimeMapping):
             raise TimeMappingError("time_mapping must be a visrecur.timing.TimeMapping, e.g. "
@@ -120,8 +121,8 @@ class VisrecurBrainModel(BrainModel):
         if not (isinstance(visual_degrees, (int, float)) and 0 < visual_degrees < 9000):
             raise InputError(f"visual_degrees={visual_degrees!r} must be a positive number of degrees, e.g. 8")
         self._visual_degrees = visual_degrees
-        self.readout_time = spec.readout_time if readout_time is None else int(readout_time)
-        spec.check_readout_time(self.readout_time)
+        self.readout_time = self.time.default_readout_time if readout_time is None else int(readout_time)
+        self.time.check_readout_time(self.readout_time)
         self.max_step, self.max_step_reason = self._step_limit(max_step)
         self.last_trained = self.model.last_trained_step()
         if past_trained not in PAST_TRAINED:
@@ -130,14 +131,19 @@ class VisrecurBrainModel(BrainModel):
             raise InputError(f"image_fit={image_fit!r} must be one of {', '.join(IMAGE_FITS)}")
         self.past_trained, self.image_fit = past_trained, image_fit
         self.preprocess = dataclasses.replace(self.source.preprocess, fit=image_fit)
+        # default: the last state at the step the readout reads
+        default_step = None if self.readout_time is None else self.time.readout_step(self.readout_time)
+        feature_state = behavior_state if behavior_state is not None else self.states[-1]
+        limit = self._last_step(feature_state) if feature_state in self.states else self.max_step
         try:
-            chosen, self._features_error = behavior_features(self.states, self._arrival, behavior_state,
-                                                             behavior_step, self.readout_time, self.max_step), None
+            chosen, self._features_error = behavior_features(
+                self.states, self._arrival, behavior_state, default_step if behavior_step is None else behavior_step,
+                (default_step or 0) + 1, limit), None
         except InputError as err:  # a chosen state or step is refused now; the default only when a task needs it
             if behavior_state is not None or behavior_step is not None:
                 raise
-            chosen, self._features_error = behavior_features(self.states, self._arrival, None, None,
-                                                             self.readout_time), err
+            chosen, self._features_error = behavior_features(self.states, self._arrival, None, default_step,
+                                                             (default_step or 0) + 1), err
         self.features = behavior.Features(self._features, *chosen, behavior_reduction)
         self.reduction, self.batch_size, self.device, self.progress = reduction, batch_size, device, progress
         if not self.source.trained:
@@ -149,19 +155,25 @@ class VisrecurBrainModel(BrainModel):
     # --- what the adapter asks of the model: its states' arrival, its classes, the steps it can run ----
     def _arrival(self, state: str) -> int:
         """The first step at which ``state`` holds activity."""
-        return self.model.spec.graph.arrival_time(state)
+        return self.time.arrival(state)
+
+    def _last_step(self, state: str) -> int | None:
+        """The last step ``state`` may be recorded at: the model's limit, and a timed model's area's own."""
+        own = self.time.last_step(state)
+        return own if self.max_step is None else self.max_step if own is None else min(own, self.max_step)
 
     def _classes(self) -> list[str]:
         """The names of the readout's classes."""
-        return list(self.source.classes or [str(k) for k in range(self.model.spec.num_classes)])
+        return list(self.source.classes or [str(k) for k in range(self.time.num_classes or 0)])
 
     def _step_limit(self, max_step):
-        spec = self.model.spec
+        spec = self.time.spec
         limits = []
-        if spec.graph.weight_sharing == "unshared":
+        # a timed model (no spec): each area's own last step (_last_step), and max_step
+        if spec is not None and spec.graph.weight_sharing == "unshared":
             limits.append((spec.time_steps - 1, f"a time-variant model with weights for steps up to "
                                                 f"{spec.time_steps - 1}"))
-        if spec.beyond_trained == "error" and self.model.last_trained_step() is not None:
+        if spec is not None and spec.beyond_trained == "error" and self.model.last_trained_step() is not None:
             limits.append((self.model.last_trained_step(), "beyond_trained='error' past the last trained step"))
         if max_step is not None:
             if int(max_step) < 0:
@@ -228,7 +240,10 @@ class VisrecurBrainModel(BrainModel):
             raise InputError("start_recording needs a recording_target (e.g. 'IT') and time_bins, e.g. [(70, 170)]")
         state = state_for(str(recording_target), self.region_states, self.states)
         arrival = self._arrival(state)
-        plan = plan_bins(_as_pairs(time_bins), self.time_mapping, state, arrival, self.max_step, self.max_step_reason,
+        last = self._last_step(state)
+        reason = self.max_step_reason if last == self.max_step else f"area {state} of {self.time.name} runs steps " \
+            f"{arrival}..{last}"
+        plan = plan_bins(_as_pairs(time_bins), self.time_mapping, state, arrival, last, reason,
                          self.last_trained, self.past_trained)
         if plan.unreached:
             warnings.warn(plan.describe_unreached(self.time_mapping), UnreachedStateWarning, stacklevel=2)
@@ -315,7 +330,7 @@ class VisrecurBrainModel(BrainModel):
 
     def _logits(self, stimuli, number_of_trials=1, require_variance=False):
         """(presentation x class logits at the readout time, presentation coords)."""
-        recordings, coords = self._run(stimuli, [self.states[-1]], [self.readout_time - 1], "mean",
+        recordings, coords = self._run(stimuli, [self.states[-1]], [self.time.readout_step(self.readout_time)], "mean",
                                        number_of_trials, require_variance)
         logits = [ds["logits"].sel(readout_time=self.readout_time).values.astype(np.float64) for ds in recordings]
         return self._interleave(logits), coords

@@ -145,13 +145,20 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
         raise InputError(f"identifier {identifier!r} may hold only letters, digits, '_', '.', '-' (it is written "
                          "into Python source)")
     check_destination(out, overwrite)
-    shipped = str(model) in PRETRAINED
+    from visrecur.timed import reference
+
+    from .model_time import model_time
+
+    # a reference architecture (visrecur.timed.reference) is named, not copied: its weights are drawn from
+    # seed 0 wherever it is built, the same everywhere
+    shipped = str(model) in PRETRAINED or str(model) in reference.REFERENCE
     if not shipped and not (str(model).endswith(".pt") or Path(model).is_file()):
-        raise InputError(f"model {model!r} is neither a shipped pretrained model ({', '.join(PRETRAINED)}) nor a "
-                         "checkpoint file; a plugin needs trained weights")
+        raise InputError(f"model {model!r} is neither a shipped pretrained model ({', '.join(PRETRAINED)}), a "
+                         f"reference architecture ({', '.join(reference.list_reference())}) nor a checkpoint file; a plugin needs "
+                         "trained weights, or a reference architecture (built from seed 0)")
     source = load_model(str(model))  # refuses a missing, empty or truncated checkpoint now
-    spec = source.model.spec
-    states = [s.name for s in spec.graph.states]
+    times = model_time(source.model)
+    states = times.states
     regions = map_regions(states, region_states)
     if not regions:
         raise InputError(f"no Brain-Score region maps to a state of this model (states {states}); give "
@@ -162,12 +169,15 @@ def write_plugin(model: str, out: str | Path, *, git_url: str | None = None, git
     if time_preset is not None:
         from .presets import preset_mapping
 
-        time_mapping = preset_mapping(time_preset, regions, {name: spec.graph.arrival_time(name) for name in states})
+        time_mapping = preset_mapping(time_preset, regions, {name: times.arrival(name) for name in states})
     mapping = TimeMapping.resolve(time_mapping, source.time_mapping, "model")
     mapping.check_states(states)
-    readout = spec.readout_time if readout_time is None else int(readout_time)
-    spec.check_readout_time(readout)
-    behavior = behavior_features(states, spec.graph.arrival_time, behavior_state, behavior_step, readout)
+    readout = times.default_readout_time if readout_time is None else int(readout_time)
+    times.check_readout_time(readout)
+    behavior = behavior_features(states, times.arrival, behavior_state,
+                                 times.readout_step(readout) if behavior_step is None else behavior_step, readout,
+                                 times.last_step(behavior_state or states[-1]) if (behavior_state or states[-1])
+                                 in states else None)
     if past_trained not in PAST_TRAINED:
         raise InputError(f"past_trained {past_trained!r} must be one of {', '.join(PAST_TRAINED)}")
     if image_fit not in ("stretch", "crop"):
@@ -268,21 +278,34 @@ def test_time_mapping_and_regions():
 def _metadata(identifier, source, mapping, options, url, commit) -> str:
     import yaml
 
-    spec = source.model.spec
-    parameters = int(sum(p.numel() for p in source.model.parameters()))
+    from visrecur.timed import is_timed
+
+    model = source.model
+    parameters = int(sum(p.numel() for p in model.parameters()))
     h, w = (int(v) for v in source.preprocess.crop_size)
     classes = list(source.classes)
     checkpoint = "shipped with visrecur" if not source.checkpoint else Path(source.checkpoint).name
-    states = ", ".join(f"{s.name} {s.size[0]}x{s.size[1]}x{s.channels}" for s in spec.graph.states)
+    if is_timed(model):  # a reference architecture: its paper, its areas' steps, its weights' origin
+        about = model.to_dict()
+        states = ", ".join(f"{a} steps {list(s)}" for a, s in model.steps.items())
+        name, architecture = model.name, f"{about.get('paper', model.name)}: {states}"
+        recurrent = any(len(s) > 1 for s in model.steps.values())
+        checkpoint = f"{about.get('weights', 'random initialisation')} (visrecur.timed.reference, seed 0)"
+        areas = list(model.areas)
+    else:
+        spec = model.spec
+        states = ", ".join(f"{s.name} {s.size[0]}x{s.size[1]}x{s.channels}" for s in spec.graph.states)
+        name, architecture = spec.name, f"multi-state fully recurrent network (Liao & Poggio 2016): {states}"
+        recurrent, areas = True, [s.name for s in spec.graph.states]
     document = {"schema_version": "2.0", "domain": "vision", "models": {identifier: {
         "model": {
             "display_name": identifier,
-            "version": f"visrecur {__version__}, {spec.name}",
-            "architecture": {"family": "recurrent_convolutional_neural_network",
-                             "description": f"multi-state fully recurrent network (Liao & Poggio 2016): {states}"},
+            "version": f"visrecur {__version__}, {name}",
+            "architecture": {"family": "recurrent_convolutional_neural_network" if recurrent
+                             else "convolutional_neural_network", "description": architecture},
             "parameter_count": parameters, "parameter_count_exact": True,
-            "trainable_layers": f"states {', '.join(s.name for s in spec.graph.states)} and a linear readout",
-            "recurrent": True,
+            "trainable_layers": f"states {', '.join(areas)} and a linear readout",
+            "recurrent": recurrent,
             "input_resolution": {"channels": 3, "height": h, "width": w},
             "visual_degrees": float(options["visual_degrees"]),
             "visual_degrees_description": "a stated default; Brain-Score rescales stimuli to it",
@@ -292,7 +315,7 @@ def _metadata(identifier, source, mapping, options, url, commit) -> str:
                      "preprocessing": source.preprocess.describe()},
         "io": {"modality": "image",
                "interface": (f"time-binned recordings: {_describe_bins(mapping)} (visrecur.timing; time mapping "
-                             f"{json.dumps(mapping.to_dict())}); labels from the post-net at readout time "
+                             f"{json.dumps(mapping.to_dict())}); labels from the readout at readout time "
                              f"{options['readout_time']}; probabilities, fitted labels and odd-one-out from state "
                              f"{options['behavior_state']} at step {options['behavior_step']}, pooled; images "
                              f"{'resized whole' if options['image_fit'] == 'stretch' else 'centre-cropped'}"),
