@@ -152,7 +152,8 @@ def _complete(path: Path) -> bool:
 def test_two_runs_started_together_give_one_complete_output_and_one_refusal(tmp_path, suffix):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     outcomes = []
-    for attempt in range(20):
+    # 20 tries per format; CI's second stage (other library versions, same OS locks) sets fewer
+    for attempt in range(int(os.environ.get("VISRECUR_RACE_TRIES", "20"))):
         out = tmp_path / f"rec{attempt}{suffix}"
         command = [sys.executable, "-m", "visrecur.record", "--model", "frnn_2state_shared", "--limit", "8",
                    "--batch-size", "2", "--no-progress", "--output", str(out)]
