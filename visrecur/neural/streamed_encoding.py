@@ -123,13 +123,17 @@ def _scores(x, pca):
     return (x - mean) @ components
 
 
-def _pass_train(job: _Job, pcas, start: int, stop: int) -> dict:
+def _chunks(job: _Job, start: int, stop: int):
+    """(recording, rows, their folds, their MEG) for each chunk of images in start..stop: one chunk in memory."""
     rec = job.recording()
-    out = {}
     for c in range(start, stop, job.chunk):
         rows = slice(c, min(c + job.chunk, stop))
-        fold = job.fold[rows]
-        y = job.meg(rows)
+        yield rec, rows, job.fold[rows], job.meg(rows)
+
+
+def _pass_train(job: _Job, pcas, start: int, stop: int) -> dict:
+    out = {}
+    for rec, rows, fold, y in _chunks(job, start, stop):
         for f in range(job.n_folds):  # the MEG sums of each fold's images; a training set's are the others'
             yf = y[fold == f]
             out[f"y_{f}"] = out.get(f"y_{f}", 0) + yf.sum(0)
@@ -145,12 +149,8 @@ def _pass_train(job: _Job, pcas, start: int, stop: int) -> dict:
 
 
 def _pass_test(job: _Job, pcas, weights, start: int, stop: int) -> dict:
-    rec = job.recording()
     out = {}
-    for c in range(start, stop, job.chunk):
-        rows = slice(c, min(c + job.chunk, stop))
-        fold = job.fold[rows]
-        y = job.meg(rows)
+    for rec, rows, fold, y in _chunks(job, start, stop):
         for p, (state, step) in enumerate(job.pairs):
             x = _features(rec, state, step, rows)
             predicted = np.empty_like(y)
