@@ -220,7 +220,7 @@ COMMANDS = [
     ("record-seed-neg-srp", "record", ["--stimuli", "good.npy", "--reduction", "srp:10", "--seed", "-1"],
      "seed -1 must be", None),
     ("record-onset-neg", "record", ["--stimuli", "good.npy", "--onset-ms", "-10"], ">= 0", None),
-    ("record-state-onset-neg", "record", ["--stimuli", "good.npy", "--state-onset", "h1=-5"], ">= 0", None),
+    ("record-state-onset-nan", "record", ["--stimuli", "good.npy", "--state-onset", "h1=nan"], "must be a finite", None),
     # record: counts
     ("record-limit-0", "record", ["--stimuli", "good.npy", "--limit", "0"], "--limit 0 must be at least 1", None),
     ("record-limit-neg", "record", ["--stimuli", "good.npy", "--limit", "-3"], "--limit -3 must be at least 1", None),

@@ -73,7 +73,9 @@ def test_missing_chunk_is_refused(stores, tmp_path):
     rec_path, meg_path, _ = stores
     broken = tmp_path / "meg.zarr"
     shutil.copytree(meg_path, broken)
-    chunk = next(p for p in sorted((broken / "meg" / "c").rglob("*")) if p.is_file())
+    # a chunk file of either zarr layout (v3: meg/c/0/0/0; v2: meg/0.0.0), not the array's metadata
+    chunk = next(p for p in sorted((broken / "meg").rglob("*"))
+                 if p.is_file() and p.name not in ("zarr.json", ".zarray", ".zattrs"))
     chunk.unlink()
     before = sorted(Path(tmp_path).rglob("*"))
     with pytest.raises(NeuralDataError, match=r"^meg.zarr:meg: 1 of its 4 chunks are missing .* write the array "

@@ -44,7 +44,7 @@ def add_time_mapping(parser: argparse.ArgumentParser, stated_by: str = "") -> No
     parser.add_argument("--onset-ms", type=float, metavar="MS", help="when step 0 happens after stimulus onset "
                         "(default 0)")
     parser.add_argument("--state-onset", nargs="+", metavar="STATE=MS",
-                        help="extra delay of a state's steps, e.g. V4=20 IT=40 (default none)")
+                        help="shift of a state's step times in ms, e.g. V4=20 IT=40 (default none)")
     parser.add_argument("--state-ms-per-step", nargs="+", metavar="STATE=MS",
                         help="a state's own step duration, one value or LOW,HIGH, e.g. V4=50 IT=20,50 "
                              "(default: --ms-per-step for every state)")

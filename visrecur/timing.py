@@ -47,8 +47,9 @@ def _ms_range(ms_per_step) -> tuple[float, float]:
 @dataclass(frozen=True)
 class TimeMapping:
     """Steps <-> ms. ``ms_per_step``: one duration or a (low, high) range (default the paper's 20-50);
-    ``onset_ms``: when step 0 happens; ``state_onset_ms``: extra delay per state name (e.g. a
-    transmission delay before a state), added to that state's latencies and bins;
+    ``onset_ms``: when step 0 happens; ``state_onset_ms``: a shift per state name (e.g. a
+    transmission delay before a state; negative where a state first reached at a later step starts earlier
+    than that step's base time), added to that state's latencies and bins;
     ``state_ms_per_step``: a state's own step duration (one or (low, high)), for models whose areas run
     at different rates (CORnet-S's V4 runs four times per pass, IT twice).
 
@@ -80,9 +81,11 @@ class TimeMapping:
                 onsets[str(state)] = float(value)
             except (TypeError, ValueError):
                 onsets[str(state)] = float("nan")
-            if not np.isfinite(onsets[str(state)]) or onsets[str(state)] < 0:
-                raise TimeMappingError(f"the onset of state {state!r}, {value!r}, must be a finite number of ms >= 0 "
-                                       "(an extra delay)")
+            # a shift may be negative: a state first reached at a later step whose first bin starts earlier
+            # than that step's time from the base onset (the CORnet-S preset: start - arrival x duration)
+            if not np.isfinite(onsets[str(state)]):
+                raise TimeMappingError(f"the onset of state {state!r}, {value!r}, must be a finite number of ms "
+                                       "(a shift of that state's times)")
         object.__setattr__(self, "state_onset_ms", onsets)
         object.__setattr__(self, "state_ms_per_step",
                            {str(k): _ms_range(v) for k, v in dict(self.state_ms_per_step).items()})

@@ -221,10 +221,16 @@ def write_planted_things(recording_path, meg_path, n_images: int, n_sensors: int
     courses = np.exp(-0.5 * ((times_ms[None] - np.asarray(latencies_ms, float)[:, None]) / width_ms) ** 2)
     group = zarr.open_group(str(meg_path), mode="w")
     shape = (n_images, n_sensors, len(times_ms))
-    meg = group.create_array("meg", shape=shape, chunks=(chunk,) + shape[1:], dtype="float32", compressors=None,
-                             fill_value=np.nan)
-    group.create_array("time_ms", data=times_ms)
-    group.create_array("stimulus", data=np.array(ids))
+    if hasattr(group, "create_array"):  # zarr 3
+        meg = group.create_array("meg", shape=shape, chunks=(chunk,) + shape[1:], dtype="float32", compressors=None,
+                                 fill_value=np.nan)
+        group.create_array("time_ms", data=times_ms)
+        group.create_array("stimulus", data=np.array(ids))
+    else:  # zarr 2 (the Brain-Score pins)
+        meg = group.create_dataset("meg", shape=shape, chunks=(chunk,) + shape[1:], dtype="float32",
+                                   compressor=None, fill_value=np.nan)
+        group.create_dataset("time_ms", data=times_ms)
+        group.create_dataset("stimulus", data=np.array(ids))
     for start in range(0, n_images, chunk):
         rows = slice(start, min(start + chunk, n_images))
         y = rng.standard_normal((rows.stop - start, n_sensors, len(times_ms)), dtype=np.float32)
