@@ -225,6 +225,8 @@ def test_cli_default_run(tmp_path):
     assert result.returncode == 0, result.stderr
     outputs = list((tmp_path / "recordings").glob("*_builtin.nc"))
     assert len(outputs) == 1 and "recorded" in result.stdout
+    # the README's first command says which file it writes
+    assert f"It writes `recordings/{outputs[0].name}`" in (Path(__file__).parents[1] / "README.md").read_text()
     with open_recording(outputs[0]) as ds:
         assert ds.sizes["stimulus"] >= 20 and ds.attrs["states"] == "V1 V2 V4 IT"
     again = run_cli("--no-progress", cwd=tmp_path)
