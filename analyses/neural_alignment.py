@@ -205,6 +205,20 @@ def parse_args(argv=None):
     if args.contrast and args.contrast[0] == args.contrast[1]:
         p.error(f"--contrast {args.contrast[0]} {args.contrast[1]}: a target contrasted with itself says nothing; "
                 "give two different targets")
+    if not 0 <= args.seed < 2 ** 32:
+        p.error(f"--seed {args.seed} must be a whole number from 0 to 2**32 - 1")
+    if not args.meg:  # MEG options do nothing without an MEG file
+        inert = [option for option, given in (("--meg-window", args.meg_window is not None),
+                                               ("--meg-format", args.meg_format != "cichy2014"),
+                                               ("--meg-bootstrap", args.meg_bootstrap != 200)) if given]
+        if inert:
+            p.error(f"{', '.join(inert)} without --meg has no effect: give --meg FILE or drop {inert[0]}")
+    if args.target_stimuli and not args.meg and not any(Path(t).suffix in (".npz", ".npy", ".mat")
+                                                        for t in args.targets):
+        p.error("--target-stimuli names the ids of RDM files and MEG files, and neither is given: drop it "
+                "(built-in targets carry their ids)")
+    if not args.name or Path(args.name).name != args.name or args.name in (".", ".."):
+        p.error(f"--name {args.name!r} must be a plain file name stem (no folders; choose the folder with --out-dir)")
     if len(args.controls) > 1 and ("auto" in args.controls or "none" in args.controls):
         p.error(f"--controls {' '.join(args.controls)}: auto and none stand alone")
     return args

@@ -75,6 +75,11 @@ def test_command_writes_scores_ceilings_cis_verdict_and_meg_fit(inputs, tmp_path
     (["--targets", "{inputs}/missing.npz"], "missing.npz' does not exist"),
     (["--targets", "{inputs}/early.npz", "{inputs}/single.npy", "--target-stimuli", "{inputs}/ids.txt",
       "--noise-ceiling", "all"], "single has 1 subject(s); a noise ceiling needs at least 3"),
+    (["--targets", "{inputs}/early.npz", "--seed", "-1"], "--seed -1 must be a whole number from 0"),
+    (["--targets", "{inputs}/early.npz", "--meg-window", "100", "0"], "--meg-window without --meg has no effect"),
+    (["--targets", "{inputs}/early.npz", "--meg-bootstrap", "5"], "--meg-bootstrap without --meg has no effect"),
+    (["--targets", "cichy2014_fmri_IT", "--target-stimuli", "{inputs}/ids.txt"], "neither is given: drop it"),
+    (["--targets", "{inputs}/early.npz", "--name", "../x"], "--name '../x' must be a plain file name stem"),
 ])
 def test_bad_input_is_one_line_and_nothing_is_written(inputs, tmp_path, capsys, extra, message):
     (inputs / "wrong_ids.txt").write_text("\n".join(IDS[:-1] + ["92img_99"]))
@@ -83,8 +88,11 @@ def test_bad_input_is_one_line_and_nothing_is_written(inputs, tmp_path, capsys, 
     np.save(inputs / "asym.npy", asym)
     np.save(inputs / "single.npy", np.add.outer(np.arange(16.0), np.arange(16.0)) * (1 - np.eye(16)))  # not constant
     out = tmp_path / "results"
-    rc = main(["--recording", str(inputs / "rec.nc"), "--bootstrap", "5", "--out-dir", str(out)]
-              + [a.format(inputs=inputs) for a in extra])
+    try:
+        rc = main(["--recording", str(inputs / "rec.nc"), "--bootstrap", "5", "--out-dir", str(out)]
+                  + [a.format(inputs=inputs) for a in extra])
+    except SystemExit as stop:  # refused while parsing the arguments
+        rc = stop.code
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists() or not list(out.iterdir())
