@@ -278,6 +278,15 @@ def test_loading_an_untrained_zoo_model_leaves_torchs_random_state_alone():
         assert torch.equal(value, b.model.state_dict()[key])
 
 
+def test_recording_leaves_torchs_random_state_alone():
+    source, images = ModelSource(tiny_model(), "tiny", preprocess=PRE), stimuli(2)  # these draw weights
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    record(source, images, progress=False)
+    assert torch.equal(torch.rand(3), expected)  # the stimulus loader draws from its own generator
+
+
 def test_an_in_memory_recording_joins_no_process_group(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun: joining would wait for a second process
     ds = record(ModelSource(tiny_model(), "tiny", preprocess=PRE), stimuli(2), progress=False)

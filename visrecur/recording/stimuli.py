@@ -126,6 +126,7 @@ def batches(stimuli: StimulusSet, preprocess, starts, batch_size: int, device: s
     import multiprocessing as mp
     import warnings
 
+    import torch
     from torch.utils.data import DataLoader
 
     ranges = [range(start, min(start + batch_size, len(stimuli))) for start in starts]
@@ -136,7 +137,8 @@ def batches(stimuli: StimulusSet, preprocess, starts, batch_size: int, device: s
     loader = DataLoader(_Preprocessed(stimuli, preprocess), batch_sampler=[list(r) for r in ranges],
                         num_workers=workers, pin_memory=str(device).startswith("cuda"),
                         multiprocessing_context="fork" if workers else None,
-                        prefetch_factor=2 if workers else None)
+                        prefetch_factor=2 if workers else None,
+                        generator=torch.Generator().manual_seed(0))  # its worker seed, not torch's global RNG
     for indices, images in zip(ranges, loader):
         yield indices, images.to(device, non_blocking=True)
 
