@@ -86,10 +86,11 @@ def test_a_second_training_on_the_same_out_is_refused(tmp_path):
     from visrecur.training.loop import train
 
     out = tmp_path / "run"
+    (tmp_path / "data" / "train").mkdir(parents=True)  # a data root that passes the early check, wherever run
     with exclusive(out / "checkpoint.pt", "--out"):
         with pytest.raises(InputError, match=f"'{out}/checkpoint.pt' is being written by another run \\(pid "
                                              f"{os.getpid()} .*choose another --out$"):
-            train(TrainConfig(model="frnn_2state_shared", out=str(out), epochs=1))
+            train(TrainConfig(model="frnn_2state_shared", out=str(out), epochs=1, data_root=str(tmp_path / "data")))
         assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt.lock"]
     assert not out.exists()  # the folder made for the lock goes with it
 
