@@ -132,15 +132,17 @@ def test_training_replaces_only_its_checkpoint_and_metrics(tmp_path):
 
     out = tmp_path / "run"
     out.mkdir()
+    data = tmp_path / "data"  # a data root that passes the early check, wherever the suite runs
+    (data / "train").mkdir(parents=True)
     (out / "checkpoint.pt").write_text("my notes, not a checkpoint")
     before = snapshot(tmp_path)
     with pytest.raises(InputError, match="checkpoint.pt' is a file that is not a checkpoint made by visrecur"):
-        train(TrainConfig(model="frnn_2state_shared", out=str(out), overwrite=True, epochs=1))
+        train(TrainConfig(model="frnn_2state_shared", out=str(out), overwrite=True, epochs=1, data_root=str(data)))
     assert snapshot(tmp_path) == before
     (out / "checkpoint.pt").unlink()
     (out / "metrics.csv").write_text("subject,rt\n1,300\n")
     with pytest.raises(InputError, match="metrics.csv' is a file that is not a training metrics table"):
-        train(TrainConfig(model="frnn_2state_shared", out=str(out), epochs=1))
+        train(TrainConfig(model="frnn_2state_shared", out=str(out), epochs=1, data_root=str(data)))
     assert (out / "metrics.csv").read_text() == "subject,rt\n1,300\n"
 
 
