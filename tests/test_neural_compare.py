@@ -32,17 +32,22 @@ def planted():
     return target, as_rdm(good, IDS, name="good"), as_rdm(poor, IDS, name="poor")
 
 
-def independent_differences(a, b, subjects, n_boot, seed, by_stimuli=True, by_subjects=True):
-    """The same resamples drawn in the documented order, computed on square matrices with scipy."""
+def reference_resamples(n, s, n_boot, seed, by_stimuli=True, by_subjects=True):
+    """(rows, cols, chosen subjects) of each resample, drawn in the documented order: the square-matrix
+    pairs of distinct drawn stimuli, and the drawn subjects."""
     rng = np.random.default_rng(seed)
-    n, s = a.shape[0], len(subjects)
-    out = []
+    i, j = np.triu_indices(n, 1)
     for _ in range(n_boot):
         drawn = rng.integers(0, n, n) if by_stimuli else np.arange(n)
         chosen = rng.integers(0, s, s) if by_subjects else np.arange(s)
-        i, j = np.triu_indices(n, 1)
         keep = drawn[i] != drawn[j]
-        rows, cols = drawn[i][keep], drawn[j][keep]
+        yield drawn[i][keep], drawn[j][keep], chosen
+
+
+def independent_differences(a, b, subjects, n_boot, seed, by_stimuli=True, by_subjects=True):
+    """The same resamples drawn in the documented order, computed on square matrices with scipy."""
+    out = []
+    for rows, cols, chosen in reference_resamples(a.shape[0], len(subjects), n_boot, seed, by_stimuli, by_subjects):
         group = subjects[chosen].mean(0)
         out.append(spearmanr(a[rows, cols], group[rows, cols])[0] - spearmanr(b[rows, cols], group[rows, cols])[0])
     return np.array(out)
@@ -144,13 +149,8 @@ def test_pearson_path_matches_an_independent_implementation(planted):
 
     target, good, poor = planted
     result = compare_models(good, poor, target, method="pearson", n_boot=20, seed=2, samples=True)
-    rng = np.random.default_rng(2)
     expected = []
-    for _ in range(20):
-        drawn, chosen = rng.integers(0, N, N), rng.integers(0, 5, 5)
-        i, j = np.triu_indices(N, 1)
-        keep = drawn[i] != drawn[j]
-        r, c = drawn[i][keep], drawn[j][keep]
+    for r, c, chosen in reference_resamples(N, 5, 20, 2):
         group = target.values[chosen].mean(0)
         expected.append(pearsonr(good.values[r, c], group[r, c])[0] - pearsonr(poor.values[r, c], group[r, c])[0])
     np.testing.assert_allclose(result.difference_samples.values, expected, atol=1e-12)
@@ -159,13 +159,8 @@ def test_pearson_path_matches_an_independent_implementation(planted):
 def test_subject_mean_measure_averages_the_drawn_subjects_scores(planted):
     target, good, poor = planted
     result = compare_models(good, poor, target, measure="subject_mean", n_boot=10, seed=5, samples=True)
-    rng = np.random.default_rng(5)
     expected = []
-    for _ in range(10):
-        drawn, chosen = rng.integers(0, N, N), rng.integers(0, 5, 5)
-        i, j = np.triu_indices(N, 1)
-        keep = drawn[i] != drawn[j]
-        r, c = drawn[i][keep], drawn[j][keep]
+    for r, c, chosen in reference_resamples(N, 5, 10, 5):
         expected.append(np.mean([spearmanr(good.values[r, c], target.values[k][r, c])[0]
                                  - spearmanr(poor.values[r, c], target.values[k][r, c])[0] for k in chosen]))
     np.testing.assert_allclose(result.difference_samples.values, expected, atol=1e-12)
