@@ -187,10 +187,10 @@ def refuse_timed(name: str, analysis: str, why: str | None = None) -> None:
         raise InputError(f"analyses.{analysis} does not apply to {name}: {why}")
 
 
-def check_applies(names: Sequence[str], analysis: str) -> None:
+def check_applies(names: Sequence[str], analysis: str, why: str | None = None) -> None:
     """``refuse_timed`` for each of ``names``, before any work."""
     for name in names:
-        refuse_timed(name, analysis)
+        refuse_timed(name, analysis, why)
 
 
 def load_models(names: Sequence[str], analysis: str = "this analysis", *, timed: bool = False,
@@ -199,8 +199,7 @@ def load_models(names: Sequence[str], analysis: str = "this analysis", *, timed:
     ``timed``, reference timed models by name too (``visrecur.timed``, untrained); without, they are
     refused in one line (``refuse_timed``: ``why``, default the analysis's entry in ``TIMED_REFUSALS``)."""
     if not timed:
-        for name in names:
-            refuse_timed(name, analysis, why)
+        check_applies(names, analysis, why)
     models = {}
     for name in names:
         if timed and is_timed_name(name):

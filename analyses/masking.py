@@ -226,8 +226,8 @@ def timed_masking_table(model, images, labels, durations, masks=MASKS, presentat
         for k in durations:
             # later frames cannot reach the readout at R (steps are causal); they are the mask too
             predicted = torch.cat([
-                model.run(torch.stack([stimulus[i:i + batch_size]] * k + [mask[i:i + batch_size]] *
-                                      (model.n_steps - k), 1))[R].argmax(1)
+                model.run([stimulus[i:i + batch_size]] * k + [mask[i:i + batch_size]] * (model.n_steps - k))[R]
+                .argmax(1)
                 for i in range(0, len(labels), batch_size)])
             acc = (predicted == labels).double().mean().item()
             (onset_low, k_low), (onset_high, k_high) = mapping.latency([0, k], first)

@@ -80,15 +80,15 @@ def baseline_table(names: Sequence[str], seeds: Sequence[int], stimuli, targets,
     """The tidy table: every model x seed x (area, step) x target. ``input_size``: a smaller input than
     each architecture's own (quick checks); ``options``: per model name, its architecture's options
     (e.g. ``{"blnet": {"widths": (8, 8, 8, 8, 8, 8, 8)}}``)."""
-    from visrecur.artifacts.models import ModelSource
     from visrecur.recording import record
     from visrecur.timed import reference
 
     parts = []
+    seeds = check_seeds(seeds)
     for name in check_models(names):
-        for seed in check_seeds(seeds):
+        for seed in seeds:
             model = reference.build(name, seed, input_size=input_size, **(options or {}).get(name, {}))
-            recording = record(ModelSource.wrap(model), stimuli, reduction=reduction, ms_per_step=ms_per_step,
+            recording = record(model, stimuli, reduction=reduction, ms_per_step=ms_per_step,
                                progress=progress)
             table = score_recording(recording, targets, method, metric)
             table.insert(0, "seed", seed)
