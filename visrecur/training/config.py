@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from visrecur.cli import ArgumentParser
-
+from visrecur.checks import seed_arg
 from visrecur.errors import VisrecurError
 from visrecur.recording.preprocess import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 
@@ -116,8 +116,7 @@ class TrainConfig:
         if not self.momentum < 1:
             raise TrainingError(f"--momentum {self.momentum!r} must be below 1 (SGD with momentum >= 1 diverges); "
                                 "e.g. 0.9")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2 ** 32:
-            raise TrainingError(f"--seed {self.seed!r} must be a whole number from 0 to 2**32 - 1")
+        seed_arg(self.seed, "--seed", TrainingError)
         for name in ("loss_readout_times", "eval_readout_times", "lr_steps"):
             values = tuple(getattr(self, name))
             if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):

@@ -266,11 +266,11 @@ def _check_output(out: Path, ckpt_path: Path, metrics_path: Path, cfg: TrainConf
     if cfg.resume and not ckpt_path.is_file():
         raise TrainingError(f"nothing to resume: {str(ckpt_path)!r} does not exist; run without --resume to "
                             "start a new training (or with --overwrite to start again in OUT)")
-    if ckpt_path.exists() and not (cfg.resume or cfg.overwrite) and is_checkpoint(ckpt_path):
-        raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
-                            "to start again (the old checkpoint is replaced only after the first epoch)")
     if not cfg.resume:  # a resume reads it first, and names what is wrong with it
-        check_replaceable(ckpt_path, is_checkpoint, "checkpoint", True, "--out")
+        check_replaceable(ckpt_path, is_checkpoint, "checkpoint", True, "--out")  # reads it once
+        if ckpt_path.exists() and not cfg.overwrite:  # a checkpoint, by now
+            raise TrainingError(f"{str(ckpt_path)!r} already exists; pass --resume to continue it or --overwrite "
+                                "to start again (the old checkpoint is replaced only after the first epoch)")
     check_replaceable(metrics_path, is_metrics, "training metrics table", True, "--out")
 
 
