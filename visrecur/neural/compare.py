@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy.stats import rankdata
 
 from .bootstrap import WeightedRanks, percentile_ci, resampled_pairs
 from .errors import RDMError, ScoringError
 from .rdm import align, model_rdms, upper_triangle
-from .rsa import _check_method, compare, single_threaded_blas
+from .rsa import _check_method, average_ranks, compare, single_threaded_blas
 
 RESAMPLE = ("auto", "stimuli", "subjects", "both")
 MEASURES = ("score", "subject_mean")
@@ -69,7 +68,7 @@ def _scores(rows: np.ndarray, subjects: np.ndarray, weights: np.ndarray, method:
     ``ranked``: the model rows hold ranks already (Spearman = Pearson of ranks)."""
     if ranked:
         targets = (weights @ subjects)[None] / weights.sum() if measure == "score" else subjects
-        r = compare(rows, rankdata(targets, axis=-1), "pearson")
+        r = compare(rows, average_ranks(targets), "pearson")
         return r[:, 0] if measure == "score" else r @ (weights / weights.sum())
     if measure == "score":
         group = (weights @ subjects) / weights.sum()
@@ -136,7 +135,7 @@ def compare_models(a, b, target: xr.DataArray, method: str = "spearman", resampl
     fast = method == "spearman"
     finite = np.isfinite(rows).all(1)
     ranker = WeightedRanks(rows[finite]) if fast and by_stimuli and finite.any() else None
-    fixed = rankdata(rows[finite], axis=-1) if fast and not by_stimuli else None
+    fixed = average_ranks(rows[finite]) if fast and not by_stimuli else None
     ranked = np.full(rows.shape, np.nan)
     with single_threaded_blas():
         for k in range(n_boot):
