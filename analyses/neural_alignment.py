@@ -42,7 +42,7 @@ from visrecur.neural import (
     model_rdms,
     peak_contrast,
     percentile_ci,
-    rsa_scores,
+    rsa_tables,
 )
 from visrecur.neural import controls as control_rdms
 from visrecur.neural.errors import ScoringError
@@ -61,8 +61,9 @@ def score_table(recording: xr.Dataset, targets: Sequence[xr.DataArray], method: 
     Noise ceilings are computed for targets with at least 3 subjects; ``require_ceilings`` refuses
     targets with fewer. Milliseconds are the recording's own (its time mapping)."""
     rdm = model_rdms(recording, states, times, metric, zscore)
-    per_target = [rsa_scores(rdm, t, method, ceiling=True if require_ceilings else None).drop_vars("subject_score").drop_dims("subject")
-                  .expand_dims(target=[str(t.name)]) for t in targets]
+    tables = rsa_tables(rdm, targets, method, ceiling=True if require_ceilings else None)  # model ranked once
+    per_target = [table.drop_vars("subject_score").drop_dims("subject").expand_dims(target=[str(t.name)])
+                  for t, table in zip(targets, tables)]
     ds = xr.concat(per_target, "target", combine_attrs="drop")
     mapping = time_mapping(recording)
     ds["n_subjects"] = ("target", [t.sizes["subject"] for t in targets])
